@@ -1,0 +1,65 @@
+// PM2 process file: one app per role of the single native `aisales` binary, in fork mode.
+//
+//   aisales migrate && pm2 start ecosystem.config.cjs && pm2 save
+//
+// `.env` next to this file is merged into every app's environment. Unlike the old loader, quotes
+// around values are removed and `export KEY=...` lines are understood. Logs go to ../logs/.
+
+const fs = require('fs');
+const path = require('path');
+
+function loadEnv(file) {
+  const env = {};
+  if (!fs.existsSync(file)) return env;
+  for (const raw of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
+    let line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    if (line.startsWith('export ')) line = line.slice(7).trim();
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim();
+    let value = line.slice(eq + 1).trim();
+    const quoted = value.length >= 2 && (value[0] === '"' || value[0] === "'") && value[value.length - 1] === value[0];
+    if (quoted) value = value.slice(1, -1);
+    else value = value.replace(/\s+#.*$/, '');
+    env[key] = value;
+  }
+  return env;
+}
+
+const dotenv = loadEnv(path.join(__dirname, '.env'));
+const bin = process.env.AISALES_BIN
+  || [path.join(__dirname, 'bin', 'aisales'), path.join(__dirname, 'target', 'release', 'aisales')].find((p) => fs.existsSync(p))
+  || path.join(__dirname, 'target', 'release', 'aisales');
+
+// Common settings of every app: native binary, fork mode, restart with backoff, and enough time
+// on stop for the graceful shutdown (SHUTDOWN_GRACE_SECS, default 20 s).
+function app(name, args, extra = {}) {
+  return {
+    name,
+    script: bin,
+    args,
+    cwd: __dirname,
+    interpreter: 'none',
+    exec_mode: 'fork',
+    instances: 1,
+    autorestart: true,
+    max_restarts: 20,
+    min_uptime: '10s',
+    exp_backoff_restart_delay: 200,
+    kill_timeout: 30000,
+    time: true,
+    error_file: `../logs/${name}-error.log`,
+    out_file: `../logs/${name}-out.log`,
+    merge_logs: true,
+    ...extra,
+    env: { APP_ENV: 'production', LOG_FORMAT: 'json', ...dotenv, ...(extra.env || {}) },
+  };
+}
+
+module.exports = {
+  apps: [
+    app('aisales', 'serve', { max_memory_restart: '1G', env: { PORT: dotenv.PORT || '5000' } }),
+    app('aisales-projector', 'projector', { max_memory_restart: '512M', env: { METRICS_PORT: '9101' } }),
+  ],
+};

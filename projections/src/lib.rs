@@ -1,0 +1,15 @@
+#![forbid(unsafe_code)]
+//! Read models of aisales and the projectors that keep them.
+//!
+//! * [`events`] reads the event log in its global, gap-safe order.
+//! * [`checkpoint`] keeps one checkpoint row per projector.
+//! * [`projector`] defines a projector and applies one batch exactly once.
+//! * The read models themselves live in their own modules, one projector each.
+
+pub mod checkpoint;
+pub mod events;
+pub mod projector;
+pub mod stream_stats;
+
+pub use events::{Position, StoredEvent};
+pub use projector::{BatchOutcome, Projector, apply_next_batch};

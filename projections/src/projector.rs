@@ -1,0 +1,80 @@
+//! What a projector is, and how one batch is applied exactly once.
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgPool};
+
+use crate::checkpoint;
+use crate::events::{self, Position, StoredEvent};
+
+/// A named consumer of the event log. Each has one checkpoint row.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the `projections rebuild NAME` argument.
+    fn name(&self) -> &'static str;
+
+    /// One line for `projections status`.
+    fn description(&self) -> &'static str;
+
+    /// Read-model tables this projector owns (emptied by a rebuild). Empty for projectors whose
+    /// effects are outside Postgres, such as the dispatcher.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Most events applied in one transaction.
+    fn batch_size(&self) -> i64 {
+        1000
+    }
+
+    /// Applies a batch, in global order, inside the caller's transaction. An error rolls back the
+    /// batch and its checkpoint together.
+    async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
+}
+
+/// Result of one call to [`apply_next_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied (0 when the projector was caught up).
+    pub applied: usize,
+    /// The checkpoint after the batch.
+    pub position: Position,
+    /// Time of the newest event applied, when any.
+    pub last_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Stable advisory-lock key space for projector batches (second key: hashtext(name)).
+pub const BATCH_LOCK_SPACE: i32 = 0x4149_5350; // "AISP"
+
+/// Reads the events after the projector's checkpoint and applies them together with the new
+/// checkpoint in one transaction.
+///
+/// Safe against concurrent callers for the same projector: a transaction-level advisory lock
+/// serialises them, and the checkpoint only moves with a compare-and-set from the position the
+/// batch was read after. A crash anywhere before commit leaves both the read model and the
+/// checkpoint as they were.
+pub async fn apply_next_batch(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    batch_size: Option<i64>,
+) -> anyhow::Result<BatchOutcome> {
+    let name = projector.name();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(BATCH_LOCK_SPACE)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let cp = checkpoint::load_or_create(&mut tx, name).await?;
+    let events = events::read_after(&mut tx, cp.position, batch_size.unwrap_or(projector.batch_size())).await?;
+    let Some(last) = events.last() else {
+        tx.commit().await?;
+        return Ok(BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None });
+    };
+    let to = last.position();
+    let last_recorded_at = Some(last.recorded_at);
+    projector.apply(&mut tx, &events).await?;
+    if !checkpoint::advance(&mut tx, name, cp.position, to, events.len() as i64).await? {
+        tx.rollback().await?;
+        anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
+    }
+    tx.commit().await?;
+    Ok(BatchOutcome { applied: events.len(), position: to, last_recorded_at })
+}

@@ -1,0 +1,108 @@
+//! The HTTP server: state, routes and the middleware every request passes through.
+
+pub mod error;
+pub mod health;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use sqlx::PgPool;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::redis_conn::Redis;
+use crate::store::EventStore;
+
+pub use error::{ApiError, ApiJson, ApiQuery};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub redis: Redis,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, pool: PgPool, redis: Redis) -> Self {
+        AppState { store: EventStore::new(pool.clone()), settings, pool, redis, started: Instant::now() }
+    }
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let probes = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics));
+
+    Router::new().merge(probes).fallback(error::not_found).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let request_id = req
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|id| id.header_value().to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let route = req
+                            .extensions()
+                            .get::<MatchedPath>()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_else(|| req.uri().path().to_string());
+                        tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+                    })
+                    .on_request(())
+                    .on_response(|resp: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = resp.status().as_u16(),
+                            latency_ms = latency.as_millis() as u64,
+                            "request served"
+                        );
+                    }),
+            )
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+            .layer(middleware::from_fn(track_metrics))
+            .layer(RequestBodyLimitLayer::new(settings.body_limit))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout)),
+    )
+}
+
+/// Records request count, latency and in-flight requests by method and matched route.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let in_flight = metrics::gauge!("aisales_http_requests_in_flight");
+    in_flight.increment(1.0);
+    let resp = next.run(req).await;
+    in_flight.decrement(1.0);
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("aisales_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("aisales_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}

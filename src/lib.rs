@@ -1,0 +1,20 @@
+#![forbid(unsafe_code)]
+//! aisales: an event-sourced sales desk backend for an auto-parts shop.
+//!
+//! The binary's subcommands ([`cli`]) run the HTTP server ([`http`], [`app`]), the projector
+//! runtime ([`projector`]) and operator tasks. Aggregates and pure rules live in
+//! `aisales-domain`; read models and checkpoints in `aisales-projections`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod process_metrics;
+pub mod projector;
+pub mod read_models;
+pub mod redact;
+pub mod redis_conn;
+pub mod store;
+pub mod telemetry;
+pub mod testkit;

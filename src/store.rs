@@ -1,0 +1,421 @@
+//! The event store: loads aggregates (snapshot + newer events) and appends their events.
+//!
+//! The `events` table has postgres-es's layout and postgres-es's repository reads whole streams
+//! (audit replay). Loading for commands and appending are ours, for three measured reasons (see
+//! `docs/architecture.md`): postgres-es 0.5 snapshots apply events twice, its append takes one
+//! round trip per event inside an explicit transaction, and it does not return the position the
+//! append produced (needed for read-your-writes).
+//!
+//! An append is one `INSERT … SELECT FROM UNNEST(…)` statement: atomic on its own, one round trip,
+//! optimistic concurrency through the `(aggregate_type, aggregate_id, sequence)` primary key.
+//! Because every append is a single statement whose transaction id is assigned only after the
+//! previous sequence committed, each aggregate's events are in sequence order in the global
+//! `(tx_id, global_position)` order too.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aisales_projections::Position;
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// How an aggregate is kept in the store.
+pub trait StoredAggregate: Aggregate {
+    /// A snapshot is written whenever the sequence crosses a multiple of this.
+    const SNAPSHOT_EVERY: i64 = 100;
+    /// Bump when the serialized state changes shape: older snapshots are then ignored.
+    const STATE_VERSION: i32 = 1;
+
+    /// Upcasters for stored events of older versions.
+    fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+        Vec::new()
+    }
+}
+
+/// Who and what caused a command; persisted with every event it produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMetadata {
+    pub tenant_id: Option<Uuid>,
+    /// `user:<id>`, `token:<id>`, `customer`, `system`, `worker:<kind>`, …
+    pub actor: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<String>,
+    pub request_id: Option<String>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl EventMetadata {
+    /// Metadata for work started by the system itself.
+    pub fn system(tenant_id: Option<Uuid>, actor: impl Into<String>) -> Self {
+        EventMetadata {
+            tenant_id,
+            actor: actor.into(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            request_id: None,
+            occurred_at: chrono::Utc::now(),
+        }
+    }
+
+    /// Metadata for a command caused by an earlier event (same correlation, causation = that event).
+    pub fn caused_by(&self, causation: impl Into<String>, actor: impl Into<String>) -> Self {
+        EventMetadata {
+            tenant_id: self.tenant_id,
+            actor: actor.into(),
+            correlation_id: self.correlation_id,
+            causation_id: Some(causation.into()),
+            request_id: self.request_id.clone(),
+            occurred_at: chrono::Utc::now(),
+        }
+    }
+
+    pub fn to_map(&self) -> HashMap<String, String> {
+        let mut m = HashMap::with_capacity(6);
+        if let Some(t) = self.tenant_id {
+            m.insert("tenant_id".into(), t.to_string());
+        }
+        m.insert("actor".into(), self.actor.clone());
+        m.insert("correlation_id".into(), self.correlation_id.to_string());
+        if let Some(c) = &self.causation_id {
+            m.insert("causation_id".into(), c.clone());
+        }
+        if let Some(r) = &self.request_id {
+            m.insert("request_id".into(), r.clone());
+        }
+        m.insert("occurred_at".into(), self.occurred_at.to_rfc3339());
+        m
+    }
+
+    /// Reads metadata back from its stored map (unknown keys are ignored).
+    pub fn from_map(m: &HashMap<String, String>) -> Self {
+        EventMetadata {
+            tenant_id: m.get("tenant_id").and_then(|s| s.parse().ok()),
+            actor: m.get("actor").cloned().unwrap_or_default(),
+            correlation_id: m.get("correlation_id").and_then(|s| s.parse().ok()).unwrap_or_default(),
+            causation_id: m.get("causation_id").cloned(),
+            request_id: m.get("request_id").cloned(),
+            occurred_at: m
+                .get("occurred_at")
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Failures of the store itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the aggregate first (SQLSTATE 23505 on the primary key).
+    #[error("the aggregate was changed concurrently")]
+    Conflict,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// Outcome of a command that could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate rejected the command (a business rule).
+    #[error("{0}")]
+    Rejected(E),
+    /// Still conflicting after the bounded number of retries.
+    #[error("the aggregate is being changed by others; try again")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An aggregate loaded for a command.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub state: A,
+    /// Sequence of the last event applied (0 for a new aggregate).
+    pub sequence: i64,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub first_sequence: i64,
+    pub last_sequence: i64,
+    /// Global position of the last event written.
+    pub position: Position,
+}
+
+/// Result of a command: the new state and, when events were written, where.
+#[derive(Debug)]
+pub struct Outcome<A> {
+    pub state: A,
+    pub committed: Option<Committed>,
+    /// Sequence of the aggregate after the command.
+    pub sequence: i64,
+}
+
+/// One row of the load query: (sequence, event type, event version, payload, snapshot sequence).
+type LoadRow = (Option<i64>, Option<String>, Option<String>, String, Option<i64>);
+
+/// Attempts of a command before a conflict is reported to the caller.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Loads and appends events of any [`StoredAggregate`].
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        EventStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Loads the aggregate: its latest snapshot (if of the current state version) plus the events
+    /// after it, in one round trip.
+    pub async fn load<A: StoredAggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
+        let rows: Vec<LoadRow> = sqlx::query_as(
+            "SELECT NULL::bigint, NULL::text, NULL::text, s.payload::text, s.last_sequence \
+               FROM aggregate_snapshots s \
+              WHERE s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.state_version = $3 \
+             UNION ALL \
+             SELECT e.sequence, e.event_type, e.event_version, e.payload::text, NULL \
+               FROM events e \
+              WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
+                AND e.sequence > COALESCE((SELECT last_sequence FROM aggregate_snapshots \
+                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3), 0) \
+             ORDER BY 1 NULLS FIRST",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(A::STATE_VERSION)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let upcasters = A::upcasters();
+        let mut state = A::default();
+        let mut sequence = 0;
+        for (seq, event_type, event_version, payload, snap_seq) in rows {
+            match (seq, snap_seq) {
+                (None, Some(snap_seq)) => {
+                    state = serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("snapshot of {} {aggregate_id}: {e}", A::TYPE)))?;
+                    sequence = snap_seq;
+                }
+                (Some(seq), _) => {
+                    let event = decode_event::<A>(
+                        aggregate_id,
+                        seq,
+                        event_type.as_deref().unwrap_or_default(),
+                        event_version.as_deref().unwrap_or_default(),
+                        &payload,
+                        &upcasters,
+                    )?;
+                    state.apply(event);
+                    sequence = seq;
+                }
+                (None, None) => return Err(StoreError::Corrupt("row without sequence".into())),
+            }
+        }
+        Ok(Loaded { state, sequence })
+    }
+
+    /// All events of one aggregate as envelopes (upcast to current versions), in sequence order.
+    pub async fn load_events<A: StoredAggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, StoreError> {
+        use cqrs_es::persist::PersistedEventRepository;
+        let repo = postgres_es::PostgresEventRepository::new(self.pool.clone());
+        let serialized = repo.get_events::<A>(aggregate_id).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let upcasters = A::upcasters();
+        serialized
+            .into_iter()
+            .map(|mut ev| {
+                for u in &upcasters {
+                    if u.can_upcast(&ev.event_type, &ev.event_version) {
+                        ev = u.upcast(ev);
+                    }
+                }
+                EventEnvelope::<A>::try_from(ev).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Appends `events` after `expected_sequence`. Fails with [`StoreError::Conflict`] when another
+    /// writer appended first.
+    pub async fn append<A: StoredAggregate>(
+        &self,
+        aggregate_id: &str,
+        expected_sequence: i64,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<Option<Committed>, StoreError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let n = events.len();
+        let mut seqs = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        for (i, e) in events.iter().enumerate() {
+            seqs.push(expected_sequence + 1 + i as i64);
+            types.push(e.event_type());
+            versions.push(e.event_version());
+            payloads.push(
+                serde_json::to_string(e)
+                    .map_err(|err| StoreError::Corrupt(format!("event cannot be serialized: {err}")))?,
+            );
+        }
+        let meta = serde_json::to_string(&metadata.to_map()).expect("string map serializes");
+        let result: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+             SELECT $1, $2, x.seq, x.typ, x.ver, x.payload::json, $6::json, $7 \
+               FROM UNNEST($3::bigint[], $4::text[], $5::text[], $8::text[]) AS x(seq, typ, ver, payload) \
+             RETURNING tx_id::text::bigint, global_position",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(&seqs)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&meta)
+        .bind(metadata.tenant_id)
+        .bind(&payloads)
+        .fetch_all(&self.pool)
+        .await;
+        match result {
+            Ok(rows) => {
+                let (tx_id, pos) = rows.iter().copied().max_by_key(|r| r.1).unwrap_or_default();
+                metrics::counter!("aisales_event_store_appends_total", "aggregate" => A::TYPE).increment(1);
+                metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => A::TYPE)
+                    .increment(n as u64);
+                Ok(Some(Committed {
+                    first_sequence: expected_sequence + 1,
+                    last_sequence: expected_sequence + n as i64,
+                    position: Position::new(tx_id, pos),
+                }))
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                metrics::counter!("aisales_event_store_conflicts_total", "aggregate" => A::TYPE).increment(1);
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a snapshot of `state` at `sequence` (a cache: failures are logged, not returned).
+    pub async fn save_snapshot<A: StoredAggregate>(&self, aggregate_id: &str, sequence: i64, state: &A) {
+        let payload = match serde_json::to_string(state) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot not serializable");
+                return;
+            }
+        };
+        let r = sqlx::query(
+            "INSERT INTO aggregate_snapshots AS s (aggregate_type, aggregate_id, state_version, last_sequence, payload) \
+             VALUES ($1, $2, $3, $4, $5::jsonb) \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
+               state_version = EXCLUDED.state_version, last_sequence = EXCLUDED.last_sequence, \
+               payload = EXCLUDED.payload, updated_at = now() \
+             WHERE s.last_sequence < EXCLUDED.last_sequence OR s.state_version <> EXCLUDED.state_version",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(A::STATE_VERSION)
+        .bind(sequence)
+        .bind(payload)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot not saved");
+        }
+    }
+
+    /// Runs a command: load, decide, append; on a concurrent append, reload and retry (bounded).
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+        metadata: &EventMetadata,
+    ) -> Result<Outcome<A>, CommandError<A::Error>>
+    where
+        A: StoredAggregate,
+        A::Command: Clone,
+    {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let Loaded { mut state, sequence } = self.load::<A>(aggregate_id).await?;
+            let sink = cqrs_es::event_sink::EventSink::<A>::default();
+            if let Err(e) = state.handle(command.clone(), services, &sink).await {
+                break Err(CommandError::Rejected(e));
+            }
+            let events = sink.collect().await;
+            match self.append::<A>(aggregate_id, sequence, &events, metadata).await {
+                Ok(committed) => {
+                    if let Some(c) = committed
+                        && c.last_sequence / A::SNAPSHOT_EVERY > sequence / A::SNAPSHOT_EVERY
+                    {
+                        self.save_snapshot(aggregate_id, c.last_sequence, &state).await;
+                    }
+                    let seq = committed.map_or(sequence, |c| c.last_sequence);
+                    break Ok(Outcome { state, committed, sequence: seq });
+                }
+                Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    let jitter = rand::random_range(0..(2u64 << attempt.min(6)));
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                Err(StoreError::Conflict) => break Err(CommandError::Conflict),
+                Err(e) => break Err(e.into()),
+            }
+        };
+        metrics::histogram!("aisales_command_duration_seconds", "aggregate" => A::TYPE)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// Turns one stored row into an event of `A`, upcasting older versions first.
+pub fn decode_event<A: StoredAggregate>(
+    aggregate_id: &str,
+    sequence: i64,
+    event_type: &str,
+    event_version: &str,
+    payload: &str,
+    upcasters: &[Box<dyn EventUpcaster>],
+) -> Result<A::Event, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("{} {aggregate_id} event {sequence} ({event_type} v{event_version}): {e}", A::TYPE))
+    };
+    if !upcasters.iter().any(|u| u.can_upcast(event_type, event_version)) {
+        return serde_json::from_str(payload).map_err(|e| corrupt(&e));
+    }
+    let value: Value = serde_json::from_str(payload).map_err(|e| corrupt(&e))?;
+    let mut ev = SerializedEvent::new(
+        aggregate_id.to_string(),
+        sequence as usize,
+        A::TYPE.to_string(),
+        event_type.to_string(),
+        event_version.to_string(),
+        value,
+        Value::Null,
+    );
+    for u in upcasters {
+        if u.can_upcast(&ev.event_type, &ev.event_version) {
+            ev = u.upcast(ev);
+        }
+    }
+    serde_json::from_value(ev.payload).map_err(|e| corrupt(&e))
+}

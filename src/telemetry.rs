@@ -1,0 +1,137 @@
+//! Logs (tracing, JSON or pretty, honouring `LOG_LEVEL`), Sentry, and Prometheus metrics.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, Settings};
+use crate::redact::RedactingWriter;
+
+/// Keeps Sentry flushing until dropped at exit.
+pub struct TelemetryGuard {
+    _sentry: Option<sentry::ClientInitGuard>,
+}
+
+/// Installs the global tracing subscriber (and Sentry when `SENTRY_DSN` is set). Idempotent.
+pub fn init(settings: &Settings, role: &str) -> TelemetryGuard {
+    let level = settings.log_level.as_str();
+    // Our crates at the chosen level; chatty dependencies one step quieter.
+    let directive = format!(
+        "{level},aisales={level},aisales_projections={level},aisales_domain={level},sqlx=warn,hyper=warn,tower_http={level},fantoccini=warn,async_openai=warn"
+    );
+    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(RedactingWriter::stdout())
+            .boxed(),
+        LogFormat::Pretty => {
+            tracing_subscriber::fmt::layer().with_writer(RedactingWriter::stdout()).with_ansi(false).boxed()
+        }
+    };
+    let sentry_guard = settings.sentry_dsn.as_ref().map(|dsn| {
+        let mut options = sentry::ClientOptions::default();
+        options.dsn = dsn.expose_secret().parse().ok();
+        options.release = Some(format!("aisales@{}", env!("CARGO_PKG_VERSION")).into());
+        options.environment = Some(settings.app_env.as_str().into());
+        options.server_name = Some(role.to_string().into());
+        options.send_default_pii = false;
+        options.attach_stacktrace = true;
+        options.before_send = Some(std::sync::Arc::new(redact_sentry_event));
+        sentry::init(options)
+    });
+    let sentry_layers = sentry_guard.as_ref().map(|_| {
+        use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+        use tracing_subscriber::filter::LevelFilter;
+        ErrorLayer::new()
+            .with_filter(LevelFilter::ERROR)
+            .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+    });
+    let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(sentry_layers).try_init();
+    TelemetryGuard { _sentry: sentry_guard }
+}
+
+/// Masks secrets and phone numbers in everything sent to Sentry, as in the logs.
+fn redact_sentry_event(event: sentry::protocol::Event<'static>) -> Option<sentry::protocol::Event<'static>> {
+    let text = serde_json::to_string(&event).ok()?;
+    let clean = crate::redact::redact(&text);
+    match serde_json::from_str(&clean) {
+        Ok(e) => Some(e),
+        Err(_) => Some(event),
+    }
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Seconds buckets for request and job latency histograms.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // A second recorder can exist in tests that build several apps; the first one wins.
+            let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
+            metrics::gauge!("aisales_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+/// Renders the metrics in Prometheus text format, refreshing process metrics first.
+pub fn render_metrics() -> String {
+    let handle = metrics_handle();
+    crate::process_metrics::collect();
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("aisales_build_info", "Build information; the value is always 1");
+    describe_counter!("aisales_http_requests_total", "HTTP requests by method, matched route and status");
+    describe_histogram!(
+        "aisales_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method and matched route"
+    );
+    describe_gauge!("aisales_http_requests_in_flight", "HTTP requests being served");
+    describe_counter!("aisales_event_store_appends_total", "Successful appends to the event store by aggregate type");
+    describe_counter!("aisales_event_store_events_appended_total", "Events appended by aggregate type");
+    describe_counter!("aisales_event_store_conflicts_total", "Appends rejected because another writer appended first");
+    describe_histogram!(
+        "aisales_command_duration_seconds",
+        Unit::Seconds,
+        "Command latency including retries, by aggregate type"
+    );
+    describe_gauge!("aisales_projector_position", "Global position of the last event a projector applied");
+    describe_gauge!("aisales_projector_lag_events", "Readable events a projector has not applied yet");
+    describe_gauge!(
+        "aisales_projector_lag_seconds",
+        "Age of the newest event applied when the last batch ran (0 when caught up)"
+    );
+    describe_gauge!("aisales_projector_owned", "1 when this process owns the projector");
+    describe_counter!("aisales_projector_events_applied_total", "Events applied by a projector in this process");
+    describe_counter!("aisales_projector_batch_failures_total", "Projector batches that failed and were rolled back");
+    describe_histogram!("aisales_projector_batch_duration_seconds", Unit::Seconds, "Time to apply one projector batch");
+    describe_gauge!("process_resident_memory_bytes", Unit::Bytes, "Resident memory size");
+    describe_gauge!("process_virtual_memory_bytes", Unit::Bytes, "Virtual memory size");
+    describe_counter!("process_cpu_seconds_total", Unit::Seconds, "User and system CPU time");
+    describe_gauge!("process_open_fds", "Open file descriptors");
+    describe_gauge!("process_max_fds", "Maximum number of open file descriptors");
+    describe_gauge!("process_start_time_seconds", Unit::Seconds, "Start time of the process since the Unix epoch");
+    describe_gauge!("process_threads", "Operating system threads");
+}

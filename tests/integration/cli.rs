@@ -1,0 +1,114 @@
+//! The binary's contract: migrations, configuration checks, exit codes.
+
+use aisales::testkit::TestDb;
+
+use crate::helpers::aisales;
+
+#[tokio::test]
+async fn migrate_twice_applies_nothing_the_second_time() {
+    // An empty database (not from the migrated template).
+    let admin = aisales::testkit::admin_url();
+    let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&admin).await.unwrap();
+    let name = format!("aisales_t_{}_empty{}", chrono::Utc::now().timestamp(), std::process::id());
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+    let url = admin.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap();
+
+    let first = aisales(&url).arg("migrate").output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.contains("migration(s) applied"), "{out}");
+
+    let second = aisales(&url).arg("migrate").output().unwrap();
+    assert_eq!(second.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(out.contains("nothing to apply"), "{out}");
+    assert!(!out.contains("applied 2"), "{out}");
+
+    let mut migrated: sqlx::PgConnection = sqlx::Connection::connect(&url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&mut migrated).await.unwrap();
+    drop(migrated);
+    assert_eq!(tables as usize, aisales::db::MIGRATOR.iter().count());
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut conn).await.unwrap();
+}
+
+#[test]
+fn config_check_names_every_problem_and_exits_2() {
+    let out = aisales("postgres://u:p@127.0.0.1:5432/x")
+        .env("APP_ENV", "production")
+        .env("SESSION_SECRET", "short")
+        .env_remove("REDIS_URL")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let problem_lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.split_once(": ").is_some_and(|(var, _)| var.chars().all(|c| c.is_ascii_uppercase() || c == '_')))
+        .collect();
+    assert!(problem_lines.iter().any(|l| l.starts_with("SESSION_SECRET: too short")), "{err}");
+    assert!(problem_lines.iter().any(|l| l.starts_with("INTEGRATION_SECRETS_MASTER_KEY: missing")), "{err}");
+    assert!(problem_lines.iter().any(|l| l.starts_with("REDIS_URL: missing")), "{err}");
+
+    // serve refuses with the same lines.
+    let serve = aisales("postgres://u:p@127.0.0.1:5432/x")
+        .env("APP_ENV", "production")
+        .env("SESSION_SECRET", "short")
+        .env_remove("REDIS_URL")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(2));
+    let serve_err = String::from_utf8_lossy(&serve.stderr);
+    for line in problem_lines {
+        assert!(serve_err.contains(line), "serve should print `{line}`:\n{serve_err}");
+    }
+}
+
+#[test]
+fn config_check_accepts_a_valid_production_environment() {
+    let out = aisales("postgres://u:p@127.0.0.1:5432/x")
+        .env("APP_ENV", "production")
+        .env("SESSION_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("INTEGRATION_SECRETS_MASTER_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn unknown_subcommands_exit_2() {
+    let out = aisales("postgres://u:p@127.0.0.1:5432/x").arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let db = TestDb::create().await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = aisales(&db.url);
+    cmd.args(["serve", "--all"]).env("PORT", port.to_string()).env("HOST", "127.0.0.1");
+    let mut child = crate::helpers::ChildGuard::spawn(cmd);
+    let client = reqwest::Client::new();
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(20),
+        "the server to answer",
+        || {
+            let client = client.clone();
+            async move {
+                client
+                    .get(format!("http://127.0.0.1:{port}/health"))
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    let status = child.terminate(std::time::Duration::from_secs(15)).expect("exits after SIGTERM");
+    assert!(status.success(), "clean exit, got {status:?}");
+}

@@ -1,0 +1,161 @@
+//! The global order is gap-safe.
+//!
+//! Writers append in transactions that stay open for different times. A transaction takes its
+//! `global_position` when it inserts, but becomes visible only when it commits, so a later,
+//! faster transaction can commit a *higher* position first. A reader that orders by
+//! `global_position` alone and remembers the highest position it saw then never reads the slower
+//! event: `naive_reader_loses_the_slow_transaction` shows exactly that, and the randomized test
+//! below checks that the naive reader does lose events in the same scenario in which the tracking
+//! reader (ordered by `(tx_id, global_position)`, never past `pg_snapshot_xmin`) delivers every
+//! event exactly once, each aggregate in sequence.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aisales::testkit::TestDb;
+use aisales_projections::Position;
+use aisales_projections::events::{read_after, read_after_naive};
+use rand::Rng;
+use sqlx::PgPool;
+
+async fn insert(conn: &mut sqlx::PgConnection, agg: &str, seq: i64) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('probe', $1, $2, 'Probed', '1', '{}', '{}')",
+    )
+    .bind(agg)
+    .bind(seq)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn naive_reader_loses_the_slow_transaction() {
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(5).await.unwrap();
+
+    let mut slow = pool.begin().await.unwrap();
+    insert(&mut slow, "slow", 1).await; // takes the lower global_position
+    let mut fast = pool.acquire().await.unwrap();
+    insert(&mut fast, "fast", 1).await; // higher position, committed first
+
+    let mut c = pool.acquire().await.unwrap();
+    let naive = read_after_naive(&mut c, 0, 100).await.unwrap();
+    assert_eq!(naive.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>(), ["fast"]);
+    let naive_checkpoint = naive.last().unwrap().global_position;
+    let tracked = read_after(&mut c, Position::START, 100).await.unwrap();
+    assert!(tracked.is_empty(), "the tracking reader waits for the open transaction");
+
+    slow.commit().await.unwrap();
+    let naive_after = read_after_naive(&mut c, naive_checkpoint, 100).await.unwrap();
+    assert!(naive_after.is_empty(), "the naive reader never sees the slow event: it is lost");
+    let tracked = read_after(&mut c, Position::START, 100).await.unwrap();
+    assert_eq!(tracked.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>(), ["slow", "fast"]);
+    drop(c);
+    drop(fast);
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}
+
+const WRITERS: usize = 12;
+const AGGREGATES_PER_WRITER: usize = 10;
+const EVENTS_PER_AGGREGATE: i64 = 20;
+
+async fn writer(pool: PgPool, w: usize) {
+    let mut next: HashMap<String, i64> = (0..AGGREGATES_PER_WRITER).map(|a| (format!("w{w}-a{a}"), 1)).collect();
+    let total = AGGREGATES_PER_WRITER as i64 * EVENTS_PER_AGGREGATE;
+    for _ in 0..total {
+        let (agg, hold_ms) = {
+            let mut rng = rand::rng();
+            let open: Vec<&String> = next.iter().filter(|(_, s)| **s <= EVENTS_PER_AGGREGATE).map(|(k, _)| k).collect();
+            let agg = open[rng.random_range(0..open.len())].clone();
+            let hold = if rng.random_bool(0.2) { rng.random_range(10..50) } else { 0 };
+            (agg, hold)
+        };
+        let seq = next[&agg];
+        let mut tx = pool.begin().await.unwrap();
+        insert(&mut tx, &agg, seq).await;
+        if hold_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+        }
+        tx.commit().await.unwrap();
+        *next.get_mut(&agg).unwrap() += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tracking_reader_delivers_every_event_once_and_in_order_under_concurrent_writers() {
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(WRITERS as u32 + 6).await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+
+    let tracking = {
+        let (pool, done) = (pool.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut checkpoint = Position::START;
+            let mut delivered: Vec<(String, i64)> = Vec::new();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let batch = read_after(&mut conn, checkpoint, 50).await.unwrap();
+                if let Some(last) = batch.last() {
+                    checkpoint = last.position();
+                }
+                let empty = batch.is_empty();
+                delivered.extend(batch.into_iter().map(|e| (e.aggregate_id, e.sequence)));
+                if finished && empty {
+                    return delivered;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let naive = {
+        let (pool, done) = (pool.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut checkpoint = 0i64;
+            let mut delivered = 0usize;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let batch = read_after_naive(&mut conn, checkpoint, 50).await.unwrap();
+                if let Some(last) = batch.last() {
+                    checkpoint = last.global_position;
+                }
+                let empty = batch.is_empty();
+                delivered += batch.len();
+                if finished && empty {
+                    return delivered;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+
+    let writers: Vec<_> = (0..WRITERS).map(|w| tokio::spawn(writer(pool.clone(), w))).collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let delivered = tracking.await.unwrap();
+    let naive_delivered = naive.await.unwrap();
+
+    let expected = WRITERS * AGGREGATES_PER_WRITER * EVENTS_PER_AGGREGATE as usize;
+    let unique: HashSet<&(String, i64)> = delivered.iter().collect();
+    assert_eq!(unique.len(), delivered.len(), "no event delivered twice");
+    assert_eq!(delivered.len(), expected, "every event delivered");
+    let mut last_seq: HashMap<&str, i64> = HashMap::new();
+    for (agg, seq) in &delivered {
+        let prev = last_seq.insert(agg, *seq).unwrap_or(0);
+        assert_eq!(*seq, prev + 1, "events of {agg} delivered in sequence");
+    }
+    assert!(
+        naive_delivered < expected,
+        "the naive reader should lose events in this scenario (it delivered {naive_delivered} of {expected})"
+    );
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}

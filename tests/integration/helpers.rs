@@ -1,0 +1,141 @@
+//! Shared helpers: test databases, an in-process app on a random port, the binary as a child.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisales::app::Application;
+use aisales::config::Settings;
+use aisales::http::AppState;
+use aisales::redis_conn::Redis;
+use aisales::testkit::TestDb;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Redis URL of the test environment.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// A running in-process application.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub pool: PgPool,
+    pub state: AppState,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        drop_database_in_background(self.db.clone());
+    }
+}
+
+/// Drops a test database from a separate thread (Drop cannot await).
+pub fn drop_database_in_background(db: TestDb) {
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let _ = rt.block_on(db.drop_db());
+        }
+    });
+}
+
+/// Starts the app on a random port with its own database; `vars` override settings.
+pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::create().await.expect("test database");
+    let mut all: Vec<(&str, &str)> = vec![("DATABASE_URL", &db.url), ("PORT", "0"), ("HOST", "127.0.0.1")];
+    let redis = redis_url();
+    if !vars.iter().any(|(k, _)| *k == "REDIS_URL") {
+        all.push(("REDIS_URL", &redis));
+    }
+    all.extend_from_slice(vars);
+    let settings = Arc::new(Settings::for_tests(&all));
+    let pool = aisales::db::pool(&settings).expect("pool");
+    let redis = Redis::new(&settings).expect("redis");
+    let state = AppState::new(settings.clone(), pool.clone(), redis);
+    let app = Application::build(state.clone()).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let cancel = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(cancel.clone(), Duration::from_secs(1)));
+    TestApp { address, client: reqwest::Client::new(), db, pool, state, cancel }
+}
+
+/// The `aisales` binary with a clean environment pointing at `db_url`, run in a scratch directory
+/// (so no `.env` is picked up).
+pub fn aisales(db_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aisales"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", db_url)
+        .env("REDIS_URL", redis_url())
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "info")
+        .current_dir(scratch_dir());
+    cmd
+}
+
+/// An empty directory for child processes.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aisales-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A child process that is SIGKILLed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn spawn(mut cmd: Command) -> ChildGuard {
+        ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn aisales"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// SIGTERM, then wait up to `deadline` for a clean exit; returns the exit status.
+    pub fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

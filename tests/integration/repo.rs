@@ -1,0 +1,104 @@
+//! Repository-level promises: `.env.example` matches the code, migrations are not destructive,
+//! and the deployment files start what they should.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Names in `.env.example`, set (`NAME=`) or commented out (`# NAME=`).
+fn example_names() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    text.lines()
+        .map(|l| l.trim().trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .collect()
+}
+
+#[test]
+fn env_example_documents_exactly_the_variables_the_code_reads() {
+    let code: BTreeSet<String> = aisales::config::VARS.iter().map(|v| v.name.to_string()).collect();
+    let example = example_names();
+    let missing: Vec<_> = code.difference(&example).collect();
+    let stale: Vec<_> = example.difference(&code).collect();
+    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    assert!(stale.is_empty(), ".env.example documents variables the code does not read: {stale:?}");
+    let text = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    assert_eq!(text, aisales::config::example_env(), "regenerate with `aisales config example > .env.example`");
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn only_the_config_module_reads_the_environment() {
+    let mut files = Vec::new();
+    for dir in ["src", "domain/src", "projections/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let allowed = ["src/config.rs", "src/testkit.rs"];
+    for f in files {
+        let rel = f.strip_prefix(root()).unwrap().to_string_lossy().to_string();
+        if allowed.contains(&rel.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for needle in ["env::var(", "env::var_os(", "env::vars("] {
+            assert!(
+                !text.contains(needle),
+                "{rel} reads the environment ({needle}); add the variable to config::VARS instead"
+            );
+        }
+    }
+}
+
+#[test]
+fn migrations_are_not_destructive() {
+    let forbidden =
+        ["DROP TABLE", "DROP COLUMN", "TRUNCATE", "DELETE FROM", "DROP SCHEMA", "DROP DATABASE", "ALTER COLUMN"];
+    for entry in std::fs::read_dir(root().join("migrations")).unwrap() {
+        let p = entry.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap().to_uppercase();
+        let code: String = text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        for f in forbidden {
+            assert!(!code.contains(f), "{} contains `{f}`: migrations must never destroy data", p.display());
+        }
+    }
+}
+
+#[test]
+fn start_script_migrates_first_and_stops_when_that_fails() {
+    let text = std::fs::read_to_string(root().join("start.sh")).unwrap();
+    let migrate = text.find("migrate").expect("start.sh runs migrations");
+    let serve = text.find("exec ").expect("start.sh execs the server");
+    assert!(migrate < serve);
+    assert!(text.contains("set -e") || text.contains("|| exit"), "a failed migration stops the start");
+    assert!(!text.contains("--force"));
+}
+
+#[test]
+fn pm2_ecosystem_runs_the_native_binary_in_fork_mode() {
+    let text = std::fs::read_to_string(root().join("ecosystem.config.cjs")).unwrap();
+    for needle in [
+        "app('aisales', 'serve'",
+        "app('aisales-projector', 'projector'",
+        "exec_mode: 'fork'",
+        "interpreter: 'none'",
+        "max_memory_restart: '1G'",
+        "../logs/",
+    ] {
+        assert!(text.contains(needle), "ecosystem.config.cjs lacks {needle}");
+    }
+}

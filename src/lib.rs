@@ -6,6 +6,8 @@
 //! `aisales-domain`; read models and checkpoints in `aisales-projections`.
 
 pub mod app;
+pub mod browser;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,7 +1,10 @@
 //! Integration tests against the real Postgres, Redis and HTTP stack (and the real binary for
 //! process-level tests). Each test gets a database of its own.
 
+mod browser;
+mod channels;
 mod cli;
+mod fakes;
 mod global_order;
 mod health;
 mod helpers;

@@ -1,0 +1,1 @@
+//! VIN, FRAME and transmission-code detection in customer text.

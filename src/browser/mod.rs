@@ -1,0 +1,1 @@
+//! Headless browser (WebDriver) sessions and the vehicle-lookup site scrapers.

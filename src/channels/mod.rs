@@ -1,0 +1,1 @@
+//! Messenger channels: inbound webhook parsing and outbound clients.

@@ -1,0 +1,1 @@
+//! Local fake servers speaking third-party wire formats.

@@ -29,6 +29,118 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Tenants (shops).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Messenger accounts (`aisales channel add green-api|telegram|whatsapp …`).
+    #[command(subcommand)]
+    Channel(ChannelTop),
+    /// Integration secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and an owner API token; prints {"tenant_id", "api_token"}.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a dashboard user; prints the user and a one-time password.
+    Add {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: crate::auth::Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token (shown once).
+    Create {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: crate::auth::Role,
+    },
+    /// Revoke an API token.
+    Revoke {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        token_id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelTop {
+    /// Add an account.
+    #[command(subcommand)]
+    Add(ChannelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Add a GREEN-API (MAX/WhatsApp) account; prints {"account_id", "webhook_url"}.
+    #[command(name = "green-api")]
+    GreenApi {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long = "id-instance")]
+        id_instance: String,
+        #[arg(long = "api-token")]
+        api_token: String,
+        #[arg(long = "api-url")]
+        api_url: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Add a Telegram bot; prints {"account_id", "webhook_url"}.
+    Telegram {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long = "bot-token")]
+        bot_token: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Add a WhatsApp Cloud API number; prints {"account_id", "webhook_url", "verify_token"}.
+    Whatsapp {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long = "phone-number-id")]
+        phone_number_id: String,
+        #[arg(long = "access-token")]
+        access_token: String,
+        #[arg(long = "app-secret")]
+        app_secret: String,
+        #[arg(long = "verify-token")]
+        verify_token: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every secret under INTEGRATION_SECRETS_MASTER_KEY (old keys in
+    /// INTEGRATION_SECRETS_PREVIOUS_KEYS), in one transaction.
+    RotateMasterKey,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +231,10 @@ pub fn main() -> ExitCode {
     let settings = Arc::new(settings);
     match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "command failed");
             eprintln!("error: {}", crate::redact::redact(&format!("{e:#}")));
@@ -134,7 +250,133 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Projector => projector(settings).await,
         Command::Projections(ProjectionsCommand::Status { json }) => projections_status(&settings, json).await,
         Command::Config(_) => Ok(()),
+        Command::Tenant(TenantCommand::Create { name }) => tenant_create(&settings, &name).await,
+        Command::User(UserCommand::Add { tenant, email, role }) => user_add(settings, tenant, &email, role).await,
+        Command::Token(cmd) => token(&settings, cmd).await,
+        Command::Channel(ChannelTop::Add(cmd)) => channel_add(settings, cmd).await,
+        Command::Secrets(SecretsCommand::RotateMasterKey) => rotate_master_key(&settings).await,
     }
+}
+
+/// A problem with the arguments: printed as one sentence, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn api_to_cli(e: crate::http::ApiError) -> anyhow::Error {
+    use crate::http::ApiError;
+    match e {
+        ApiError::Unexpected(e) => e,
+        other if other.status().is_client_error() => UsageError(other.to_string()).into(),
+        other => anyhow::anyhow!(other.to_string()),
+    }
+}
+
+async fn require_tenant(pool: &sqlx::PgPool, tenant: uuid::Uuid) -> anyhow::Result<()> {
+    match crate::tenancy::get_tenant(pool, tenant).await? {
+        Some(_) => Ok(()),
+        None => Err(UsageError(format!("there is no tenant {tenant}")).into()),
+    }
+}
+
+async fn tenant_create(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(UsageError("a tenant name has 1 to 200 characters".into()).into());
+    }
+    let pool = crate::db::pool(settings)?;
+    let mut tx = pool.begin().await?;
+    let tenant = crate::tenancy::create_tenant(&mut tx, name).await?;
+    let token = crate::auth::tokens::create(
+        &mut tx,
+        tenant.id,
+        "owner token (created by aisales tenant create)",
+        crate::auth::Role::Owner,
+        "cli",
+    )
+    .await?;
+    tx.commit().await?;
+    println!("{}", serde_json::json!({ "tenant_id": tenant.id, "api_token": token.token }));
+    Ok(())
+}
+
+async fn user_add(
+    settings: Arc<Settings>,
+    tenant: uuid::Uuid,
+    email: &str,
+    role: crate::auth::Role,
+) -> anyhow::Result<()> {
+    let pool = crate::db::pool(&settings)?;
+    require_tenant(&pool, tenant).await?;
+    let (user, password) = crate::http::api::users::add_user(&pool, tenant, email, role).await.map_err(api_to_cli)?;
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": user.id, "email": user.email, "role": user.role, "one_time_password": password })
+    );
+    Ok(())
+}
+
+async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+    let pool = crate::db::pool(settings)?;
+    match cmd {
+        TokenCommand::Create { tenant, name, role } => {
+            require_tenant(&pool, tenant).await?;
+            let mut conn = pool.acquire().await?;
+            let t = crate::auth::tokens::create(&mut conn, tenant, name.trim(), role, "cli").await?;
+            println!("{}", serde_json::json!({ "token_id": t.id, "api_token": t.token, "role": role }));
+        }
+        TokenCommand::Revoke { tenant, token_id } => {
+            let mut conn = pool.acquire().await?;
+            if !crate::auth::tokens::revoke(&mut conn, tenant, token_id).await? {
+                return Err(UsageError(format!("tenant {tenant} has no active token {token_id}")).into());
+            }
+            println!("{}", serde_json::json!({ "revoked": token_id }));
+        }
+    }
+    Ok(())
+}
+
+async fn channel_add(settings: Arc<Settings>, cmd: ChannelCommand) -> anyhow::Result<()> {
+    use crate::http::api::channels::{NewAccount, add_account};
+    let pool = crate::db::pool(&settings)?;
+    let redis = crate::redis_conn::Redis::new(&settings)?;
+    let state = crate::http::AppState::new(settings.clone(), pool.clone(), redis);
+    let (tenant, new) = match cmd {
+        ChannelCommand::GreenApi { tenant, id_instance, api_token, api_url, label } => {
+            (tenant, NewAccount::GreenApi { id_instance, api_token, api_url, media_url: None, label })
+        }
+        ChannelCommand::Telegram { tenant, bot_token, label } => (tenant, NewAccount::Telegram { bot_token, label }),
+        ChannelCommand::Whatsapp { tenant, phone_number_id, access_token, app_secret, verify_token, label } => {
+            (tenant, NewAccount::Whatsapp { phone_number_id, access_token, app_secret, verify_token, label })
+        }
+    };
+    require_tenant(&pool, tenant).await?;
+    let view = add_account(&state, tenant, new).await.map_err(api_to_cli)?;
+    let mut out = serde_json::json!({ "account_id": view.account.id, "webhook_url": view.webhook_url });
+    if view.account.kind == crate::tenancy::ChannelKind::Whatsapp {
+        let keys = crate::crypto::Keyring::from_settings(&settings);
+        let mut conn = pool.acquire().await?;
+        let verify = crate::crypto::get(
+            &mut conn,
+            &keys,
+            Some(tenant),
+            &crate::tenancy::secret_name(view.account.id, "verify_token"),
+        )
+        .await?;
+        out["verify_token"] = serde_json::Value::String(verify);
+    }
+    println!("{out}");
+    Ok(())
+}
+
+async fn rotate_master_key(settings: &Settings) -> anyhow::Result<()> {
+    let pool = crate::db::pool(settings)?;
+    let keys = crate::crypto::Keyring::from_settings(settings);
+    let mut tx = pool.begin().await?;
+    let n = crate::crypto::rotate_all(&mut tx, &keys).await?;
+    tx.commit().await?;
+    println!("{}", serde_json::json!({ "reencrypted": n, "key_id": keys.current_key_id() }));
+    Ok(())
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -84,6 +84,15 @@ pub const VARS: &[VarSpec] = vars![
         ("INTEGRATION_SECRETS_MASTER_KEY", "", "base64 of exactly 32 bytes; encrypts channel tokens and API keys (required in production): openssl rand -base64 32"),
         ("INTEGRATION_SECRETS_PREVIOUS_KEYS", "", "comma-separated base64 keys still accepted for decryption during a master key rotation"),
     ],
+    "Security and limits" => [
+        ("SESSION_TTL_HOURS", "168", "lifetime of a dashboard session"),
+        ("LOGIN_LOCKOUT_ATTEMPTS", "10", "consecutive wrong passwords that lock an account"),
+        ("LOGIN_LOCKOUT_MINUTES", "15", "how long a locked account stays locked"),
+        ("RATE_LIMIT_LOGIN_PER_MINUTE", "10", "login attempts per client IP per minute"),
+        ("RATE_LIMIT_API_PER_MINUTE", "1200", "/api requests per tenant per minute (0 disables)"),
+        ("RATE_LIMIT_AI_PER_MINUTE", "30", "AI generations per tenant per minute (0 disables)"),
+        ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "6000", "webhook calls per channel account per minute (0 disables)"),
+    ],
     "Logging and monitoring" => [
         ("LOG_LEVEL", "info", "debug | info | warn | error"),
         ("LOG_FORMAT", "json", "json | pretty (pretty is the default in development)"),
@@ -172,6 +181,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Abuse limits and session rules.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub session_ttl: chrono::Duration,
+    pub lockout_attempts: u32,
+    pub lockout: chrono::Duration,
+    pub login_per_minute: u32,
+    pub api_per_minute: u32,
+    pub ai_per_minute: u32,
+    pub webhook_per_minute: u32,
+}
+
 /// The 32-byte master key for integration secrets.
 pub type MasterKey = SecretBox<[u8; 32]>;
 
@@ -194,6 +215,7 @@ pub struct Settings {
     pub session_secret: SecretString,
     pub master_key: MasterKey,
     pub previous_master_keys: Vec<MasterKey>,
+    pub limits: Limits,
 
     pub log_level: String,
     pub log_format: LogFormat,
@@ -444,6 +466,17 @@ impl Settings {
             }
         }
 
+        let mut count = |name: &'static str| r.parse::<u32>(name, "a whole number").unwrap_or(0);
+        let limits = Limits {
+            session_ttl: chrono::Duration::hours(i64::from(count("SESSION_TTL_HOURS").max(1))),
+            lockout_attempts: count("LOGIN_LOCKOUT_ATTEMPTS").max(1),
+            lockout: chrono::Duration::minutes(i64::from(count("LOGIN_LOCKOUT_MINUTES").max(1))),
+            login_per_minute: count("RATE_LIMIT_LOGIN_PER_MINUTE"),
+            api_per_minute: count("RATE_LIMIT_API_PER_MINUTE"),
+            ai_per_minute: count("RATE_LIMIT_AI_PER_MINUTE"),
+            webhook_per_minute: count("RATE_LIMIT_WEBHOOK_PER_MINUTE"),
+        };
+
         let log_level = r.string("LOG_LEVEL").to_ascii_lowercase();
         if !["debug", "info", "warn", "error", "trace"].contains(&log_level.as_str()) {
             r.problem("LOG_LEVEL", format!("`{log_level}` is not a level; use debug, info, warn or error"));
@@ -520,6 +553,7 @@ impl Settings {
             session_secret: session_secret.into(),
             master_key: SecretBox::new(Box::new(master_key)),
             previous_master_keys,
+            limits,
             log_level,
             log_format,
             sentry_dsn: secret(sentry_dsn),

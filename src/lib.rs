@@ -6,17 +6,21 @@
 //! `aisales-domain`; read models and checkpoints in `aisales-projections`.
 
 pub mod app;
+pub mod auth;
 pub mod browser;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod process_metrics;
 pub mod projector;
+pub mod ratelimit;
 pub mod read_models;
 pub mod redact;
 pub mod redis_conn;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod testkit;

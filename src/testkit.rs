@@ -17,6 +17,16 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://aisales:aisales@127.0.0.1:5432/postgres".to_string())
 }
 
+/// `base` with its database name replaced by `name` (query parameters kept).
+pub fn database_url(base: &str, name: &str) -> String {
+    let (head, query) = base.split_once('?').map_or((base, None), |(h, q)| (h, Some(q)));
+    let head = head.rsplit_once('/').map_or(head, |(h, _)| h);
+    match query {
+        Some(q) => format!("{head}/{name}?{q}"),
+        None => format!("{head}/{name}"),
+    }
+}
+
 const TEMPLATE: &str = "aisales_test_template";
 
 /// A database of its own for one test or benchmark, created from a migrated template.
@@ -62,7 +72,7 @@ impl TestDb {
                 Err(e) => return Err(e.into()),
             }
         }
-        let url = admin.database(&name).to_url_lossy().to_string();
+        let url = database_url(&admin_url(), &name);
         Ok(TestDb { name, url })
     }
 

@@ -11,7 +11,7 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Coded { status: StatusCode, code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("{0}")]
@@ -33,7 +33,8 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Coded { status, .. } => *status,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -48,7 +49,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Invalid { code, .. } => code,
+            ApiError::Coded { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -60,8 +61,14 @@ impl ApiError {
         }
     }
 
+    /// A 400 with a specific error code.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { code, message: message.into() }
+        ApiError::Coded { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    }
+
+    /// Any status with a specific error code.
+    pub fn invalid_with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Coded { status, code, message: message.into() }
     }
 }
 

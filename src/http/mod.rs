@@ -1,5 +1,7 @@
 //! The HTTP server: state, routes and the middleware every request passes through.
 
+pub mod api;
+pub mod auth_routes;
 pub mod error;
 pub mod health;
 
@@ -51,7 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics));
 
-    Router::new().merge(probes).fallback(error::not_found).with_state(state).layer(
+    let auth = Router::new()
+        .route("/auth/login", axum::routing::post(auth_routes::login))
+        .route("/auth/logout", axum::routing::post(auth_routes::logout));
+    let api = api::routes().into_router(state.clone());
+
+    Router::new().merge(probes).merge(auth).merge(api).fallback(error::not_found).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
             .layer(
@@ -68,7 +75,7 @@ pub fn router(state: AppState) -> Router {
                             .get::<MatchedPath>()
                             .map(|p| p.as_str().to_string())
                             .unwrap_or_else(|| req.uri().path().to_string());
-                        tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+                        tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id, tenant_id = tracing::field::Empty)
                     })
                     .on_request(())
                     .on_response(|resp: &Response, latency: Duration, _span: &tracing::Span| {

@@ -94,6 +94,13 @@ impl ChildGuard {
         ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn aisales"))
     }
 
+    /// Spawns with stdout and stderr appended to `log`.
+    pub fn spawn_logged(mut cmd: Command, log: &std::path::Path) -> ChildGuard {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        ChildGuard(cmd.stdout(out).stderr(err).spawn().expect("spawn aisales"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.0.id()
     }
@@ -137,5 +144,59 @@ where
         }
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A tenant with one API token per role.
+pub struct TestTenant {
+    pub id: uuid::Uuid,
+    pub tokens: std::collections::HashMap<aisales::auth::Role, String>,
+}
+
+impl TestTenant {
+    pub fn token(&self, role: aisales::auth::Role) -> &str {
+        &self.tokens[&role]
+    }
+
+    pub fn owner(&self) -> &str {
+        self.token(aisales::auth::Role::Owner)
+    }
+}
+
+/// Creates a tenant named `name` with a token for every role.
+pub async fn create_tenant(pool: &PgPool, name: &str) -> TestTenant {
+    let mut tx = pool.begin().await.unwrap();
+    let tenant = aisales::tenancy::create_tenant(&mut tx, name).await.unwrap();
+    let mut tokens = std::collections::HashMap::new();
+    for role in aisales::auth::Role::ALL {
+        let t =
+            aisales::auth::tokens::create(&mut tx, tenant.id, &format!("{role} token"), role, "test").await.unwrap();
+        tokens.insert(role, t.token);
+    }
+    tx.commit().await.unwrap();
+    TestTenant { id: tenant.id, tokens }
+}
+
+/// Creates a dashboard user with a known password (no password change pending).
+pub async fn create_user(
+    pool: &PgPool,
+    tenant: uuid::Uuid,
+    email: &str,
+    password: &str,
+    role: aisales::auth::Role,
+) -> uuid::Uuid {
+    let hash = aisales::auth::passwords::hash(password);
+    let mut conn = pool.acquire().await.unwrap();
+    aisales::tenancy::create_user(&mut conn, tenant, email, role, &hash, false).await.unwrap().id
+}
+
+impl TestApp {
+    /// A request to `path` with `token` as bearer (when given).
+    pub fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let rb = self.client.request(method, format!("{}{path}", self.address));
+        match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
     }
 }

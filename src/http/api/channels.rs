@@ -1,0 +1,206 @@
+//! Messenger accounts of the caller's tenant. Tokens are stored encrypted and only ever shown
+//! masked; the webhook URL carries the tenant and account ids.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::crypto;
+use crate::http::{ApiError, ApiJson, AppState};
+use crate::tenancy::{self, ChannelAccount, ChannelKind};
+
+/// A new account, by kind.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NewAccount {
+    GreenApi {
+        id_instance: String,
+        api_token: String,
+        api_url: Option<String>,
+        media_url: Option<String>,
+        #[serde(default)]
+        label: String,
+    },
+    Telegram {
+        bot_token: String,
+        #[serde(default)]
+        label: String,
+    },
+    Whatsapp {
+        phone_number_id: String,
+        access_token: String,
+        app_secret: String,
+        verify_token: Option<String>,
+        #[serde(default)]
+        label: String,
+    },
+}
+
+/// An account as shown by the API: settings and masked secrets.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    #[serde(flatten)]
+    pub account: ChannelAccount,
+    pub webhook_url: String,
+    pub secrets: serde_json::Map<String, Value>,
+}
+
+/// The names of the secrets each kind keeps.
+pub fn secret_names(kind: ChannelKind) -> &'static [&'static str] {
+    match kind {
+        ChannelKind::GreenApi => &["api_token", "webhook_token"],
+        ChannelKind::Telegram => &["bot_token", "webhook_secret"],
+        ChannelKind::Whatsapp => &["access_token", "app_secret", "verify_token"],
+    }
+}
+
+/// Public webhook URL of an account.
+pub fn webhook_url(base: &str, account: &ChannelAccount) -> String {
+    let base = base.trim_end_matches('/');
+    match account.kind {
+        ChannelKind::GreenApi => format!("{base}/webhooks/green-api/{}/{}", account.tenant_id, account.id),
+        kind => format!("{base}/webhooks/{}/{}", kind.webhook_segment(), account.tenant_id),
+    }
+}
+
+fn invalid(field: &str, why: &str) -> ApiError {
+    ApiError::invalid("invalid_channel", format!("{field} {why}"))
+}
+
+fn check_url(field: &str, url: &Option<String>) -> Result<(), ApiError> {
+    match url {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+            Err(invalid(field, "must be an http(s) URL"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates an account with its secrets in one transaction. Shared by the API and the CLI.
+pub async fn add_account(state: &AppState, tenant: Uuid, new: NewAccount) -> Result<AccountView, ApiError> {
+    let keys = crypto::Keyring::from_settings(&state.settings);
+    let (kind, external_key, label, config, mut secrets): (ChannelKind, String, String, Value, Vec<(&str, String)>) =
+        match new {
+            NewAccount::GreenApi { id_instance, api_token, api_url, media_url, label } => {
+                if id_instance.is_empty() || !id_instance.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid("id_instance", "must be the numeric GREEN-API instance id"));
+                }
+                if api_token.trim().len() < 8 {
+                    return Err(invalid("api_token", "is too short to be a GREEN-API token"));
+                }
+                check_url("api_url", &api_url)?;
+                check_url("media_url", &media_url)?;
+                let api_url = api_url.unwrap_or_else(|| state.settings.green_api_url.clone());
+                let config = json!({ "id_instance": id_instance, "api_url": api_url.trim_end_matches('/'), "media_url": media_url });
+                (ChannelKind::GreenApi, id_instance, label, config, vec![("api_token", api_token.trim().to_string())])
+            }
+            NewAccount::Telegram { bot_token, label } => {
+                let Some((bot_id, rest)) = bot_token.trim().split_once(':') else {
+                    return Err(invalid("bot_token", "must look like <bot id>:<secret>"));
+                };
+                if bot_id.is_empty() || !bot_id.chars().all(|c| c.is_ascii_digit()) || rest.len() < 20 {
+                    return Err(invalid("bot_token", "must look like <bot id>:<secret>"));
+                }
+                let bot_id = bot_id.to_string();
+                (
+                    ChannelKind::Telegram,
+                    bot_id.clone(),
+                    label,
+                    json!({ "bot_id": bot_id }),
+                    vec![("bot_token", bot_token.trim().to_string())],
+                )
+            }
+            NewAccount::Whatsapp { phone_number_id, access_token, app_secret, verify_token, label } => {
+                if phone_number_id.is_empty() || !phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid("phone_number_id", "must be the numeric WhatsApp phone number id"));
+                }
+                if access_token.trim().is_empty() || app_secret.trim().is_empty() {
+                    return Err(invalid("access_token and app_secret", "are required"));
+                }
+                let verify = verify_token.unwrap_or_else(|| crate::config::random_token(32));
+                (
+                    ChannelKind::Whatsapp,
+                    phone_number_id.clone(),
+                    label,
+                    json!({ "phone_number_id": phone_number_id }),
+                    vec![
+                        ("access_token", access_token.trim().to_string()),
+                        ("app_secret", app_secret.trim().to_string()),
+                        ("verify_token", verify),
+                    ],
+                )
+            }
+        };
+    match kind {
+        ChannelKind::GreenApi => secrets.push(("webhook_token", crate::config::random_token(40))),
+        ChannelKind::Telegram => secrets.push(("webhook_secret", crate::config::random_token(40))),
+        ChannelKind::Whatsapp => {}
+    }
+    let mut tx = state.pool.begin().await?;
+    let account =
+        tenancy::create_channel_account(&mut tx, tenant, kind, &external_key, label.trim(), config).await?.ok_or_else(
+            || ApiError::Conflict(format!("this tenant already has the {} account {external_key}", kind.as_str())),
+        )?;
+    for (name, value) in &secrets {
+        crypto::put(&mut tx, &keys, Some(tenant), &tenancy::secret_name(account.id, name), value)
+            .await
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+    }
+    tx.commit().await?;
+    view(state, account).await
+}
+
+async fn view(state: &AppState, account: ChannelAccount) -> Result<AccountView, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let mut secrets = serde_json::Map::new();
+    for name in secret_names(account.kind) {
+        let hint = crypto::hint(&mut conn, Some(account.tenant_id), &tenancy::secret_name(account.id, name))
+            .await
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        secrets.insert((*name).to_string(), hint.map(Value::String).unwrap_or(Value::Null));
+    }
+    Ok(AccountView { webhook_url: webhook_url(state.settings.public_base_url(), &account), account, secrets })
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for a in tenancy::list_channel_accounts(&state.pool, caller.tenant_id).await? {
+        items.push(view(&state, a).await?);
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AccountView>, ApiError> {
+    let a = tenancy::channel_account(&state.pool, caller.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("channel account"))?;
+    Ok(Json(view(&state, a).await?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewAccount>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_account(&state, caller.tenant_id, body).await?)))
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if tenancy::disable_channel_account(&state.pool, caller.tenant_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("channel account"))
+    }
+}

@@ -1,0 +1,110 @@
+//! The `/api` tree. Every route is registered through [`ApiRouter`], which records its method,
+//! path and required permission and wraps it with the permission check, so no route can be added
+//! without declaring who may call it (and the route-enumeration test sees every one).
+
+pub mod channels;
+pub mod me;
+pub mod tenant;
+pub mod tokens;
+pub mod users;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::routing::MethodRouter;
+
+use crate::auth::Permission;
+use crate::http::AppState;
+
+/// One registered `/api` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    /// `None`: any authenticated caller of the tenant.
+    pub permission: Option<Permission>,
+}
+
+/// Builder of the `/api` router that keeps a list of its routes.
+pub struct ApiRouter {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Default for ApiRouter {
+    fn default() -> Self {
+        ApiRouter { router: Router::new(), specs: Vec::new() }
+    }
+}
+
+impl ApiRouter {
+    /// Adds a route requiring `permission` (`None`: any authenticated caller).
+    pub fn route(
+        self,
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.add(method, path, permission, false, handler)
+    }
+
+    /// Like [`ApiRouter::route`], also open to users who still have to replace a one-time password.
+    pub fn route_before_password_change(
+        self,
+        method: Method,
+        path: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.add(method, path, None, true, handler)
+    }
+
+    fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        allow_pending_password: bool,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        assert!(path.starts_with("/api/"), "API routes live under /api: {path}");
+        self.specs.push(RouteSpec { method, path, permission });
+        let guarded = handler.route_layer(middleware::from_fn(move |req: Request, next: Next| {
+            crate::auth::middleware::guard(permission, allow_pending_password, req, next)
+        }));
+        self.router = self.router.route(path, guarded);
+        self
+    }
+
+    pub fn specs(&self) -> &[RouteSpec] {
+        &self.specs
+    }
+
+    /// The router with authentication in front of every route.
+    pub fn into_router(self, state: AppState) -> Router<AppState> {
+        self.router.route_layer(middleware::from_fn_with_state(state, crate::auth::middleware::authenticate))
+    }
+}
+
+/// Every `/api` route of the application.
+pub fn routes() -> ApiRouter {
+    use Permission::*;
+    use axum::routing::{delete, get, patch, post};
+    ApiRouter::default()
+        .route_before_password_change(Method::GET, "/api/me", get(me::show))
+        .route_before_password_change(Method::POST, "/api/me/password", post(me::change_password))
+        .route(Method::GET, "/api/tenant", Some(ViewConversations), get(tenant::show))
+        .route(Method::PATCH, "/api/tenant", Some(ManageTenantSettings), patch(tenant::update))
+        .route(Method::GET, "/api/users", Some(ManageUsers), get(users::list))
+        .route(Method::POST, "/api/users", Some(ManageUsers), post(users::create))
+        .route(Method::GET, "/api/users/{id}", Some(ManageUsers), get(users::show))
+        .route(Method::PATCH, "/api/users/{id}", Some(ManageUsers), patch(users::update))
+        .route(Method::GET, "/api/tokens", Some(ManageUsers), get(tokens::list))
+        .route(Method::POST, "/api/tokens", Some(ManageUsers), post(tokens::create))
+        .route(Method::DELETE, "/api/tokens/{id}", Some(ManageUsers), delete(tokens::revoke))
+        .route(Method::GET, "/api/channels", Some(ManageChannels), get(channels::list))
+        .route(Method::POST, "/api/channels", Some(ManageChannels), post(channels::create))
+        .route(Method::GET, "/api/channels/{id}", Some(ManageChannels), get(channels::show))
+        .route(Method::DELETE, "/api/channels/{id}", Some(ManageChannels), delete(channels::disable))
+}

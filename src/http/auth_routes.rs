@@ -1,0 +1,145 @@
+//! Dashboard login and logout (outside `/api`: login is what makes `/api` reachable).
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{passwords, sessions};
+use crate::http::{ApiError, AppState};
+use crate::ratelimit::{self, Limit};
+
+#[derive(Deserialize)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+/// The client's address: the last `X-Forwarded-For` hop when behind a trusted proxy, else the peer.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_proxy: bool) -> String {
+    if trust_proxy
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next_back())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    {
+        return ip.to_string();
+    }
+    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+fn invalid_credentials() -> ApiError {
+    // One answer for a wrong password, an unknown email, a locked or a disabled account.
+    ApiError::invalid_with_status(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the email or password is wrong, or the account is temporarily locked",
+    )
+}
+
+fn cookie_header(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = state.settings.trust_proxy || state.settings.public_base_url().starts_with("https://");
+    let mut c = format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}", sessions::COOKIE);
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).expect("cookie value is ASCII")
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let ip = client_ip(&headers, Some(peer), state.settings.trust_proxy);
+    ratelimit::check(&state.redis, Limit::LoginPerIp, &ip, state.settings.limits.login_per_minute).await?;
+    let Login { email, password } = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::invalid("invalid_json", "send {\"email\": \"...\", \"password\": \"...\"}"))?;
+    let email = email.trim().to_lowercase();
+
+    let row: Option<(Uuid, Uuid, String, String, bool, bool)> = sqlx::query_as(
+        "SELECT u.id, u.tenant_id, u.password_hash, u.role, u.must_change_password, \
+                (u.locked_until IS NOT NULL AND u.locked_until > now()) OR u.disabled_at IS NOT NULL AS blocked \
+           FROM users u WHERE lower(u.email) = $1",
+    )
+    .bind(&email)
+    .fetch_optional(&state.pool)
+    .await?;
+
+    // The same work whether or not the email exists.
+    let stored = row.as_ref().map(|r| r.2.clone()).unwrap_or_else(|| passwords::dummy_hash().to_string());
+    let attempt = password.clone();
+    let ok = tokio::task::spawn_blocking(move || passwords::verify(&attempt, &stored))
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+
+    let Some((user_id, tenant_id, _, role, must_change, blocked)) = row else {
+        return Err(invalid_credentials());
+    };
+    if blocked {
+        return Err(invalid_credentials());
+    }
+    if !ok {
+        let limits = &state.settings.limits;
+        sqlx::query(
+            "UPDATE users SET failed_logins = failed_logins + 1, \
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(mins => $3) ELSE locked_until END \
+             WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(limits.lockout_attempts as i32)
+        .bind(limits.lockout.num_minutes() as i32)
+        .execute(&state.pool)
+        .await
+        .ok();
+        return Err(invalid_credentials());
+    }
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let secret = state.settings.session_secret.expose_secret().as_bytes();
+    let s = sessions::create(&mut tx, secret, user_id, tenant_id, state.settings.limits.session_ttl).await?;
+    tx.commit().await?;
+    let mut resp = Json(json!({
+        "user_id": user_id,
+        "tenant_id": tenant_id,
+        "role": role,
+        "must_change_password": must_change,
+        "csrf_token": s.csrf_token,
+        "expires_at": s.expires_at,
+    }))
+    .into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie_header(&state, &s.cookie_value, state.settings.limits.session_ttl.num_seconds()),
+    );
+    Ok(resp)
+}
+
+/// Ends the cookie's session (CSRF-checked like every unsafe cookie request).
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = crate::auth::middleware::resolve(&state, &headers, &axum::http::Method::POST).await?;
+    if !caller.is_session() {
+        return Err(ApiError::invalid("not_a_session", "logout ends a dashboard session; revoke API tokens instead"));
+    }
+    let secret = state.settings.session_secret.expose_secret().as_bytes();
+    if let Some(id) =
+        crate::auth::middleware::cookie(&headers, sessions::COOKIE).and_then(|v| sessions::verify(secret, v))
+    {
+        sessions::revoke(&state.pool, &id).await?;
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie_header(&state, "", 0));
+    Ok(resp)
+}

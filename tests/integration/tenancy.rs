@@ -1,0 +1,371 @@
+//! Tenancy, authentication and authorization: every `/api` route is closed to anonymous callers
+//! and to roles without its permission; tenants never see each other's data.
+
+use aisales::auth::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{create_tenant, create_user, spawn_app};
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { Uuid::now_v7().to_string() } else { seg.to_string() })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn method(m: &axum::http::Method) -> Method {
+    Method::from_bytes(m.as_str().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn every_api_route_needs_credentials_and_its_permission() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let tenant = create_tenant(&app.pool, "Shop").await;
+    let specs = aisales::http::api::routes().specs().to_vec();
+    assert!(specs.len() >= 10, "the API has its routes registered: {specs:?}");
+    let mut checked_403 = 0;
+    for spec in &specs {
+        let path = concrete(spec.path);
+        let resp = app.request(method(&spec.method), &path, None).json(&json!({})).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{} {} without credentials", spec.method, spec.path);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        // A wrong token is the same as none.
+        let resp = app
+            .request(method(&spec.method), &path, Some("aisk_notarealtoken000000000000000000000000"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{} {} with a bad token", spec.method, spec.path);
+
+        for role in Role::ALL {
+            let allowed = spec.permission.is_none_or(|p| role.allows(p));
+            let resp = app
+                .request(method(&spec.method), &path, Some(tenant.token(role)))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            if allowed {
+                assert_ne!(resp.status(), StatusCode::FORBIDDEN, "{role} may call {} {}", spec.method, spec.path);
+                assert_ne!(resp.status(), StatusCode::UNAUTHORIZED, "{role} may call {} {}", spec.method, spec.path);
+            } else {
+                assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{role} must not call {} {}", spec.method, spec.path);
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "forbidden");
+                checked_403 += 1;
+            }
+        }
+    }
+    assert!(checked_403 > 10, "roles without permissions were exercised");
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_404_like_missing_ones() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let a = create_tenant(&app.pool, "A").await;
+    let b = create_tenant(&app.pool, "B").await;
+    let b_user = create_user(&app.pool, b.id, "ops@b.example", "Password-123456", Role::Operator).await;
+    let b_account: Value = app
+        .request(Method::POST, "/api/channels", Some(b.owner()))
+        .json(&json!({"kind": "green_api", "id_instance": "1101000002", "api_token": "b-secret-token-0123456789"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b_account = b_account["id"].as_str().unwrap().to_string();
+    let b_tokens: Value =
+        app.request(Method::GET, "/api/tokens", Some(b.owner())).send().await.unwrap().json().await.unwrap();
+    let b_token = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
+
+    let cases = [
+        (Method::GET, format!("/api/users/{b_user}")),
+        (Method::PATCH, format!("/api/users/{b_user}")),
+        (Method::GET, format!("/api/channels/{b_account}")),
+        (Method::DELETE, format!("/api/channels/{b_account}")),
+        (Method::DELETE, format!("/api/tokens/{b_token}")),
+    ];
+    for (m, path) in cases {
+        let foreign =
+            app.request(m.clone(), &path, Some(a.owner())).json(&json!({"role": "viewer"})).send().await.unwrap();
+        let missing_path = path.rsplit_once('/').map(|(p, _)| format!("{p}/{}", Uuid::now_v7())).unwrap();
+        let missing = app
+            .request(m.clone(), &missing_path, Some(a.owner()))
+            .json(&json!({"role": "viewer"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), StatusCode::NOT_FOUND, "{m} {path}");
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let (fb, mb): (Value, Value) = (foreign.json().await.unwrap(), missing.json().await.unwrap());
+        assert_eq!(fb, mb, "a foreign id looks exactly like a missing one");
+    }
+    // Lists only show the caller's tenant.
+    for path in ["/api/users", "/api/channels", "/api/tokens"] {
+        let body = app.request(Method::GET, path, Some(a.owner())).send().await.unwrap().text().await.unwrap();
+        assert!(
+            !body.contains(&b_user.to_string()) && !body.contains(&b_account) && !body.contains(&b_token),
+            "{path}: {body}"
+        );
+    }
+    let tenant: Value =
+        app.request(Method::GET, "/api/tenant", Some(a.owner())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(tenant["id"], a.id.to_string());
+    // B's things are untouched.
+    let still: Value = app
+        .request(Method::GET, &format!("/api/users/{b_user}"), Some(b.owner()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["role"], "operator");
+    let acc = app.request(Method::GET, &format!("/api/channels/{b_account}"), Some(b.owner())).send().await.unwrap();
+    let acc: Value = acc.json().await.unwrap();
+    assert!(acc["disabled_at"].is_null());
+}
+
+async fn login(app: &crate::helpers::TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/auth/login", app.address))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn twenty_wrong_passwords_lock_the_account_without_revealing_it_exists() {
+    let app = spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "0")]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    create_user(&app.pool, t.id, "owner@shop.example", "Right-Password-1", Role::Owner).await;
+
+    let mut real = Vec::new();
+    let mut ghost = Vec::new();
+    for i in 0..20 {
+        let r = login(&app, "owner@shop.example", &format!("Wrong-Password-{i}")).await;
+        real.push((r.status(), r.text().await.unwrap()));
+        let r = login(&app, "nobody@shop.example", &format!("Wrong-Password-{i}")).await;
+        ghost.push((r.status(), r.text().await.unwrap()));
+    }
+    assert_eq!(real, ghost, "answers for an existing and a missing email are identical");
+    assert!(real.iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED));
+    // Locked: even the right password is refused, with the same answer.
+    let r = login(&app, "owner@shop.example", "Right-Password-1").await;
+    assert_eq!((r.status(), r.text().await.unwrap()), ghost[0].clone());
+    let locked: bool = sqlx::query_scalar("SELECT locked_until > now() FROM users WHERE email = 'owner@shop.example'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(locked);
+    // Once the lock has passed, the right password works again and resets the counter.
+    sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+    let r = login(&app, "owner@shop.example", "Right-Password-1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_ip_with_retry_after() {
+    let app = spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "3")]).await;
+    // Keys are per client IP: start from a clean window for this test's address.
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let r = login(&app, &format!("rl-{}@x.example", Uuid::now_v7()), "Whatever-123").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+        statuses.push(r.status());
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)));
+}
+
+#[tokio::test]
+async fn sessions_need_csrf_for_unsafe_requests_and_one_time_passwords_must_be_replaced() {
+    let app = spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "0"), ("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    let created: Value = app
+        .request(Method::POST, "/api/users", Some(t.owner()))
+        .json(&json!({"email": "New.Operator@Shop.example", "role": "operator"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let otp = created["one_time_password"].as_str().unwrap().to_string();
+    assert_eq!(created["user"]["email"], "new.operator@shop.example");
+
+    let r = login(&app, "new.operator@shop.example", &otp).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["must_change_password"], true);
+    let csrf = body["csrf_token"].as_str().unwrap().to_string();
+
+    let with_cookie =
+        |m: Method, p: &str| app.client.request(m, format!("{}{p}", app.address)).header("cookie", &cookie);
+    // Until the one-time password is replaced, only /api/me works.
+    assert_eq!(with_cookie(Method::GET, "/api/me").send().await.unwrap().status(), StatusCode::OK);
+    let r = with_cookie(Method::GET, "/api/tenant").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "password_change_required");
+    // Unsafe request without the CSRF header: refused.
+    let change = json!({"current_password": otp, "new_password": "Brand-New-Password-9"});
+    let r = with_cookie(Method::POST, "/api/me/password").json(&change).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "csrf_failed");
+    let r = with_cookie(Method::POST, "/api/me/password")
+        .header("x-csrf-token", "wrong")
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r =
+        with_cookie(Method::POST, "/api/me/password").header("x-csrf-token", &csrf).json(&change).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The password change ended the session.
+    assert_eq!(with_cookie(Method::GET, "/api/me").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    let r = login(&app, "new.operator@shop.example", "Brand-New-Password-9").await;
+    let cookie2 = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf2 = r.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    let r = app.client.get(format!("{}/api/tenant", app.address)).header("cookie", &cookie2).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Operators may not manage users.
+    let r = app.client.get(format!("{}/api/users", app.address)).header("cookie", &cookie2).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Logout ends the session.
+    let r = app
+        .client
+        .post(format!("{}/auth/logout", app.address))
+        .header("cookie", &cookie2)
+        .header("x-csrf-token", &csrf2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.client.get(format!("{}/api/me", app.address)).header("cookie", &cookie2).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A forged cookie is rejected.
+    let r = app
+        .client
+        .get(format!("{}/api/me", app.address))
+        .header("cookie", "aisales_session=AAAA.BBBB")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    let r = app
+        .request(Method::POST, "/api/tokens", Some(t.owner()))
+        .json(&json!({"name": "ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    let token = created["api_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("aisk_") && token.len() == 45);
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_tokens WHERE prefix = $1 AND token_hash <> convert_to($2, 'UTF8')",
+    )
+    .bind(&token[..12])
+    .bind(&token)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+    let dump: String = sqlx::query_scalar("SELECT string_agg(row_to_json(t)::text, ' ') FROM api_tokens t")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!dump.contains(&token[12..]), "the secret part is not stored");
+
+    assert_eq!(app.request(Method::GET, "/api/tenant", Some(&token)).send().await.unwrap().status(), StatusCode::OK);
+    let list = app.request(Method::GET, "/api/tokens", Some(t.owner())).send().await.unwrap().text().await.unwrap();
+    assert!(!list.contains(&token), "listing never shows a token");
+    // Viewer tokens cannot mint owner tokens, admins cannot either.
+    let r = app
+        .request(Method::POST, "/api/tokens", Some(t.token(Role::Admin)))
+        .json(&json!({"name": "x", "role": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        app.request(Method::DELETE, &format!("/api/tokens/{id}"), Some(t.owner())).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.request(Method::GET, "/api/tenant", Some(&token)).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn api_is_rate_limited_per_tenant() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "5")]).await;
+    let a = create_tenant(&app.pool, "A").await;
+    let b = create_tenant(&app.pool, "B").await;
+    let mut last = None;
+    for _ in 0..7 {
+        last = Some(app.request(Method::GET, "/api/tenant", Some(a.owner())).send().await.unwrap());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(last.headers().contains_key("retry-after"));
+    assert_eq!(last.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    // Another tenant is not affected.
+    assert_eq!(app.request(Method::GET, "/api/tenant", Some(b.owner())).send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tenant_settings_are_validated_and_bad_input_changes_nothing() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    let before: Value =
+        app.request(Method::GET, "/api/tenant", Some(t.owner())).send().await.unwrap().json().await.unwrap();
+    for bad in [
+        json!({"settings": {"decision": {"t_auto": 0.2}}}),
+        json!({"timezone": "Mars/Olympus"}),
+        json!({"working_days": ["mon", "funday"]}),
+        json!({"name": ""}),
+        json!({"unknown_field": 1}),
+    ] {
+        let r = app.request(Method::PATCH, "/api/tenant", Some(t.owner())).json(&bad).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let after: Value =
+        app.request(Method::GET, "/api/tenant", Some(t.owner())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(before, after);
+    let r = app
+        .request(Method::PATCH, "/api/tenant", Some(t.owner()))
+        .json(&json!({"name": "Gearbox Shop", "settings": {"tone": "friendly", "decision": {"t_auto": 0.9}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let t2: Value = r.json().await.unwrap();
+    assert_eq!(t2["settings"]["decision"]["t_auto"], 0.9);
+    assert_eq!(t2["settings"]["decision"]["t_escalate"], 0.4);
+    assert_eq!(t2["settings"]["tone"], "friendly");
+}

@@ -1,6 +1,8 @@
 #![forbid(unsafe_code)]
 //! aisales domain: aggregates, commands, events and pure rules. No IO.
 
+pub mod conversation;
 pub mod detect;
+pub mod reply;
 pub mod tenant;
 pub mod vin;

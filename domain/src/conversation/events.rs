@@ -1,0 +1,185 @@
+//! Events of the [`Conversation`](super::Conversation) aggregate: past-tense facts.
+//!
+//! Every variant is listed in `docs/events.md` with its version and fields; a test fails when the
+//! catalog and this file disagree. A change to a variant's fields bumps its version and ships with
+//! an upcaster for the stored older version.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::types::{Attachment, ChannelKind, Decision, ReplyOrigin, Status};
+
+/// What happened in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConversationEvent {
+    /// The first message of a customer on a channel opened the conversation.
+    ConversationStarted {
+        tenant_id: Uuid,
+        channel: ChannelKind,
+        account_id: Uuid,
+        chat_id: String,
+        customer_id: Uuid,
+        customer_name: Option<String>,
+        customer_phone: Option<String>,
+        started_at: DateTime<Utc>,
+    },
+    /// A customer message arrived (deduplicated by the provider's message id).
+    MessageReceived {
+        message_id: Uuid,
+        provider_message_id: String,
+        text: String,
+        #[serde(default)]
+        attachments: Vec<Attachment>,
+        sender_name: Option<String>,
+        sent_at: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+    },
+    /// Another identifier of the same customer on the same channel (e.g. a MAX internal id next to
+    /// the phone chat id).
+    CustomerAliasLinked { alias: String },
+    /// A VIN or FRAME number was found in a customer message with a score high enough to look the
+    /// vehicle up.
+    VehicleIdDetected { message_id: Uuid, id_type: String, value: String, score: f64, reasons: Vec<String> },
+    /// A transmission code was found in a customer message.
+    TransmissionCodeDetected { message_id: Uuid, code: String, score: f64 },
+    /// A reply suggestion is wanted; drafted once no new customer message came for the burst window.
+    SuggestionRequested { request_id: Uuid, trigger_message_id: Uuid, not_before: DateTime<Utc> },
+    /// A reply suggestion was drafted.
+    SuggestionGenerated {
+        suggestion_id: Uuid,
+        request_id: Uuid,
+        text: String,
+        intent: String,
+        confidence: f64,
+        decision: Decision,
+        explanations: Vec<String>,
+        source: String,
+        model: Option<String>,
+        autosend_block_reason: Option<String>,
+    },
+    /// Drafting a suggestion failed; the conversation waits for an operator.
+    SuggestionFailed { request_id: Uuid, reason: String },
+    /// A newer customer message made a pending suggestion obsolete.
+    SuggestionSuperseded { suggestion_id: Uuid, by_message_id: Uuid },
+    /// An operator (or the autosend policy, `automatic`) approved a suggestion as drafted.
+    SuggestionApproved { suggestion_id: Uuid, automatic: bool },
+    /// An operator approved a suggestion with changed text.
+    SuggestionEdited { suggestion_id: Uuid, text: String },
+    /// An operator rejected a suggestion.
+    SuggestionRejected { suggestion_id: Uuid, reason: Option<String> },
+    /// An operator wrote a reply themselves.
+    OperatorReplied { reply_id: Uuid, text: String },
+    /// A reply is to be delivered to the customer, not before `send_after`.
+    ReplyQueued {
+        reply_id: Uuid,
+        suggestion_id: Option<Uuid>,
+        text: String,
+        origin: ReplyOrigin,
+        send_after: DateTime<Utc>,
+    },
+    /// A worker is about to hand the reply to the provider (the durable claim of that send).
+    ReplySendStarted { reply_id: Uuid, attempt: u32, started_at: DateTime<Utc> },
+    /// The provider accepted the reply.
+    ReplySent { reply_id: Uuid, provider_message_id: String, sent_at: DateTime<Utc>, reconciled: bool },
+    /// A send failed for a transient reason and will be tried again at `retry_at`.
+    ReplySendRetryScheduled { reply_id: Uuid, attempt: u32, retry_at: DateTime<Utc>, reason: String },
+    /// The reply could not be delivered; final.
+    ReplyFailed { reply_id: Uuid, reason: String, permanent: bool },
+    /// An operator asked to try a failed reply again.
+    ReplyRetryRequested { reply_id: Uuid },
+    /// The provider reported the reply delivered or read.
+    ReplyDelivered { reply_id: Uuid, provider_message_id: String, status: String, at: DateTime<Utc> },
+    /// The conversation needs a person.
+    ConversationEscalated { reason: String, suggestion_id: Option<Uuid> },
+    /// An operator closed the conversation.
+    ConversationResolved,
+    /// The conversation was opened again.
+    ConversationReopened { reason: String },
+    /// Automatic drafting was switched off (or back on) for this conversation.
+    ConversationMuted { muted: bool },
+    /// The conversation's status changed (every change, with the reason).
+    StatusChanged { from: Status, to: Status, reason: String },
+    /// An operator took the conversation.
+    OperatorAssigned { operator: Option<String> },
+    /// An operator read the conversation up to now.
+    ConversationRead,
+}
+
+impl DomainEvent for ConversationEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+impl ConversationEvent {
+    /// Every event type name, in catalog order.
+    pub const TYPES: &'static [&'static str] = &[
+        "ConversationStarted",
+        "MessageReceived",
+        "CustomerAliasLinked",
+        "VehicleIdDetected",
+        "TransmissionCodeDetected",
+        "SuggestionRequested",
+        "SuggestionGenerated",
+        "SuggestionFailed",
+        "SuggestionSuperseded",
+        "SuggestionApproved",
+        "SuggestionEdited",
+        "SuggestionRejected",
+        "OperatorReplied",
+        "ReplyQueued",
+        "ReplySendStarted",
+        "ReplySent",
+        "ReplySendRetryScheduled",
+        "ReplyFailed",
+        "ReplyRetryRequested",
+        "ReplyDelivered",
+        "ConversationEscalated",
+        "ConversationResolved",
+        "ConversationReopened",
+        "ConversationMuted",
+        "StatusChanged",
+        "OperatorAssigned",
+        "ConversationRead",
+    ];
+
+    /// The event's type name (the serde variant name).
+    pub fn name(&self) -> &'static str {
+        use ConversationEvent::*;
+        match self {
+            ConversationStarted { .. } => "ConversationStarted",
+            MessageReceived { .. } => "MessageReceived",
+            CustomerAliasLinked { .. } => "CustomerAliasLinked",
+            VehicleIdDetected { .. } => "VehicleIdDetected",
+            TransmissionCodeDetected { .. } => "TransmissionCodeDetected",
+            SuggestionRequested { .. } => "SuggestionRequested",
+            SuggestionGenerated { .. } => "SuggestionGenerated",
+            SuggestionFailed { .. } => "SuggestionFailed",
+            SuggestionSuperseded { .. } => "SuggestionSuperseded",
+            SuggestionApproved { .. } => "SuggestionApproved",
+            SuggestionEdited { .. } => "SuggestionEdited",
+            SuggestionRejected { .. } => "SuggestionRejected",
+            OperatorReplied { .. } => "OperatorReplied",
+            ReplyQueued { .. } => "ReplyQueued",
+            ReplySendStarted { .. } => "ReplySendStarted",
+            ReplySent { .. } => "ReplySent",
+            ReplySendRetryScheduled { .. } => "ReplySendRetryScheduled",
+            ReplyFailed { .. } => "ReplyFailed",
+            ReplyRetryRequested { .. } => "ReplyRetryRequested",
+            ReplyDelivered { .. } => "ReplyDelivered",
+            ConversationEscalated { .. } => "ConversationEscalated",
+            ConversationResolved => "ConversationResolved",
+            ConversationReopened { .. } => "ConversationReopened",
+            ConversationMuted { .. } => "ConversationMuted",
+            StatusChanged { .. } => "StatusChanged",
+            OperatorAssigned { .. } => "OperatorAssigned",
+            ConversationRead => "ConversationRead",
+        }
+    }
+}

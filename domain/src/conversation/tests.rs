@@ -1,0 +1,386 @@
+//! Given / when / then tests of the conversation rules (no IO).
+
+use chrono::{Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::*;
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000 + s, 0).unwrap()
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn inbound(provider_id: &str, text: &str, at: i64) -> Inbound {
+    Inbound {
+        tenant_id: id(1),
+        channel: ChannelKind::GreenApi,
+        account_id: id(2),
+        chat_id: "79001234567@c.us".into(),
+        customer_id: id(3),
+        customer_name: Some("Иван".into()),
+        customer_phone: Some("79001234567".into()),
+        message_id: Uuid::from_u128(1000 + at as u128),
+        provider_message_id: provider_id.into(),
+        text: text.into(),
+        attachments: vec![],
+        sent_at: t(at),
+        received_at: t(at),
+        request_id: Uuid::from_u128(5000 + at as u128),
+        debounce: Duration::seconds(3),
+        vehicle_id: None,
+        transmission_code: None,
+    }
+}
+
+fn run(c: &mut Conversation, cmd: ConversationCommand) -> Result<Vec<ConversationEvent>, ConversationError> {
+    let events = c.decide(cmd)?;
+    for e in events.clone() {
+        c.evolve(e);
+    }
+    Ok(events)
+}
+
+fn names(events: &[ConversationEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.name()).collect()
+}
+
+fn started() -> Conversation {
+    let mut c = Conversation::default();
+    run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m1", "Здравствуйте", 0)))).unwrap();
+    c
+}
+
+fn drafted(request_id: Uuid, suggestion: u128, decision: Decision, block: Option<&str>) -> ConversationCommand {
+    ConversationCommand::RecordSuggestion(Box::new(Drafted {
+        request_id,
+        suggestion_id: id(suggestion),
+        text: "Добрый день! Пришлите VIN, пожалуйста.".into(),
+        intent: "other".into(),
+        confidence: 0.9,
+        decision,
+        explanations: vec![],
+        source: "ai".into(),
+        model: Some("gpt-4o-mini".into()),
+        autosend_block_reason: block.map(String::from),
+        reply_id: id(suggestion + 100),
+        send_after: t(10),
+    }))
+}
+
+#[test]
+fn the_first_message_starts_the_conversation_and_asks_for_a_suggestion_after_the_burst_window() {
+    let mut c = Conversation::default();
+    let events =
+        run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m1", "  Нужна АКПП  ", 0)))).unwrap();
+    assert_eq!(names(&events), ["ConversationStarted", "MessageReceived", "SuggestionRequested"]);
+    match &events[1] {
+        E::MessageReceived { text, .. } => assert_eq!(text, "Нужна АКПП"),
+        other => panic!("{other:?}"),
+    }
+    match &events[2] {
+        E::SuggestionRequested { not_before, .. } => assert_eq!(*not_before, t(3)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.status, Status::Open);
+    assert!(c.started);
+}
+
+#[test]
+fn a_provider_message_id_delivered_twice_is_one_message() {
+    let mut c = started();
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m1", "Здравствуйте", 0)))).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(c.messages, 1);
+}
+
+#[test]
+fn a_burst_of_messages_yields_one_request() {
+    let mut c = started();
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m2", "Камри 2008", 1)))).unwrap();
+    assert_eq!(names(&events), ["MessageReceived"]);
+    assert_eq!(c.messages, 2);
+}
+
+#[test]
+fn approve_queues_exactly_one_reply_and_cannot_be_repeated() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    assert_eq!(c.suggestions[&id(10)].status, SuggestionStatus::Pending);
+    let approve = ConversationCommand::Approve { suggestion_id: id(10), reply_id: id(20), send_after: t(5) };
+    let events = run(&mut c, approve.clone()).unwrap();
+    assert_eq!(names(&events), ["SuggestionApproved", "ReplyQueued"]);
+    match &events[1] {
+        E::ReplyQueued { text, origin, .. } => {
+            assert_eq!(text, "Добрый день! Пришлите VIN, пожалуйста.");
+            assert_eq!(*origin, ReplyOrigin::Suggestion);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run(&mut c, approve), Err(ConversationError::SuggestionNotPending("approved")));
+    let reject = ConversationCommand::Reject { suggestion_id: id(10), reason: None };
+    assert_eq!(run(&mut c, reject), Err(ConversationError::SuggestionNotPending("approved")));
+    assert_eq!(
+        run(&mut c, ConversationCommand::Reject { suggestion_id: id(99), reason: None }),
+        Err(ConversationError::SuggestionNotFound)
+    );
+}
+
+#[test]
+fn a_suggestion_result_for_a_request_already_answered_is_refused() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    assert_eq!(
+        run(&mut c, drafted(request, 11, Decision::NeedApproval, None)),
+        Err(ConversationError::RequestNotPending)
+    );
+    assert_eq!(
+        run(&mut c, ConversationCommand::FailSuggestion { request_id: request, reason: "x".into() }),
+        Err(ConversationError::RequestNotPending)
+    );
+}
+
+#[test]
+fn edits_need_text() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    let edit = |text: &str| ConversationCommand::Edit {
+        suggestion_id: id(10),
+        reply_id: id(20),
+        text: text.into(),
+        send_after: t(5),
+    };
+    assert_eq!(run(&mut c, edit("   ")), Err(ConversationError::EmptyText));
+    assert_eq!(run(&mut c, edit(&"я".repeat(MAX_TEXT + 1))), Err(ConversationError::TextTooLong));
+    let events = run(&mut c, edit(" Исправленный ответ ")).unwrap();
+    assert_eq!(names(&events), ["SuggestionEdited", "ReplyQueued"]);
+    assert_eq!(c.replies[&id(20)].text, "Исправленный ответ");
+}
+
+#[test]
+fn a_new_customer_message_supersedes_the_pending_draft_and_asks_again() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    let events =
+        run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m2", "VIN пришлю позже", 60)))).unwrap();
+    assert_eq!(names(&events), ["MessageReceived", "SuggestionSuperseded", "SuggestionRequested"]);
+    assert_eq!(
+        run(&mut c, ConversationCommand::Approve { suggestion_id: id(10), reply_id: id(20), send_after: t(70) }),
+        Err(ConversationError::SuggestionNotPending("superseded"))
+    );
+}
+
+#[test]
+fn auto_send_really_sends_when_nothing_blocks_it() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    let events = run(&mut c, drafted(request, 10, Decision::AutoSend, None)).unwrap();
+    assert_eq!(names(&events), ["SuggestionGenerated", "SuggestionApproved", "ReplyQueued"]);
+    assert!(matches!(events[1], E::SuggestionApproved { automatic: true, .. }));
+    assert!(matches!(events[2], E::ReplyQueued { origin: ReplyOrigin::Auto, .. }));
+
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    let events = run(&mut c, drafted(request, 10, Decision::AutoSend, Some("SETTING_OFF"))).unwrap();
+    assert_eq!(names(&events), ["SuggestionGenerated"]);
+    assert_eq!(c.suggestions[&id(10)].status, SuggestionStatus::Pending);
+}
+
+#[test]
+fn an_escalate_decision_escalates_the_conversation() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    let events = run(&mut c, drafted(request, 10, Decision::Escalate, None)).unwrap();
+    assert_eq!(names(&events), ["SuggestionGenerated", "ConversationEscalated", "StatusChanged"]);
+    assert_eq!(c.status, Status::Escalated);
+    assert_eq!(
+        run(&mut c, ConversationCommand::Escalate { reason: "again".into(), suggestion_id: None }),
+        Err(ConversationError::Already("escalated"))
+    );
+}
+
+#[test]
+fn the_status_machine_is_enforced() {
+    let mut c = started();
+    assert_eq!(
+        run(&mut c, ConversationCommand::Reopen),
+        Err(ConversationError::InvalidTransition { from: Status::Open, to: Status::Open })
+    );
+    let request = c.pending_request.unwrap();
+    run(&mut c, ConversationCommand::FailSuggestion { request_id: request, reason: "AI unavailable".into() }).unwrap();
+    run(&mut c, ConversationCommand::Resolve).unwrap();
+    assert_eq!(c.status, Status::Resolved);
+    assert_eq!(run(&mut c, ConversationCommand::Resolve), Err(ConversationError::Already("resolved")));
+    assert_eq!(
+        run(&mut c, ConversationCommand::Escalate { reason: "x".into(), suggestion_id: None }),
+        Err(ConversationError::Resolved)
+    );
+    // A customer message reopens the same conversation (no second conversation for one person).
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m9", "Ещё вопрос", 100)))).unwrap();
+    assert_eq!(names(&events), ["ConversationReopened", "StatusChanged", "MessageReceived", "SuggestionRequested"]);
+    assert_eq!(c.status, Status::Open);
+}
+
+#[test]
+fn resolving_rejects_pending_drafts() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    let events = run(&mut c, ConversationCommand::Resolve).unwrap();
+    assert_eq!(names(&events), ["SuggestionRejected", "ConversationResolved", "StatusChanged"]);
+}
+
+#[test]
+fn a_reply_is_sent_once() {
+    let mut c = started();
+    run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Добрый день".into(), send_after: t(1) }).unwrap();
+    assert_eq!(c.replies[&id(20)].status, ReplyStatus::Queued);
+    let start = ConversationCommand::StartSend { reply_id: id(20), at: t(2) };
+    run(&mut c, start.clone()).unwrap();
+    assert_eq!(run(&mut c, start), Err(ConversationError::ReplyNotInState("sending")));
+    let sent = ConversationCommand::RecordSent {
+        reply_id: id(20),
+        provider_message_id: "BAE5".into(),
+        at: t(3),
+        reconciled: false,
+    };
+    let events = run(&mut c, sent.clone()).unwrap();
+    assert_eq!(names(&events), ["ReplySent", "StatusChanged"]);
+    assert_eq!(c.status, Status::WaitingCustomer);
+    assert_eq!(run(&mut c, sent), Err(ConversationError::ReplyNotInState("sent")));
+    let delivered = ConversationCommand::RecordDelivery {
+        provider_message_id: "BAE5".into(),
+        status: "delivered".into(),
+        at: t(4),
+    };
+    assert_eq!(names(&run(&mut c, delivered.clone()).unwrap()), ["ReplyDelivered"]);
+    assert!(run(&mut c, delivered).unwrap().is_empty(), "a repeated status changes nothing");
+    assert_eq!(
+        run(
+            &mut c,
+            ConversationCommand::RecordDelivery {
+                provider_message_id: "other".into(),
+                status: "read".into(),
+                at: t(5)
+            }
+        ),
+        Err(ConversationError::ReplyNotFound)
+    );
+    // The customer answers: open again.
+    run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m2", "Спасибо", 50)))).unwrap();
+    assert_eq!(c.status, Status::Open);
+}
+
+#[test]
+fn transient_failures_are_retried_and_permanent_ones_are_final() {
+    let mut c = started();
+    run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Ответ".into(), send_after: t(1) }).unwrap();
+    run(&mut c, ConversationCommand::StartSend { reply_id: id(20), at: t(2) }).unwrap();
+    run(&mut c, ConversationCommand::ScheduleRetry { reply_id: id(20), retry_at: t(30), reason: "503".into() })
+        .unwrap();
+    assert_eq!(c.replies[&id(20)].status, ReplyStatus::Queued);
+    let events = run(&mut c, ConversationCommand::StartSend { reply_id: id(20), at: t(31) }).unwrap();
+    assert!(matches!(events[0], E::ReplySendStarted { attempt: 2, .. }));
+    run(&mut c, ConversationCommand::FailReply { reply_id: id(20), reason: "chat not found".into(), permanent: true })
+        .unwrap();
+    assert_eq!(
+        run(&mut c, ConversationCommand::StartSend { reply_id: id(20), at: t(32) }),
+        Err(ConversationError::ReplyNotInState("failed"))
+    );
+    run(&mut c, ConversationCommand::RetryReply { reply_id: id(20) }).unwrap();
+    assert_eq!(c.replies[&id(20)].status, ReplyStatus::Queued);
+}
+
+#[test]
+fn muted_conversations_record_messages_but_draft_nothing() {
+    let mut c = started();
+    run(&mut c, ConversationCommand::Mute { muted: true }).unwrap();
+    assert!(run(&mut c, ConversationCommand::Mute { muted: true }).unwrap().is_empty());
+    // The first request is still pending; answer it so a new one could be opened.
+    let request = c.pending_request.unwrap();
+    run(&mut c, ConversationCommand::FailSuggestion { request_id: request, reason: "x".into() }).unwrap();
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m2", "Алло", 10)))).unwrap();
+    assert_eq!(names(&events), ["MessageReceived"]);
+}
+
+#[test]
+fn commands_on_a_conversation_that_never_started_are_refused() {
+    let c = Conversation::default();
+    assert_eq!(c.decide(ConversationCommand::Resolve), Err(ConversationError::NotFound));
+    assert_eq!(c.decide(ConversationCommand::MarkRead), Err(ConversationError::NotFound));
+}
+
+#[test]
+fn operator_reply_on_a_resolved_conversation_reopens_it_and_rejects_drafts() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    let events =
+        run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Сам отвечу".into(), send_after: t(1) })
+            .unwrap();
+    assert_eq!(names(&events), ["SuggestionRejected", "OperatorReplied", "ReplyQueued"]);
+    run(&mut c, ConversationCommand::Resolve).unwrap();
+    let events =
+        run(&mut c, ConversationCommand::Reply { reply_id: id(21), text: "Ещё".into(), send_after: t(2) }).unwrap();
+    assert_eq!(names(&events), ["ConversationReopened", "StatusChanged", "OperatorReplied", "ReplyQueued"]);
+}
+
+#[test]
+fn vehicle_ids_found_in_a_message_are_recorded() {
+    let mut c = Conversation::default();
+    let mut m = inbound("m1", "VIN JTNBE46K803123456", 0);
+    m.vehicle_id = Some(("VIN".into(), "JTNBE46K803123456".into(), 0.95, vec!["vin_17".into()]));
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(m))).unwrap();
+    assert_eq!(names(&events), ["ConversationStarted", "MessageReceived", "VehicleIdDetected", "SuggestionRequested"]);
+}
+
+#[test]
+fn state_stays_bounded_in_long_conversations() {
+    let mut c = started();
+    for i in 0..2000u128 {
+        let reply = id(100_000 + i);
+        run(&mut c, ConversationCommand::Reply { reply_id: reply, text: "ok".into(), send_after: t(1) }).unwrap();
+        run(&mut c, ConversationCommand::StartSend { reply_id: reply, at: t(2) }).unwrap();
+        run(
+            &mut c,
+            ConversationCommand::RecordSent {
+                reply_id: reply,
+                provider_message_id: format!("p{i}"),
+                at: t(3),
+                reconciled: false,
+            },
+        )
+        .unwrap();
+        run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound(&format!("in{i}"), "да", 10 + i as i64))))
+            .unwrap();
+    }
+    assert!(c.replies.len() <= KEEP_DECIDED + 2, "{}", c.replies.len());
+    assert!(c.recent_provider_ids.len() <= RECENT_PROVIDER_IDS);
+    assert_eq!(c.messages, 2001);
+    let json = serde_json::to_string(&c).unwrap();
+    assert!(json.len() < 100_000, "snapshot size {}", json.len());
+}
+
+#[test]
+fn every_event_type_round_trips_through_json_with_its_name() {
+    let mut c = Conversation::default();
+    let mut m = inbound("m1", "VIN JTNBE46K803123456 код U660E", 0);
+    m.vehicle_id = Some(("VIN".into(), "JTNBE46K803123456".into(), 0.95, vec![]));
+    m.transmission_code = Some(("U660E".into(), 0.9));
+    let mut all = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(m))).unwrap();
+    let request = c.pending_request.unwrap();
+    all.extend(run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap());
+    for e in &all {
+        let json = serde_json::to_value(e).unwrap();
+        assert!(json.get(e.name()).is_some() || json == serde_json::json!(e.name()), "{json}");
+        let back: ConversationEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, e);
+        assert!(ConversationEvent::TYPES.contains(&e.name()));
+    }
+}

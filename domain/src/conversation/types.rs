@@ -1,0 +1,203 @@
+//! Value types shared by conversation commands, events and state.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Messenger family of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// MAX / WhatsApp through GREEN-API.
+    GreenApi,
+    Telegram,
+    Whatsapp,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::GreenApi, ChannelKind::Telegram, ChannelKind::Whatsapp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::GreenApi => "green_api",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Whatsapp => "whatsapp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The customer wrote last: the shop owes an answer.
+    #[default]
+    Open,
+    /// The shop answered last.
+    WaitingCustomer,
+    /// A person has to handle it.
+    Escalated,
+    /// Closed by an operator; a new customer message reopens it.
+    Resolved,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Open, Status::WaitingCustomer, Status::Escalated, Status::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::WaitingCustomer => "waiting_customer",
+            Status::Escalated => "escalated",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The status machine: which changes are allowed.
+    pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Open, WaitingCustomer)
+                | (Open, Escalated)
+                | (Open, Resolved)
+                | (WaitingCustomer, Open)
+                | (WaitingCustomer, Escalated)
+                | (WaitingCustomer, Resolved)
+                | (Escalated, Open)
+                | (Escalated, Resolved)
+                | (Resolved, Open)
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the decision policy concluded about a drafted reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    AutoSend,
+    NeedApproval,
+    Escalate,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::AutoSend => "AUTO_SEND",
+            Decision::NeedApproval => "NEED_APPROVAL",
+            Decision::Escalate => "ESCALATE",
+        }
+    }
+}
+
+/// Where a reply's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyOrigin {
+    /// An approved suggestion, as drafted.
+    Suggestion,
+    /// An approved suggestion with text changed by the operator.
+    Edited,
+    /// Approved automatically by the autosend policy.
+    Auto,
+    /// Written by an operator.
+    Operator,
+}
+
+/// A file or media item of a message (metadata only; contents stay with the provider).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: String,
+    pub url: Option<String>,
+    pub file_name: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+/// Lifecycle of a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionStatus {
+    Pending,
+    Approved,
+    Edited,
+    Rejected,
+    Superseded,
+}
+
+impl SuggestionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuggestionStatus::Pending => "pending",
+            SuggestionStatus::Approved => "approved",
+            SuggestionStatus::Edited => "edited",
+            SuggestionStatus::Rejected => "rejected",
+            SuggestionStatus::Superseded => "superseded",
+        }
+    }
+}
+
+/// Lifecycle of an outgoing reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+impl ReplyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyStatus::Queued => "queued",
+            ReplyStatus::Sending => "sending",
+            ReplyStatus::Sent => "sent",
+            ReplyStatus::Delivered => "delivered",
+            ReplyStatus::Failed => "failed",
+        }
+    }
+
+    /// No more sending will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, ReplyStatus::Sent | ReplyStatus::Delivered | ReplyStatus::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_machine() {
+        assert!(Status::Open.can_become(Status::Escalated));
+        assert!(Status::Resolved.can_become(Status::Open));
+        assert!(!Status::Resolved.can_become(Status::Escalated));
+        assert!(!Status::Resolved.can_become(Status::WaitingCustomer));
+        assert!(!Status::Escalated.can_become(Status::WaitingCustomer));
+        for s in Status::ALL {
+            assert!(!s.can_become(s), "{s} to itself is not a change");
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+    }
+}

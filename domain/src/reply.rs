@@ -357,8 +357,7 @@ mod tests {
         let p = offline_reply(&s, "Сколько стоит АКПП?", None, false);
         assert_eq!(p.intent, "price");
         assert!(p.text.contains("менеджер"));
-        let mut ty = AgentSettings::default();
-        ty.address_style = crate::tenant::AddressStyle::Ty;
+        let ty = AgentSettings { address_style: crate::tenant::AddressStyle::Ty, ..Default::default() };
         assert!(offline_reply(&ty, "?", None, false).text.contains("пришли,"));
     }
 

@@ -99,6 +99,17 @@ pub const VARS: &[VarSpec] = vars![
         ("SENTRY_DSN", "", "report errors and panics to Sentry when set"),
         ("METRICS_PORT", "", "workers and projector serve /metrics and /health on this port"),
     ],
+    "Worker bus" => [
+        ("WORKER_CONCURRENCY", "4", "jobs one worker process runs at once, per kind"),
+        ("WORKER_VISIBILITY_TIMEOUT_SECS", "60", "after this long a job left by a dead consumer is taken over"),
+        ("WORKER_MAX_DELIVERIES", "5", "deliveries of one stream entry before it goes to the dead-letter stream"),
+        ("WORKER_JOB_TIMEOUT_SECS", "120", "longest a single job may run"),
+        ("WORK_REDISPATCH_SECS", "60", "a dispatched job neither started nor finished after this long is dispatched again (5x for lookups)"),
+        ("WORK_SWEEP_INTERVAL_MS", "1000", "how often due and lost jobs are looked for"),
+        ("STREAM_MAX_LEN", "100000", "approximate length each job stream is trimmed to"),
+        ("SEND_MAX_ATTEMPTS", "5", "attempts to deliver one reply before it is marked failed"),
+        ("AI_AUTOSEND_ENABLED", "false", "the deployment's switch for sending AUTO_SEND replies without approval (tenants must also allow it)"),
+    ],
     "Projectors" => [
         ("PROJECTOR_BATCH_SIZE", "", "events applied per transaction (default: each projector's own size)"),
         ("PROJECTOR_POLL_INTERVAL_MS", "1000", "polling interval when no notification arrives"),
@@ -193,6 +204,20 @@ pub struct Limits {
     pub webhook_per_minute: u32,
 }
 
+/// Worker bus tunables.
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    pub concurrency: usize,
+    pub visibility_timeout: Duration,
+    pub max_deliveries: u64,
+    pub job_timeout: Duration,
+    pub redispatch_after: Duration,
+    pub sweep_interval: Duration,
+    pub stream_max_len: usize,
+    pub send_max_attempts: u32,
+    pub autosend_enabled: bool,
+}
+
 /// The 32-byte master key for integration secrets.
 pub type MasterKey = SecretBox<[u8; 32]>;
 
@@ -222,6 +247,7 @@ pub struct Settings {
     pub sentry_dsn: Option<SecretString>,
     pub metrics_port: Option<u16>,
 
+    pub bus: BusSettings,
     pub projector_batch_size: Option<i64>,
     pub projector_poll_interval: Duration,
 
@@ -499,6 +525,25 @@ impl Settings {
         }
         let metrics_port = r.raw("METRICS_PORT").and_then(|_| r.parse::<u16>("METRICS_PORT", "a port number"));
 
+        let bus = BusSettings {
+            concurrency: r.parse::<usize>("WORKER_CONCURRENCY", "a positive number").unwrap_or(4).max(1),
+            visibility_timeout: Duration::from_secs(
+                r.parse::<u64>("WORKER_VISIBILITY_TIMEOUT_SECS", "a number of seconds").unwrap_or(60).max(1),
+            ),
+            max_deliveries: r.parse::<u64>("WORKER_MAX_DELIVERIES", "a positive number").unwrap_or(5).max(1),
+            job_timeout: Duration::from_secs(
+                r.parse::<u64>("WORKER_JOB_TIMEOUT_SECS", "a number of seconds").unwrap_or(120).max(1),
+            ),
+            redispatch_after: Duration::from_secs(
+                r.parse::<u64>("WORK_REDISPATCH_SECS", "a number of seconds").unwrap_or(60).max(1),
+            ),
+            sweep_interval: Duration::from_millis(
+                r.parse::<u64>("WORK_SWEEP_INTERVAL_MS", "a number of milliseconds").unwrap_or(1000).max(10),
+            ),
+            stream_max_len: r.parse::<usize>("STREAM_MAX_LEN", "a positive number").unwrap_or(100_000).max(100),
+            send_max_attempts: r.parse::<u32>("SEND_MAX_ATTEMPTS", "a positive number").unwrap_or(5).max(1),
+            autosend_enabled: r.bool("AI_AUTOSEND_ENABLED"),
+        };
         let projector_batch_size = match r
             .raw("PROJECTOR_BATCH_SIZE")
             .and_then(|_| r.parse::<i64>("PROJECTOR_BATCH_SIZE", "a positive number"))
@@ -558,6 +603,7 @@ impl Settings {
             log_format,
             sentry_dsn: secret(sentry_dsn),
             metrics_port,
+            bus,
             projector_batch_size,
             projector_poll_interval,
             openai_api_key: secret(openai_api_key),

@@ -8,9 +8,11 @@
 pub mod app;
 pub mod auth;
 pub mod browser;
+pub mod bus;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod conversations;
 pub mod crypto;
 pub mod db;
 pub mod http;

@@ -419,3 +419,13 @@ pub fn decode_event<A: StoredAggregate>(
     }
     serde_json::from_value(ev.payload).map_err(|e| corrupt(&e))
 }
+
+impl StoredAggregate for aisales_domain::conversation::Conversation {
+    const SNAPSHOT_EVERY: i64 = 100;
+    const STATE_VERSION: i32 = 1;
+}
+
+impl StoredAggregate for aisales_domain::probe::Probe {
+    // A probe has two events; snapshots would never pay off.
+    const SNAPSHOT_EVERY: i64 = i64::MAX;
+}

@@ -3,6 +3,7 @@
 
 pub mod conversation;
 pub mod detect;
+pub mod probe;
 pub mod reply;
 pub mod tenant;
 pub mod vin;

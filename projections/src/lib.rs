@@ -7,9 +7,11 @@
 //! * The read models themselves live in their own modules, one projector each.
 
 pub mod checkpoint;
+pub mod conversation_views;
 pub mod events;
 pub mod projector;
+pub mod rows;
 pub mod stream_stats;
 
 pub use events::{Position, StoredEvent};
-pub use projector::{BatchOutcome, Projector, apply_next_batch};
+pub use projector::{BatchOutcome, Projector, Target, apply_next_batch};

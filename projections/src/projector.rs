@@ -27,6 +27,43 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies a batch, in global order, inside the caller's transaction. An error rolls back the
     /// batch and its checkpoint together.
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
+
+    /// Runs after the batch's transaction committed (effects outside Postgres, at least once).
+    async fn after_commit(&self, _events: &[StoredEvent]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// The same projector writing into another generation of its tables (for rebuilds), or
+    /// `None` when it cannot be rebuilt that way.
+    fn generation(&self, _target: Target) -> Option<Box<dyn Projector>> {
+        None
+    }
+}
+
+/// Which generation of its tables a projector writes: the live tables, or the `__next` tables a
+/// rebuild fills before swapping them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub suffix: &'static str,
+}
+
+impl Target {
+    pub const LIVE: Target = Target { suffix: "" };
+    pub const NEXT: Target = Target { suffix: "__next" };
+
+    /// Name of a table of this generation.
+    pub fn table(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.suffix.is_empty()
+    }
+
+    /// Checkpoint name of a projector in this generation (leaked once per rebuild: a few bytes).
+    pub fn name(&self, base: &'static str) -> &'static str {
+        if self.is_live() { base } else { Box::leak(format!("{base}{}", self.suffix).into_boxed_str()) }
+    }
 }
 
 /// Result of one call to [`apply_next_batch`].
@@ -76,5 +113,6 @@ pub async fn apply_next_batch(
         anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
     }
     tx.commit().await?;
+    projector.after_commit(&events).await?;
     Ok(BatchOutcome { applied: events.len(), position: to, last_recorded_at })
 }

@@ -77,24 +77,80 @@ pub struct Drafted {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
     ReceiveMessage(Box<Inbound>),
-    LinkAlias { alias: String },
+    LinkAlias {
+        alias: String,
+    },
     RecordSuggestion(Box<Drafted>),
-    FailSuggestion { request_id: Uuid, reason: String },
-    Approve { suggestion_id: Uuid, reply_id: Uuid, send_after: DateTime<Utc> },
-    Edit { suggestion_id: Uuid, reply_id: Uuid, text: String, send_after: DateTime<Utc> },
-    Reject { suggestion_id: Uuid, reason: Option<String> },
-    Reply { reply_id: Uuid, text: String, send_after: DateTime<Utc> },
-    StartSend { reply_id: Uuid, at: DateTime<Utc> },
-    RecordSent { reply_id: Uuid, provider_message_id: String, at: DateTime<Utc>, reconciled: bool },
-    ScheduleRetry { reply_id: Uuid, retry_at: DateTime<Utc>, reason: String },
-    FailReply { reply_id: Uuid, reason: String, permanent: bool },
-    RetryReply { reply_id: Uuid },
-    RecordDelivery { provider_message_id: String, status: String, at: DateTime<Utc> },
-    Escalate { reason: String, suggestion_id: Option<Uuid> },
+    FailSuggestion {
+        request_id: Uuid,
+        reason: String,
+    },
+    /// Ask for a (new) suggestion now, e.g. after a failure; no-op while one is being drafted.
+    RequestSuggestion {
+        request_id: Uuid,
+        trigger_message_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    Approve {
+        suggestion_id: Uuid,
+        reply_id: Uuid,
+        send_after: DateTime<Utc>,
+    },
+    Edit {
+        suggestion_id: Uuid,
+        reply_id: Uuid,
+        text: String,
+        send_after: DateTime<Utc>,
+    },
+    Reject {
+        suggestion_id: Uuid,
+        reason: Option<String>,
+    },
+    Reply {
+        reply_id: Uuid,
+        text: String,
+        send_after: DateTime<Utc>,
+    },
+    StartSend {
+        reply_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    RecordSent {
+        reply_id: Uuid,
+        provider_message_id: String,
+        at: DateTime<Utc>,
+        reconciled: bool,
+    },
+    ScheduleRetry {
+        reply_id: Uuid,
+        retry_at: DateTime<Utc>,
+        reason: String,
+    },
+    FailReply {
+        reply_id: Uuid,
+        reason: String,
+        permanent: bool,
+    },
+    RetryReply {
+        reply_id: Uuid,
+    },
+    RecordDelivery {
+        provider_message_id: String,
+        status: String,
+        at: DateTime<Utc>,
+    },
+    Escalate {
+        reason: String,
+        suggestion_id: Option<Uuid>,
+    },
     Resolve,
     Reopen,
-    Mute { muted: bool },
-    Assign { operator: Option<String> },
+    Mute {
+        muted: bool,
+    },
+    Assign {
+        operator: Option<String>,
+    },
     MarkRead,
 }
 
@@ -200,6 +256,12 @@ impl Conversation {
                     return Err(ConversationError::RequestNotPending);
                 }
                 Ok(vec![E::SuggestionFailed { request_id, reason }])
+            }
+            C::RequestSuggestion { request_id, trigger_message_id, at } => {
+                if self.pending_request.is_some() || self.muted {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::SuggestionRequested { request_id, trigger_message_id, not_before: at }])
             }
             C::Approve { suggestion_id, reply_id, send_after } => {
                 let s = self.pending_suggestion(suggestion_id)?;

@@ -3,6 +3,7 @@
 //! without declaring who may call it (and the route-enumeration test sees every one).
 
 pub mod channels;
+pub mod conversations;
 pub mod me;
 pub mod tenant;
 pub mod tokens;
@@ -107,4 +108,40 @@ pub fn routes() -> ApiRouter {
         .route(Method::POST, "/api/channels", Some(ManageChannels), post(channels::create))
         .route(Method::GET, "/api/channels/{id}", Some(ManageChannels), get(channels::show))
         .route(Method::DELETE, "/api/channels/{id}", Some(ManageChannels), delete(channels::disable))
+        .route(Method::GET, "/api/conversations", Some(ViewConversations), get(conversations::list))
+        .route(Method::GET, "/api/conversations/{id}", Some(ViewConversations), get(conversations::show))
+        .route(Method::GET, "/api/conversations/{id}/messages", Some(ViewConversations), get(conversations::messages))
+        .route(Method::POST, "/api/conversations/{id}/messages", Some(ManageConversations), post(conversations::reply))
+        .route(
+            Method::GET,
+            "/api/conversations/{id}/suggestions",
+            Some(ViewConversations),
+            get(conversations::suggestions),
+        )
+        .route(
+            Method::POST,
+            "/api/conversations/{id}/suggestions",
+            Some(ManageConversations),
+            post(conversations::request_suggestion),
+        )
+        .route(
+            Method::POST,
+            "/api/conversations/{id}/escalate",
+            Some(ManageConversations),
+            post(conversations::escalate),
+        )
+        .route(Method::POST, "/api/conversations/{id}/resolve", Some(ManageConversations), post(conversations::resolve))
+        .route(Method::POST, "/api/conversations/{id}/reopen", Some(ManageConversations), post(conversations::reopen))
+        .route(Method::POST, "/api/conversations/{id}/mute", Some(ManageConversations), post(conversations::mute))
+        .route(Method::POST, "/api/conversations/{id}/assign", Some(ManageConversations), post(conversations::assign))
+        .route(Method::POST, "/api/conversations/{id}/read", Some(ManageConversations), post(conversations::mark_read))
+        .route(
+            Method::POST,
+            "/api/conversations/{id}/replies/{reply_id}/retry",
+            Some(ManageConversations),
+            post(conversations::retry_reply),
+        )
+        .route(Method::POST, "/api/suggestions/{id}/approve", Some(ManageConversations), post(conversations::approve))
+        .route(Method::POST, "/api/suggestions/{id}/reject", Some(ManageConversations), post(conversations::reject))
+        .route(Method::POST, "/api/suggestions/{id}/edit", Some(ManageConversations), post(conversations::edit))
 }

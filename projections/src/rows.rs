@@ -1,0 +1,69 @@
+//! Batched read-model writes through JSON: rows are loaded with `row_to_json`, changed in memory
+//! and written back with one `jsonb_populate_recordset` upsert per table and batch. One round
+//! trip per table instead of one per event is what makes catch-up fast.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+
+/// Loads the rows of `table` whose `key` column is in `keys`, keyed by `key_of`.
+pub async fn load<K, R>(
+    conn: &mut PgConnection,
+    table: &str,
+    key: &str,
+    keys: &[K],
+    key_of: impl Fn(&R) -> K,
+) -> anyhow::Result<HashMap<K, R>>
+where
+    K: Eq + Hash + Serialize + Send + Sync,
+    R: DeserializeOwned,
+    for<'q> Vec<K>: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    K: Clone,
+{
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!("SELECT row_to_json(t)::text FROM {table} t WHERE {key} = ANY($1)");
+    let rows: Vec<String> = sqlx::query_scalar(&sql).bind(keys.to_vec()).fetch_all(conn).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for text in rows {
+        let row: R = serde_json::from_str(&text)?;
+        out.insert(key_of(&row), row);
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces `rows` in `table` (conflict on `pk`), all columns named in `columns`.
+pub async fn upsert<R: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    pk: &[&str],
+    columns: &[&str],
+    rows: &[R],
+) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cols = columns.join(", ");
+    let updates: Vec<&str> = columns.iter().copied().filter(|c| !pk.contains(c)).collect();
+    let set = if updates.is_empty() {
+        "NOTHING".to_string()
+    } else {
+        format!(
+            "UPDATE SET ({}) = ROW({})",
+            updates.join(", "),
+            updates.iter().map(|c| format!("EXCLUDED.{c}")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let sql = format!(
+        "INSERT INTO {table} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) \
+         ON CONFLICT ({}) DO {set}",
+        pk.join(", ")
+    );
+    let json = serde_json::to_string(rows)?;
+    sqlx::query(&sql).bind(json).execute(conn).await?;
+    Ok(())
+}

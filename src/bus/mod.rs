@@ -1,0 +1,102 @@
+//! The worker bus: aggregates ask for work with events; the `work` projector records each job in
+//! `work_items` and pushes it onto a Redis stream per kind; workers in consumer groups do it and
+//! report back with commands. Redis is only the transport: a job stays outstanding in Postgres until
+//! its aggregate records it done, and the sweeper dispatches again whatever Redis lost.
+
+pub mod streams;
+pub mod sweeper;
+pub mod work;
+pub mod worker;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A kind of job: one stream, one consumer group, one `aisales worker KIND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    MessageSend,
+    ReplySuggestion,
+    VehicleLookup,
+    PriceLookup,
+    Leads,
+    Probe,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] =
+        [Kind::MessageSend, Kind::ReplySuggestion, Kind::VehicleLookup, Kind::PriceLookup, Kind::Leads, Kind::Probe];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::MessageSend => "message-send",
+            Kind::ReplySuggestion => "reply-suggestion",
+            Kind::VehicleLookup => "vehicle-lookup",
+            Kind::PriceLookup => "price-lookup",
+            Kind::Leads => "leads",
+            Kind::Probe => "probe",
+        }
+    }
+
+    /// The stream of this kind's jobs.
+    pub fn stream(self) -> String {
+        format!("aisales:jobs:{}", self.as_str())
+    }
+
+    /// The dead-letter stream of this kind.
+    pub fn dead_letters(self) -> String {
+        format!("aisales:dead:{}", self.as_str())
+    }
+
+    /// How long a dispatched job may stay unfinished before it is dispatched again. Browser
+    /// lookups take longer than a message send.
+    pub fn redispatch_after(self, base: Duration) -> Duration {
+        match self {
+            Kind::VehicleLookup | Kind::PriceLookup => base * 5,
+            _ => base,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown kind name.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown worker kind `{0}`; use message-send, reply-suggestion, vehicle-lookup, price-lookup, leads, probe or all"
+)]
+pub struct UnknownKind(pub String);
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// Consumer group every worker joins.
+pub const GROUP: &str = "aisales-workers";
+
+/// One job as carried on a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub kind: Kind,
+    pub tenant_id: Option<Uuid>,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub payload: serde_json::Value,
+    /// When the event that asked for the job was stored.
+    pub requested_at: DateTime<Utc>,
+    /// When this copy was put on the stream.
+    pub dispatched_at: DateTime<Utc>,
+}

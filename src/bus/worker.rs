@@ -1,0 +1,261 @@
+//! The worker runtime: one consumer of a kind's stream in the shared consumer group.
+//!
+//! * Runs up to `concurrency` jobs at once; acknowledges a job only after its handler returned
+//!   (handlers store their result on the aggregate first).
+//! * Reclaims entries left pending by dead consumers after `visibility_timeout` (XAUTOCLAIM).
+//! * After `max_deliveries`, moves the entry to the dead-letter stream and lets the handler record
+//!   the failure on the aggregate, so the dashboard shows it.
+//! * Backs off (never crash-loops) when Redis or Postgres is away; recreates its group when Redis
+//!   lost it.
+//! * On shutdown stops reading and lets in-flight jobs finish (up to the grace period); anything
+//!   unfinished stays pending and is reclaimed or re-dispatched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{GROUP, Job, Kind, streams};
+use crate::redis_conn::Redis;
+
+/// Does one kind of job. Every method must be idempotent: a job can arrive more than once.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    fn kind(&self) -> Kind;
+
+    /// Does the job and records the result on its aggregate. `Err` leaves the entry pending: it is
+    /// delivered again after the visibility timeout (use it for infrastructure failures; business
+    /// failures and provider retries are recorded as events and return `Ok`).
+    async fn handle(&self, job: &Job) -> anyhow::Result<()>;
+
+    /// Records on the aggregate that the job was given up after too many deliveries.
+    async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()>;
+
+    /// Puts a dead-lettered job back: records the retry on the aggregate (which asks for the work
+    /// again through the usual path).
+    async fn retry(&self, job: &Job) -> anyhow::Result<()>;
+}
+
+/// Tunables of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub consumer: String,
+    pub concurrency: usize,
+    pub visibility_timeout: Duration,
+    pub max_deliveries: u64,
+    pub job_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+fn job_of(entry: &redis::streams::StreamId) -> Result<(Job, String), String> {
+    let raw = entry
+        .map
+        .get(streams::FIELD)
+        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        .ok_or_else(|| "entry has no job field".to_string())?;
+    let job = serde_json::from_str::<Job>(&raw).map_err(|e| format!("job cannot be read: {e}"))?;
+    Ok((job, raw))
+}
+
+/// Runs one worker of `handler.kind()` until `cancel` fires.
+pub async fn run(
+    redis: Redis,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let kind = handler.kind();
+    let stream = kind.stream();
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut backoff = Duration::from_millis(200);
+    let mut last_claim = Instant::now() - options.visibility_timeout;
+    let mut group_ready = false;
+    tracing::info!(kind = kind.as_str(), consumer = %options.consumer, concurrency = options.concurrency, "worker started");
+    let mut reader: Option<redis::aio::MultiplexedConnection> = None;
+
+    while !cancel.is_cancelled() {
+        while tasks.try_join_next().is_some() {}
+        if reader.is_none() {
+            match redis.dedicated().await {
+                Ok(c) => reader = Some(c),
+                Err(e) => {
+                    tracing::warn!(kind = kind.as_str(), error = %e, retry_in_ms = backoff.as_millis() as u64, "Redis unavailable");
+                    sleep_or_cancel(backoff, &cancel).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+        }
+        let conn = reader.as_mut().expect("connected above");
+        if !group_ready {
+            if let Err(e) = streams::ensure_group(conn, kind).await {
+                tracing::warn!(kind = kind.as_str(), error = %e, "cannot create the consumer group");
+                reader = None;
+                sleep_or_cancel(backoff, &cancel).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+            group_ready = true;
+        }
+        // Wait for a free slot before asking for more work.
+        let available = permits.available_permits();
+        if available == 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tasks.join_next() => {},
+            }
+            continue;
+        }
+
+        let mut entries: Vec<(redis::streams::StreamId, u64)> = Vec::new();
+        if last_claim.elapsed() >= options.visibility_timeout / 2 {
+            last_claim = Instant::now();
+            match reclaim(conn, kind, &options, available).await {
+                Ok(claimed) => entries.extend(claimed),
+                Err(e) if e.code() == Some("NOGROUP") => group_ready = false,
+                Err(e) => tracing::warn!(kind = kind.as_str(), error = %e, "reclaiming stale entries failed"),
+            }
+        }
+        if entries.is_empty() {
+            let opts = StreamReadOptions::default().group(GROUP, &options.consumer).count(available).block(1000);
+            let read: redis::RedisResult<Option<StreamReadReply>> = conn.xread_options(&[&stream], &[">"], &opts).await;
+            match read {
+                Ok(Some(reply)) => {
+                    backoff = Duration::from_millis(200);
+                    for key in reply.keys {
+                        entries.extend(key.ids.into_iter().map(|e| (e, 1)));
+                    }
+                }
+                Ok(None) => {
+                    backoff = Duration::from_millis(200);
+                }
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    tracing::warn!(
+                        kind = kind.as_str(),
+                        "consumer group missing (Redis lost its data?); recreating it"
+                    );
+                    group_ready = false;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(kind = kind.as_str(), error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the stream failed");
+                    reader = None;
+                    sleep_or_cancel(backoff, &cancel).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+        }
+
+        for (entry, deliveries) in entries {
+            let id = entry.id.clone();
+            let (job, raw) = match job_of(&entry) {
+                Ok(j) => j,
+                Err(why) => {
+                    tracing::error!(kind = kind.as_str(), entry = %id, reason = %why, "unreadable stream entry dead-lettered");
+                    let mut c = redis.conn();
+                    let _ = streams::dead_letter(&mut c, kind, "", &why, deliveries).await;
+                    let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
+                    continue;
+                }
+            };
+            if deliveries > options.max_deliveries {
+                let reason = format!("gave up after {} deliveries", deliveries - 1);
+                match handler.dead_letter(&job, &reason).await {
+                    Ok(()) => {
+                        let mut c = redis.conn();
+                        let _ = streams::dead_letter(&mut c, kind, &raw, &reason, deliveries - 1).await;
+                        let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
+                        tracing::warn!(kind = kind.as_str(), job = %job.job_id, "job dead-lettered");
+                    }
+                    Err(e) => {
+                        tracing::warn!(kind = kind.as_str(), job = %job.job_id, error = format!("{e:#}"), "could not record the dead letter; will retry")
+                    }
+                }
+                continue;
+            }
+            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let handler = handler.clone();
+            let redis = redis.clone();
+            let stream = stream.clone();
+            let timeout = options.job_timeout;
+            tasks.spawn(async move {
+                let _permit = permit;
+                let started = Instant::now();
+                let lag = (chrono::Utc::now() - job.dispatched_at).num_milliseconds().max(0) as f64 / 1000.0;
+                metrics::histogram!("aisales_job_start_lag_seconds", "kind" => kind.as_str()).record(lag);
+                let result = match tokio::time::timeout(timeout, handler.handle(&job)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(anyhow::anyhow!("job timed out after {} s", timeout.as_secs())),
+                };
+                metrics::histogram!("aisales_job_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
+                match result {
+                    Ok(()) => {
+                        let mut c = redis.conn();
+                        if let Err(e) = c.xack::<_, _, _, usize>(&stream, GROUP, &[&id]).await {
+                            tracing::warn!(kind = kind.as_str(), job = %job.job_id, error = %e, "ack failed; the job will be seen again (harmless)");
+                        }
+                        metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "ok").increment(1);
+                    }
+                    Err(e) => {
+                        metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "error").increment(1);
+                        tracing::warn!(kind = kind.as_str(), job = %job.job_id, delivery = deliveries, error = format!("{e:#}"), "job failed; it will be delivered again");
+                    }
+                }
+            });
+        }
+    }
+
+    tracing::info!(kind = kind.as_str(), in_flight = tasks.len(), "worker stopping; finishing in-flight jobs");
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.shutdown_grace, drain).await.is_err() {
+        tracing::warn!(
+            kind = kind.as_str(),
+            "jobs still running after the grace period; they stay pending and will be delivered again"
+        );
+    }
+    Ok(())
+}
+
+/// Claims entries idle longer than the visibility timeout, with their delivery counts.
+async fn reclaim(
+    conn: &mut redis::aio::MultiplexedConnection,
+    kind: Kind,
+    options: &WorkerOptions,
+    count: usize,
+) -> redis::RedisResult<Vec<(redis::streams::StreamId, u64)>> {
+    let stream = kind.stream();
+    let idle = options.visibility_timeout.as_millis() as usize;
+    let reply: StreamAutoClaimReply = conn
+        .xautoclaim_options(
+            &stream,
+            GROUP,
+            &options.consumer,
+            idle,
+            "0-0",
+            StreamAutoClaimOptions::default().count(count),
+        )
+        .await?;
+    let mut out = Vec::new();
+    for entry in reply.claimed {
+        let pending: StreamPendingCountReply = conn.xpending_count(&stream, GROUP, &entry.id, &entry.id, 1).await?;
+        let deliveries = pending.ids.first().map_or(1, |p| p.times_delivered as u64);
+        metrics::counter!("aisales_jobs_reclaimed_total", "kind" => kind.as_str()).increment(1);
+        out.push((entry, deliveries));
+    }
+    Ok(out)
+}
+
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => {},
+        _ = tokio::time::sleep(d) => {},
+    }
+}

@@ -23,6 +23,12 @@ pub enum Command {
     Migrate,
     /// Run every projector (read models, dispatcher, metrics) until stopped.
     Projector,
+    /// Run a worker: one kind (message-send, reply-suggestion, vehicle-lookup, price-lookup, leads,
+    /// probe) or `all`.
+    Worker { kind: String },
+    /// Inspect the worker streams and dead letters.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
     /// Inspect or rebuild projections.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -143,6 +149,43 @@ pub enum SecretsCommand {
     RotateMasterKey,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Length, pending entries, oldest pending age and consumers of every stream.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead-lettered jobs.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+    /// Send probe jobs through the whole bus and wait for their answers.
+    Ping {
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List dead letters (of one kind, or all).
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back: one by id, or every one of a kind with --all.
+    Retry {
+        kind: String,
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Also run every projector and worker in this process (the one-command local setup).
@@ -213,6 +256,7 @@ pub fn main() -> ExitCode {
     let role = match &cli.command {
         Command::Serve(_) => "server",
         Command::Projector => "projector",
+        Command::Worker { .. } => "worker",
         _ => "cli",
     };
     let _telemetry = crate::telemetry::init(&settings, role);
@@ -248,6 +292,8 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Serve(args) => serve(settings, args.all).await,
         Command::Migrate => migrate(&settings).await,
         Command::Projector => projector(settings).await,
+        Command::Worker { kind } => worker(settings, &kind).await,
+        Command::Streams(cmd) => crate::bus_cli::streams(settings, cmd).await,
         Command::Projections(ProjectionsCommand::Status { json }) => projections_status(&settings, json).await,
         Command::Config(_) => Ok(()),
         Command::Tenant(TenantCommand::Create { name }) => tenant_create(&settings, &name).await,
@@ -471,27 +517,96 @@ async fn serve(settings: Arc<Settings>, all: bool) -> anyhow::Result<()> {
     let token = sup.token();
     sup.spawn("http server", app.run_until_stopped(token, grace));
     if all {
-        spawn_projectors(&mut sup, &settings, pool.clone())?;
+        spawn_projectors(&mut sup, &settings, pool.clone(), redis.clone())?;
+        spawn_workers(&mut sup, &settings, pool.clone(), redis.clone(), None)?;
     }
     sup.wait(grace).await
 }
 
-fn spawn_projectors(sup: &mut Supervisor, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
+fn spawn_projectors(
+    sup: &mut Supervisor,
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    redis: crate::redis_conn::Redis,
+) -> anyhow::Result<()> {
     let runtime = crate::projector::ProjectorRuntime::new(
-        pool,
+        pool.clone(),
         crate::db::connect_options(settings)?,
-        crate::read_models::all(),
+        crate::read_models::all(settings, &pool, &redis),
         crate::read_models::runtime_options(settings),
     );
     let token = sup.token();
     sup.spawn("projectors", runtime.run(token));
+    let sweeper = crate::bus::sweeper::SweeperOptions {
+        interval: settings.bus.sweep_interval,
+        redispatch_after: settings.bus.redispatch_after,
+        stream_max_len: settings.bus.stream_max_len,
+        instance: crate::projector::instance_name("sweeper"),
+    };
+    let token = sup.token();
+    sup.spawn(
+        "work sweeper",
+        crate::bus::sweeper::run(pool, crate::db::connect_options(settings)?, redis, sweeper, token),
+    );
     Ok(())
+}
+
+/// Starts workers for `only` (or every kind that has a handler).
+fn spawn_workers(
+    sup: &mut Supervisor,
+    settings: &Arc<Settings>,
+    pool: sqlx::PgPool,
+    redis: crate::redis_conn::Redis,
+    only: Option<crate::bus::Kind>,
+) -> anyhow::Result<()> {
+    let services = crate::workers::Services::new(settings.clone(), pool, redis.clone());
+    let kinds: Vec<crate::bus::Kind> = match only {
+        Some(k) => vec![k],
+        None => crate::bus::Kind::ALL.to_vec(),
+    };
+    for kind in kinds {
+        let Some(handler) = crate::workers::handler(kind, &services) else {
+            if only.is_some() {
+                return Err(UsageError(format!("this build has no worker for {kind}")).into());
+            }
+            continue;
+        };
+        let options = crate::bus::worker::WorkerOptions {
+            consumer: crate::projector::instance_name(&format!("worker-{kind}")),
+            concurrency: settings.bus.concurrency,
+            visibility_timeout: settings.bus.visibility_timeout,
+            max_deliveries: settings.bus.max_deliveries,
+            job_timeout: settings.bus.job_timeout,
+            shutdown_grace: settings.shutdown_grace,
+        };
+        let token = sup.token();
+        let name: &'static str = Box::leak(format!("{kind} worker").into_boxed_str());
+        sup.spawn(name, crate::bus::worker::run(redis.clone(), handler, options, token));
+    }
+    Ok(())
+}
+
+async fn worker(settings: Arc<Settings>, kind: &str) -> anyhow::Result<()> {
+    let only = match kind {
+        "all" => None,
+        k => Some(k.parse::<crate::bus::Kind>().map_err(|e| UsageError(e.to_string()))?),
+    };
+    let pool = crate::db::pool(&settings)?;
+    let redis = crate::redis_conn::Redis::new(&settings)?;
+    let mut sup = Supervisor::new();
+    spawn_workers(&mut sup, &settings, pool, redis, only)?;
+    if let Some(port) = settings.metrics_port {
+        let token = sup.token();
+        sup.spawn("metrics endpoint", crate::app::serve_metrics(port, token));
+    }
+    sup.wait(settings.shutdown_grace).await
 }
 
 async fn projector(settings: Arc<Settings>) -> anyhow::Result<()> {
     let pool = crate::db::pool(&settings)?;
+    let redis = crate::redis_conn::Redis::new(&settings)?;
     let mut sup = Supervisor::new();
-    spawn_projectors(&mut sup, &settings, pool)?;
+    spawn_projectors(&mut sup, &settings, pool, redis)?;
     if let Some(port) = settings.metrics_port {
         let token = sup.token();
         sup.spawn("metrics endpoint", crate::app::serve_metrics(port, token));
@@ -501,7 +616,8 @@ async fn projector(settings: Arc<Settings>) -> anyhow::Result<()> {
 
 async fn projections_status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let pool = crate::db::pool(settings)?;
-    let rows = crate::projector::status(&pool, &crate::read_models::all()).await?;
+    let redis = crate::redis_conn::Redis::new(settings)?;
+    let rows = crate::projector::status(&pool, &crate::read_models::all(settings, &pool, &redis)).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

@@ -5,10 +5,12 @@
 //! runtime ([`projector`]) and operator tasks. Aggregates and pure rules live in
 //! `aisales-domain`; read models and checkpoints in `aisales-projections`.
 
+pub mod ai;
 pub mod app;
 pub mod auth;
 pub mod browser;
 pub mod bus;
+pub mod bus_cli;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -26,3 +28,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tenancy;
 pub mod testkit;
+pub mod workers;

@@ -2,15 +2,25 @@
 
 use std::sync::Arc;
 
-use aisales_projections::Projector;
 use aisales_projections::stream_stats::StreamStats;
+use aisales_projections::{Projector, Target};
+use sqlx::PgPool;
 
+use crate::bus::work::{DispatchOptions, WorkProjector};
 use crate::config::Settings;
 use crate::projector::RuntimeOptions;
+use crate::redis_conn::Redis;
 
 /// Every projector, in the order `projections status` lists them.
-pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(StreamStats)]
+pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Projector>> {
+    let mut out: Vec<Arc<dyn Projector>> = vec![Arc::new(StreamStats)];
+    out.extend(aisales_projections::conversation_views::all(Target::LIVE).into_iter().map(Arc::from));
+    out.push(Arc::new(WorkProjector::new(
+        pool.clone(),
+        redis.clone(),
+        DispatchOptions { stream_max_len: settings.bus.stream_max_len },
+    )));
+    out
 }
 
 /// Runtime options from the settings.

@@ -4,6 +4,7 @@
 pub mod conversation;
 pub mod detect;
 pub mod probe;
+pub mod prompt;
 pub mod reply;
 pub mod tenant;
 pub mod vin;

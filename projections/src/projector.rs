@@ -113,6 +113,11 @@ pub async fn apply_next_batch(
         anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
     }
     tx.commit().await?;
-    projector.after_commit(&events).await?;
+    // Effects outside Postgres are at least once: a failure here is logged and made up for later
+    // (the dispatcher's sweeper pushes what was not pushed).
+    if let Err(e) = projector.after_commit(&events).await {
+        metrics::counter!("aisales_projector_after_commit_failures_total", "projector" => name).increment(1);
+        tracing::warn!(projector = name, error = format!("{e:#}"), "post-commit step failed");
+    }
     Ok(BatchOutcome { applied: events.len(), position: to, last_recorded_at })
 }

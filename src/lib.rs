@@ -5,6 +5,7 @@
 //! runtime ([`projector`]) and operator tasks. Aggregates and pure rules live in
 //! `aisales-domain`; read models and checkpoints in `aisales-projections`.
 
+pub mod accounts;
 pub mod ai;
 pub mod app;
 pub mod auth;

@@ -161,7 +161,7 @@ pub struct Outcome<A> {
 type LoadRow = (Option<i64>, Option<String>, Option<String>, String, Option<i64>);
 
 /// Attempts of a command before a conflict is reported to the caller.
-const MAX_ATTEMPTS: u32 = 12;
+const MAX_ATTEMPTS: u32 = 25;
 
 /// Loads and appends events of any [`StoredAggregate`].
 #[derive(Clone)]
@@ -374,7 +374,8 @@ impl EventStore {
                     break Ok(Outcome { state, committed, sequence: seq });
                 }
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    let jitter = rand::random_range(0..(2u64 << attempt.min(6)));
+                    // Full jitter, growing with the attempts, capped at a quarter second.
+                    let jitter = rand::random_range(0..=(5u64 << attempt.min(6)).min(250));
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
                 Err(StoreError::Conflict) => break Err(CommandError::Conflict),

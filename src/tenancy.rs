@@ -252,40 +252,14 @@ pub async fn get_user(pool: &PgPool, tenant: Uuid, id: Uuid) -> sqlx::Result<Opt
         .await
 }
 
-/// The kinds of messenger accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    GreenApi,
-    Telegram,
-    Whatsapp,
-}
+pub use aisales_domain::conversation::ChannelKind;
 
-impl ChannelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::GreenApi => "green_api",
-            ChannelKind::Telegram => "telegram",
-            ChannelKind::Whatsapp => "whatsapp",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "green_api" => Some(ChannelKind::GreenApi),
-            "telegram" => Some(ChannelKind::Telegram),
-            "whatsapp" => Some(ChannelKind::Whatsapp),
-            _ => None,
-        }
-    }
-
-    /// Path segment of the webhook URL.
-    pub fn webhook_segment(self) -> &'static str {
-        match self {
-            ChannelKind::GreenApi => "green-api",
-            ChannelKind::Telegram => "telegram",
-            ChannelKind::Whatsapp => "whatsapp",
-        }
+/// Path segment of a kind's webhook URL.
+pub fn webhook_segment(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::GreenApi => "green-api",
+        ChannelKind::Telegram => "telegram",
+        ChannelKind::Whatsapp => "whatsapp",
     }
 }
 

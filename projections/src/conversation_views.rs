@@ -81,41 +81,28 @@ fn ids<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T>
     set.into_iter().collect()
 }
 
+/// One change of a read model, for the live-update feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub tenant_id: Uuid,
+    pub entity: &'static str,
+    pub entity_id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub change: &'static str,
+    pub position: String,
+}
+
 /// Writes one change row per touched entity and wakes the live-update listeners.
-async fn record_changes(
-    conn: &mut PgConnection,
-    target: Target,
-    changes: &[(Uuid, &str, Uuid, Option<Uuid>, &str, String)],
-) -> anyhow::Result<()> {
+async fn record_changes(conn: &mut PgConnection, target: Target, changes: &[Change]) -> anyhow::Result<()> {
     if !target.is_live() || changes.is_empty() {
         return Ok(());
     }
-    #[derive(Serialize)]
-    struct Change<'a> {
-        tenant_id: Uuid,
-        entity: &'a str,
-        entity_id: Uuid,
-        conversation_id: Option<Uuid>,
-        change: &'a str,
-        position: &'a str,
-    }
-    let rows: Vec<Change<'_>> = changes
-        .iter()
-        .map(|(tenant_id, entity, entity_id, conversation_id, change, position)| Change {
-            tenant_id: *tenant_id,
-            entity,
-            entity_id: *entity_id,
-            conversation_id: *conversation_id,
-            change,
-            position,
-        })
-        .collect();
     sqlx::query(
         "INSERT INTO read_model_changes (tenant_id, entity, entity_id, conversation_id, change, position) \
          SELECT tenant_id, entity, entity_id, conversation_id, change, position \
            FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id uuid, entity text, entity_id uuid, conversation_id uuid, change text, position text)",
     )
-    .bind(serde_json::to_string(&rows)?)
+    .bind(serde_json::to_string(changes)?)
     .execute(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify('read_model_changes', '')").execute(conn).await?;
@@ -329,7 +316,14 @@ impl Projector for ConversationList {
         let changes: Vec<_> = touched
             .iter()
             .filter_map(|(id, pos)| {
-                rows.get(id).map(|r| (r.tenant_id, "conversation", *id, Some(*id), "updated", pos.clone()))
+                rows.get(id).map(|r| Change {
+                    tenant_id: r.tenant_id,
+                    entity: "conversation",
+                    entity_id: *id,
+                    conversation_id: Some(*id),
+                    change: "updated",
+                    position: pos.clone(),
+                })
             })
             .collect();
         record_changes(conn, self.target, &changes).await
@@ -514,12 +508,18 @@ impl Projector for Messages {
                 }
             };
             touched.push(id);
-            changes.push((tenant, "message", id, Some(d.conversation_id), change, d.position.clone()));
+            changes.push(Change {
+                tenant_id: tenant,
+                entity: "message",
+                entity_id: id,
+                conversation_id: Some(d.conversation_id),
+                change,
+                position: d.position.clone(),
+            });
         }
         let unique: HashSet<Uuid> = touched.into_iter().collect();
         let out: Vec<&MessageRow> = unique.iter().filter_map(|id| rows.get(id)).collect();
         rows::upsert(conn, &table, &["message_id"], MESSAGE_COLUMNS, &out).await?;
-        let changes: Vec<_> = changes.iter().map(|(a, b, c, d, e, f)| (*a, *b, *c, *d, *e, f.clone())).collect();
         record_changes(conn, self.target, &changes).await
     }
 }
@@ -594,6 +594,79 @@ fn suggestion_id_of(e: &E) -> Option<Uuid> {
     }
 }
 
+/// Applies one event to the suggestion rows; returns the id of the suggestion it touched.
+pub fn apply_suggestion_event(rows: &mut HashMap<Uuid, SuggestionRow>, d: &Decoded) -> anyhow::Result<Option<Uuid>> {
+    let tenant = d.tenant_id.unwrap_or_default();
+    let id = match &d.event {
+        E::SuggestionGenerated {
+            suggestion_id,
+            request_id,
+            text,
+            intent,
+            confidence,
+            decision,
+            explanations,
+            source,
+            model,
+            autosend_block_reason,
+        } => {
+            rows.insert(
+                *suggestion_id,
+                SuggestionRow {
+                    suggestion_id: *suggestion_id,
+                    tenant_id: tenant,
+                    conversation_id: d.conversation_id,
+                    request_id: *request_id,
+                    text: text.clone(),
+                    intent: intent.clone(),
+                    confidence: *confidence,
+                    decision: decision.as_str().into(),
+                    explanations: serde_json::to_value(explanations)?,
+                    source: source.clone(),
+                    model: model.clone(),
+                    autosend_block_reason: autosend_block_reason.clone(),
+                    status: "pending".into(),
+                    final_text: None,
+                    reply_id: None,
+                    decided_by: None,
+                    decided_at: None,
+                    created_at: d.recorded_at,
+                },
+            );
+            *suggestion_id
+        }
+        other => {
+            let Some(id) = suggestion_id_of(other) else { return Ok(None) };
+            let Some(row) = rows.get_mut(&id) else {
+                anyhow::bail!("suggestion {id} of conversation {} was never generated", d.conversation_id)
+            };
+            let decided = |row: &mut SuggestionRow, status: &str| {
+                row.status = status.into();
+                row.decided_by = d.actor();
+                row.decided_at = Some(d.recorded_at);
+            };
+            match other {
+                E::SuggestionApproved { automatic, .. } => {
+                    decided(row, if *automatic { "auto_sent" } else { "approved" })
+                }
+                E::SuggestionEdited { text, .. } => {
+                    decided(row, "edited");
+                    row.final_text = Some(text.clone());
+                }
+                E::SuggestionRejected { .. } => decided(row, "rejected"),
+                E::SuggestionSuperseded { .. } => decided(row, "superseded"),
+                E::ReplyQueued { reply_id, text, .. } => {
+                    row.reply_id = Some(*reply_id);
+                    row.final_text = Some(text.clone());
+                }
+                _ => {}
+            }
+            id
+        }
+    };
+    Ok(Some(id))
+}
+
 #[async_trait]
 impl Projector for Suggestions {
     fn name(&self) -> &'static str {
@@ -619,75 +692,16 @@ impl Projector for Suggestions {
         let mut changes = Vec::new();
         for d in &decoded {
             let tenant = d.tenant_id.unwrap_or_default();
-            let id = match &d.event {
-                E::SuggestionGenerated {
-                    suggestion_id,
-                    request_id,
-                    text,
-                    intent,
-                    confidence,
-                    decision,
-                    explanations,
-                    source,
-                    model,
-                    autosend_block_reason,
-                } => {
-                    rows.insert(
-                        *suggestion_id,
-                        SuggestionRow {
-                            suggestion_id: *suggestion_id,
-                            tenant_id: tenant,
-                            conversation_id: d.conversation_id,
-                            request_id: *request_id,
-                            text: text.clone(),
-                            intent: intent.clone(),
-                            confidence: *confidence,
-                            decision: decision.as_str().into(),
-                            explanations: serde_json::to_value(explanations)?,
-                            source: source.clone(),
-                            model: model.clone(),
-                            autosend_block_reason: autosend_block_reason.clone(),
-                            status: "pending".into(),
-                            final_text: None,
-                            reply_id: None,
-                            decided_by: None,
-                            decided_at: None,
-                            created_at: d.recorded_at,
-                        },
-                    );
-                    *suggestion_id
-                }
-                other => {
-                    let Some(id) = suggestion_id_of(other) else { continue };
-                    let Some(row) = rows.get_mut(&id) else {
-                        anyhow::bail!("suggestion {id} of conversation {} was never generated", d.conversation_id)
-                    };
-                    let decided = |row: &mut SuggestionRow, status: &str| {
-                        row.status = status.into();
-                        row.decided_by = d.actor();
-                        row.decided_at = Some(d.recorded_at);
-                    };
-                    match other {
-                        E::SuggestionApproved { automatic, .. } => {
-                            decided(row, if *automatic { "auto_sent" } else { "approved" })
-                        }
-                        E::SuggestionEdited { text, .. } => {
-                            decided(row, "edited");
-                            row.final_text = Some(text.clone());
-                        }
-                        E::SuggestionRejected { .. } => decided(row, "rejected"),
-                        E::SuggestionSuperseded { .. } => decided(row, "superseded"),
-                        E::ReplyQueued { reply_id, text, .. } => {
-                            row.reply_id = Some(*reply_id);
-                            row.final_text = Some(text.clone());
-                        }
-                        _ => {}
-                    }
-                    id
-                }
-            };
+            let Some(id) = apply_suggestion_event(&mut rows, d)? else { continue };
             touched.insert(id);
-            changes.push((tenant, "suggestion", id, Some(d.conversation_id), "updated", d.position.clone()));
+            changes.push(Change {
+                tenant_id: tenant,
+                entity: "suggestion",
+                entity_id: id,
+                conversation_id: Some(d.conversation_id),
+                change: "updated",
+                position: d.position.clone(),
+            });
         }
         let out: Vec<&SuggestionRow> = touched.iter().filter_map(|id| rows.get(id)).collect();
         rows::upsert(conn, &table, &["suggestion_id"], SUGGESTION_COLUMNS, &out).await?;
@@ -1133,4 +1147,101 @@ pub fn all(target: Target) -> Vec<Box<dyn Projector>> {
         Box::new(Customers::new(target)),
         Box::new(Statistics::new(target)),
     ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folding one conversation and the API's JSON shapes (shared by the read API, audit replay and
+// `projections verify`, so all three show the same thing).
+
+/// A conversation folded from its events, as the projectors would write it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Folded {
+    pub conversation: Option<ConversationRow>,
+    pub suggestions: std::collections::BTreeMap<Uuid, SuggestionRow>,
+}
+
+/// Folds one conversation's events (in sequence order).
+pub fn fold(decoded: &[Decoded]) -> anyhow::Result<Folded> {
+    let mut conversation: Option<ConversationRow> = None;
+    let mut suggestions: HashMap<Uuid, SuggestionRow> = HashMap::new();
+    for d in decoded {
+        if conversation.is_none() {
+            conversation = ConversationRow::start(d);
+        }
+        if let Some(row) = conversation.as_mut() {
+            row.apply(d);
+        }
+        apply_suggestion_event(&mut suggestions, d)?;
+    }
+    Ok(Folded { conversation, suggestions: suggestions.into_iter().collect() })
+}
+
+/// Timestamps as Postgres stores them (microseconds), so folded and stored rows compare equal.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+fn micros_opt(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    t.map(micros)
+}
+
+/// A conversation as the API shows it.
+pub fn conversation_json(r: &ConversationRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.conversation_id,
+        "channel": r.channel,
+        "account_id": r.account_id,
+        "chat_id": r.chat_id,
+        "customer": { "id": r.customer_id, "name": r.customer_name, "phone": r.customer_phone },
+        "status": r.status,
+        "muted": r.muted,
+        "assigned_operator": r.assigned_operator,
+        "last_message": {
+            "preview": r.last_message_preview,
+            "at": micros_opt(r.last_message_at),
+            "direction": r.last_message_direction,
+        },
+        "unread_count": r.unread_count,
+        "pending_suggestions": r.pending_suggestions,
+        "has_pending_suggestion": r.pending_suggestions > 0,
+        "messages_count": r.messages_count,
+        "waiting_since": micros_opt(r.awaiting_reply_since),
+        "vehicle": r.vehicle,
+        "created_at": micros(r.created_at),
+        "updated_at": micros(r.updated_at),
+        "sequence": r.last_sequence,
+    })
+}
+
+/// A suggestion as the API shows it.
+pub fn suggestion_json(r: &SuggestionRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.suggestion_id,
+        "conversation_id": r.conversation_id,
+        "request_id": r.request_id,
+        "text": r.text,
+        "intent": r.intent,
+        "confidence": r.confidence,
+        "decision": r.decision,
+        "explanations": r.explanations,
+        "source": r.source,
+        "model": r.model,
+        "autosend_block_reason": r.autosend_block_reason,
+        "status": r.status,
+        "final_text": r.final_text,
+        "reply_id": r.reply_id,
+        "decided_by": r.decided_by,
+        "decided_at": micros_opt(r.decided_at),
+        "created_at": micros(r.created_at),
+    })
+}
+
+/// The conversation detail: the conversation and its pending suggestions, oldest first.
+pub fn detail_json(conversation: &ConversationRow, suggestions: &[&SuggestionRow]) -> serde_json::Value {
+    let mut v = conversation_json(conversation);
+    let mut pending: Vec<&&SuggestionRow> = suggestions.iter().filter(|s| s.status == "pending").collect();
+    pending.sort_by_key(|s| (micros(s.created_at), s.suggestion_id));
+    v["pending_suggestions_list"] = serde_json::Value::Array(pending.into_iter().map(|s| suggestion_json(s)).collect());
+    v
 }

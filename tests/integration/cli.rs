@@ -90,7 +90,7 @@ async fn serve_stops_cleanly_on_sigterm() {
     let db = TestDb::create().await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = aisales(&db.url);
-    cmd.args(["serve", "--all"]).env("PORT", port.to_string()).env("HOST", "127.0.0.1");
+    cmd.args(["serve", "--all"]).env("PORT", port.to_string()).env("HOST", "127.0.0.1").env("SHUTDOWN_GRACE_SECS", "5");
     let mut child = crate::helpers::ChildGuard::spawn(cmd);
     let client = reqwest::Client::new();
     crate::helpers::eventually(
@@ -109,6 +109,6 @@ async fn serve_stops_cleanly_on_sigterm() {
         },
     )
     .await;
-    let status = child.terminate(std::time::Duration::from_secs(15)).expect("exits after SIGTERM");
+    let status = child.terminate(std::time::Duration::from_secs(30)).expect("exits after SIGTERM");
     assert!(status.success(), "clean exit, got {status:?}");
 }

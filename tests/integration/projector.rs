@@ -128,7 +128,9 @@ async fn a_second_projector_process_takes_over_when_the_owner_dies() {
     let db = TestDb::create().await.unwrap();
     let pool = db.pool(10).await.unwrap();
     backlog(&pool, 30_000).await;
-    let projectors = aisales::read_models::all();
+    let settings = aisales::config::Settings::for_tests(&[("DATABASE_URL", &db.url)]);
+    let redis = aisales::redis_conn::Redis::new(&settings).unwrap();
+    let projectors = aisales::read_models::all(&settings, &pool, &redis);
     let owner_of = |pool: PgPool, projectors: Vec<Arc<dyn aisales_projections::Projector>>| async move {
         aisales::projector::status(&pool, &projectors)
             .await

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use events::ConversationEvent;
-pub use types::{Attachment, ChannelKind, Decision, ReplyOrigin, ReplyStatus, Status, SuggestionStatus};
+pub use types::{
+    Attachment, ChannelKind, Decision, ReplyOrigin, ReplyStatus, Status, SuggestionStatus, UnknownChannelKind,
+};
 
 use ConversationEvent as E;
 

@@ -30,6 +30,19 @@ impl ChannelKind {
     }
 }
 
+/// A string that names no channel kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel kind `{0}`; use green_api, telegram or whatsapp")]
+pub struct UnknownChannelKind(pub String);
+
+impl std::str::FromStr for ChannelKind {
+    type Err = UnknownChannelKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChannelKind::parse(s).ok_or_else(|| UnknownChannelKind(s.to_string()))
+    }
+}
+
 impl fmt::Display for ChannelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

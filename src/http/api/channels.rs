@@ -63,7 +63,7 @@ pub fn webhook_url(base: &str, account: &ChannelAccount) -> String {
     let base = base.trim_end_matches('/');
     match account.kind {
         ChannelKind::GreenApi => format!("{base}/webhooks/green-api/{}/{}", account.tenant_id, account.id),
-        kind => format!("{base}/webhooks/{}/{}", kind.webhook_segment(), account.tenant_id),
+        kind => format!("{base}/webhooks/{}/{}", tenancy::webhook_segment(kind), account.tenant_id),
     }
 }
 

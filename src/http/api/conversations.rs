@@ -6,6 +6,9 @@ use std::time::Duration;
 use aisales_domain::conversation::ConversationCommand as C;
 use aisales_domain::reply::{self, DelayPlan};
 use aisales_projections::Position;
+use aisales_projections::conversation_views::{
+    ConversationRow, SuggestionRow, conversation_json, detail_json, suggestion_json,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -66,36 +69,6 @@ fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     }
 }
 
-/// One conversation as listed.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct ConversationItem {
-    pub id: Uuid,
-    pub channel: String,
-    pub account_id: Uuid,
-    pub chat_id: String,
-    pub customer_id: Uuid,
-    pub customer_name: Option<String>,
-    pub customer_phone: Option<String>,
-    pub status: String,
-    pub muted: bool,
-    pub assigned_operator: Option<String>,
-    pub last_message_preview: Option<String>,
-    pub last_message_at: Option<DateTime<Utc>>,
-    pub last_message_direction: Option<String>,
-    pub unread_count: i32,
-    pub pending_suggestions: i32,
-    pub has_pending_suggestion: bool,
-    pub messages_count: i32,
-    pub vehicle: Option<Value>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_sequence: i64,
-}
-
-const ITEM_COLUMNS: &str = "conversation_id AS id, channel, account_id, chat_id, customer_id, customer_name, customer_phone, status, \
-     muted, assigned_operator, last_message_preview, last_message_at, last_message_direction, unread_count, \
-     pending_suggestions, pending_suggestions > 0 AS has_pending_suggestion, messages_count, vehicle, created_at, updated_at, last_sequence";
-
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
@@ -139,15 +112,15 @@ pub async fn list(
         let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
     });
-    let rows: Vec<ConversationItem> = sqlx::query_as(&format!(
-        "SELECT {ITEM_COLUMNS} FROM rm_conversations \
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(t)::text FROM rm_conversations t \
           WHERE tenant_id = $1 \
             AND ($2::text IS NULL OR status = $2) \
             AND ($3::text IS NULL OR channel = $3) \
             AND ($4::text IS NULL OR search_text LIKE $4) \
             AND ($5::timestamptz IS NULL OR (last_message_at, conversation_id) < ($5, $6)) \
-          ORDER BY last_message_at DESC, conversation_id DESC LIMIT $7"
-    ))
+          ORDER BY last_message_at DESC, conversation_id DESC LIMIT $7",
+    )
     .bind(caller.tenant_id)
     .bind(&q.status)
     .bind(&q.channel)
@@ -157,13 +130,20 @@ pub async fn list(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
+    let rows: Vec<ConversationRow> = rows
+        .iter()
+        .map(|r| serde_json::from_str(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
     let has_more = rows.len() as i64 > limit;
-    let items: Vec<ConversationItem> = rows.into_iter().take(limit as usize).collect();
+    let page: Vec<&ConversationRow> = rows.iter().take(limit as usize).collect();
     let next_cursor = if has_more {
-        items.last().and_then(|l| l.last_message_at.map(|t| encode_cursor(&json!(ListCursor { t, id: l.id }))))
+        page.last()
+            .and_then(|l| l.last_message_at.map(|t| encode_cursor(&json!(ListCursor { t, id: l.conversation_id }))))
     } else {
         None
     };
+    let items: Vec<Value> = page.into_iter().map(conversation_json).collect();
     Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 
@@ -172,15 +152,34 @@ pub struct ConsistencyQuery {
     min_position: Option<String>,
 }
 
-async fn item(state: &AppState, tenant: Uuid, id: Uuid) -> Result<ConversationItem, ApiError> {
-    sqlx::query_as(&format!(
-        "SELECT {ITEM_COLUMNS} FROM rm_conversations WHERE tenant_id = $1 AND conversation_id = $2"
-    ))
+async fn conversation_row(state: &AppState, tenant: Uuid, id: Uuid) -> Result<ConversationRow, ApiError> {
+    let text: String = sqlx::query_scalar(
+        "SELECT row_to_json(t)::text FROM rm_conversations t WHERE tenant_id = $1 AND conversation_id = $2",
+    )
     .bind(tenant)
     .bind(id)
     .fetch_optional(&state.pool)
     .await?
-    .ok_or(ApiError::NotFound("conversation"))
+    .ok_or(ApiError::NotFound("conversation"))?;
+    serde_json::from_str(&text).map_err(|e| ApiError::Unexpected(e.into()))
+}
+
+async fn suggestion_rows(
+    state: &AppState,
+    tenant: Uuid,
+    conversation: Uuid,
+    status: Option<&str>,
+) -> Result<Vec<SuggestionRow>, ApiError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(t)::text FROM rm_suggestions t WHERE tenant_id = $1 AND conversation_id = $2 \
+            AND ($3::text IS NULL OR status = $3) ORDER BY created_at, suggestion_id",
+    )
+    .bind(tenant)
+    .bind(conversation)
+    .bind(status)
+    .fetch_all(&state.pool)
+    .await?;
+    rows.iter().map(|r| serde_json::from_str(r)).collect::<Result<_, _>>().map_err(|e| ApiError::Unexpected(e.into()))
 }
 
 /// `GET /api/conversations/{id}`: the conversation with its pending suggestions.
@@ -192,11 +191,9 @@ pub async fn show(
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, ApiError> {
     consistent(&state, &["conversations", "suggestions"], q.min_position.as_deref(), &headers).await?;
-    let conversation = item(&state, caller.tenant_id, id).await?;
-    let pending = suggestions_of(&state, caller.tenant_id, id, Some("pending")).await?;
-    let mut v = serde_json::to_value(&conversation).map_err(|e| ApiError::Unexpected(e.into()))?;
-    v["pending_suggestions_list"] = serde_json::to_value(pending).map_err(|e| ApiError::Unexpected(e.into()))?;
-    Ok(Json(v))
+    let conversation = conversation_row(&state, caller.tenant_id, id).await?;
+    let pending = suggestion_rows(&state, caller.tenant_id, id, Some("pending")).await?;
+    Ok(Json(detail_json(&conversation, &pending.iter().collect::<Vec<_>>())))
 }
 
 /// One message (either direction).
@@ -240,7 +237,7 @@ pub async fn messages(
     ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     consistent(&state, &["conversations", "messages"], q.min_position.as_deref(), &headers).await?;
-    item(&state, caller.tenant_id, id).await?;
+    conversation_row(&state, caller.tenant_id, id).await?;
     let limit = limit(q.limit, 50, 200)?;
     let cursor: Option<MessageCursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows: Vec<MessageItem> = sqlx::query_as(
@@ -265,47 +262,6 @@ pub async fn messages(
     Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 
-/// One suggestion.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct SuggestionItem {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    pub request_id: Uuid,
-    pub text: String,
-    pub intent: String,
-    pub confidence: f64,
-    pub decision: String,
-    pub explanations: Value,
-    pub source: String,
-    pub model: Option<String>,
-    pub autosend_block_reason: Option<String>,
-    pub status: String,
-    pub final_text: Option<String>,
-    pub reply_id: Option<Uuid>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-async fn suggestions_of(
-    state: &AppState,
-    tenant: Uuid,
-    conversation: Uuid,
-    status: Option<&str>,
-) -> Result<Vec<SuggestionItem>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT suggestion_id AS id, conversation_id, request_id, text, intent, confidence, decision, explanations, source, model, \
-                autosend_block_reason, status, final_text, reply_id, decided_by, decided_at, created_at \
-           FROM rm_suggestions WHERE tenant_id = $1 AND conversation_id = $2 AND ($3::text IS NULL OR status = $3) \
-          ORDER BY created_at, suggestion_id",
-    )
-    .bind(tenant)
-    .bind(conversation)
-    .bind(status)
-    .fetch_all(&state.pool)
-    .await?)
-}
-
 #[derive(Debug, Deserialize)]
 pub struct SuggestionsQuery {
     status: Option<String>,
@@ -321,8 +277,9 @@ pub async fn suggestions(
     ApiQuery(q): ApiQuery<SuggestionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     consistent(&state, &["conversations", "suggestions"], q.min_position.as_deref(), &headers).await?;
-    item(&state, caller.tenant_id, id).await?;
-    Ok(Json(json!({ "items": suggestions_of(&state, caller.tenant_id, id, q.status.as_deref()).await? })))
+    conversation_row(&state, caller.tenant_id, id).await?;
+    let rows = suggestion_rows(&state, caller.tenant_id, id, q.status.as_deref()).await?;
+    Ok(Json(json!({ "items": rows.iter().map(suggestion_json).collect::<Vec<_>>() })))
 }
 
 /// The answer of a command endpoint: what changed and the position to wait for.

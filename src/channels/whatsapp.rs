@@ -1,0 +1,593 @@
+//! A WhatsApp Business number through Meta's Cloud API: webhook parsing, `X-Hub-Signature-256`
+//! and verification-challenge checks, and `POST /{phone-number-id}/messages`.
+//!
+//! One webhook body may carry several messages and statuses (several entries, changes, messages
+//! and statuses), so [`parse`] returns a list of notifications.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::{
+    Attachment, AttachmentKind, DEFAULT_TIMEOUT, DeliveryState, DeliveryStatus, InboundMessage, MessageKind,
+    Notification, ParseError, SendError, SentMessage, WebhookAuthError, at, constant_time_eq, excerpt, exchange,
+    file_placeholder, id_at, phone_digits, render_contact, render_location, retry_after_header, str_at, time_at,
+};
+use crate::redact::mask_phone;
+
+/// Message types that are known and deliberately not stored.
+const IGNORED_TYPES: &[&str] = &["reaction", "sticker", "system", "request_welcome", "ephemeral", "unsupported"];
+
+/// Graph API error codes worth retrying: throttling, pair rate limits and temporary outages.
+const TRANSIENT_CODES: &[u64] = &[1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131056, 133004, 133005];
+
+/// Checks `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body keyed with the app secret>`.
+/// The comparison is constant-time.
+pub fn verify_signature(app_secret: &[u8], raw_body: &[u8], header: Option<&str>) -> Result<(), WebhookAuthError> {
+    if app_secret.is_empty() {
+        return Err(WebhookAuthError::NotConfigured);
+    }
+    let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(WebhookAuthError::Missing)?;
+    let hex_sig = header.strip_prefix("sha256=").ok_or(WebhookAuthError::Malformed)?;
+    let sig = hex::decode(hex_sig).map_err(|_| WebhookAuthError::Malformed)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret).map_err(|_| WebhookAuthError::NotConfigured)?;
+    mac.update(raw_body);
+    mac.verify_slice(&sig).map_err(|_| WebhookAuthError::Mismatch)
+}
+
+/// The `X-Hub-Signature-256` value Meta would send for `raw_body`.
+pub fn signature_header(app_secret: &[u8], raw_body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret).expect("HMAC accepts keys of any length");
+    mac.update(raw_body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Answers Meta's verification request `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`:
+/// the challenge to echo back when the mode is `subscribe` and the token matches.
+pub fn verify_challenge(
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&str>,
+    expected_token: &str,
+) -> Result<String, WebhookAuthError> {
+    if expected_token.is_empty() {
+        return Err(WebhookAuthError::NotConfigured);
+    }
+    if mode != Some("subscribe") {
+        return Err(WebhookAuthError::Malformed);
+    }
+    let token = token.filter(|t| !t.is_empty()).ok_or(WebhookAuthError::Missing)?;
+    if !constant_time_eq(token.as_bytes(), expected_token.as_bytes()) {
+        return Err(WebhookAuthError::Mismatch);
+    }
+    challenge.filter(|c| !c.is_empty()).map(String::from).ok_or(WebhookAuthError::Malformed)
+}
+
+/// Parses a Cloud API webhook body into notifications, in this order: one
+/// [`Notification::Messages`] with every kept message, one [`Notification::Statuses`] with every
+/// status, then an `Ignored` or `Unknown` for each message, status or change that is not kept.
+/// Never returns an empty list.
+pub fn parse(body: &[u8]) -> Result<Vec<Notification>, ParseError> {
+    let v: Value = serde_json::from_slice(body)?;
+    if !v.is_object() {
+        return Err(ParseError::NotAnObject);
+    }
+    let object = str_at(&v, &["object"]).ok_or(ParseError::Field("object"))?;
+    if object != "whatsapp_business_account" {
+        return Ok(vec![Notification::Unknown { kind: format!("object/{object}") }]);
+    }
+    let entries = at(&v, &["entry"]).and_then(Value::as_array).ok_or(ParseError::Field("entry"))?;
+    let (mut messages, mut statuses, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in entries {
+        let changes = at(entry, &["changes"]).and_then(Value::as_array).ok_or(ParseError::Field("entry.changes"))?;
+        for change in changes {
+            let field = str_at(change, &["field"]).ok_or(ParseError::Field("entry.changes.field"))?;
+            let value =
+                change.get("value").filter(|v| v.is_object()).ok_or(ParseError::Field("entry.changes.value"))?;
+            if field != "messages" {
+                others.push(Notification::Unknown { kind: format!("field/{field}") });
+                continue;
+            }
+            let contacts = at(value, &["contacts"]).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            for message in at(value, &["messages"]).and_then(Value::as_array).into_iter().flatten() {
+                match parse_message(message, contacts)? {
+                    Ok(m) => messages.push(m),
+                    Err(other) => others.push(other),
+                }
+            }
+            for status in at(value, &["statuses"]).and_then(Value::as_array).into_iter().flatten() {
+                match parse_status(status)? {
+                    Ok(s) => statuses.push(s),
+                    Err(other) => others.push(other),
+                }
+            }
+            if at(value, &["errors"]).and_then(Value::as_array).is_some_and(|e| !e.is_empty()) {
+                others.push(Notification::Unknown { kind: "errors".into() });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !messages.is_empty() {
+        out.push(Notification::Messages(messages));
+    }
+    if !statuses.is_empty() {
+        out.push(Notification::Statuses(statuses));
+    }
+    out.extend(others);
+    if out.is_empty() {
+        out.push(Notification::Ignored { reason: "no messages or statuses".into() });
+    }
+    Ok(out)
+}
+
+fn parse_message(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage, Notification>, ParseError> {
+    let id = str_at(m, &["id"]).ok_or(ParseError::Field("messages.id"))?;
+    let from = str_at(m, &["from"]).ok_or(ParseError::Field("messages.from"))?;
+    let sent_at = time_at(m, &["timestamp"]).ok_or(ParseError::Field("messages.timestamp"))?;
+    let kind = str_at(m, &["type"]).ok_or(ParseError::Field("messages.type"))?;
+    let mut attachments = Vec::new();
+    let (text, kind) = match kind {
+        "text" => {
+            let body =
+                at(m, &["text", "body"]).and_then(Value::as_str).ok_or(ParseError::Field("messages.text.body"))?;
+            (body.to_string(), MessageKind::Text)
+        }
+        "image" | "video" | "audio" | "document" => {
+            let file = m.get(kind).filter(|f| f.is_object()).ok_or(ParseError::Field("messages.<media>"))?;
+            let attachment_kind = match kind {
+                "image" => AttachmentKind::Image,
+                "video" => AttachmentKind::Video,
+                "audio" if at(file, &["voice"]).and_then(Value::as_bool) == Some(true) => AttachmentKind::Voice,
+                "audio" => AttachmentKind::Audio,
+                _ => AttachmentKind::Document,
+            };
+            let caption = str_at(file, &["caption"]).map(String::from);
+            let file_name = str_at(file, &["filename"]).map(String::from);
+            let text = caption.clone().unwrap_or_else(|| file_placeholder(attachment_kind, file_name.as_deref()));
+            attachments.push(Attachment {
+                kind: attachment_kind,
+                url: None,
+                file_id: str_at(file, &["id"]).map(String::from),
+                mime_type: str_at(file, &["mime_type"]).map(String::from),
+                file_name,
+                caption,
+            });
+            (text, attachment_kind.message_kind())
+        }
+        "location" => {
+            let lat = at(m, &["location", "latitude"]).and_then(Value::as_f64);
+            let lon = at(m, &["location", "longitude"]).and_then(Value::as_f64);
+            let (Some(lat), Some(lon)) = (lat, lon) else {
+                return Err(ParseError::Field("messages.location.latitude"));
+            };
+            let text = render_location(str_at(m, &["location", "name"]), str_at(m, &["location", "address"]), lat, lon);
+            (text, MessageKind::Location)
+        }
+        "contacts" => {
+            let cards = at(m, &["contacts"]).and_then(Value::as_array).ok_or(ParseError::Field("messages.contacts"))?;
+            let text = cards
+                .iter()
+                .map(|card| {
+                    let phones: Vec<String> = at(card, &["phones"])
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| str_at(p, &["phone"]).map(String::from))
+                        .collect();
+                    render_contact(str_at(card, &["name", "formatted_name"]), &phones)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (text, MessageKind::Contact)
+        }
+        "button" => {
+            let title = str_at(m, &["button", "text"]).or_else(|| str_at(m, &["button", "payload"]));
+            (title.ok_or(ParseError::Field("messages.button.text"))?.to_string(), MessageKind::Button)
+        }
+        "interactive" => {
+            let title = [&["interactive", "button_reply", "title"][..], &["interactive", "list_reply", "title"]]
+                .iter()
+                .find_map(|path| str_at(m, path));
+            match title {
+                Some(title) => (title.to_string(), MessageKind::Button),
+                None => return Ok(Err(Notification::Unknown { kind: "message/interactive".into() })),
+            }
+        }
+        t if IGNORED_TYPES.contains(&t) => return Ok(Err(Notification::Ignored { reason: format!("message/{t}") })),
+        t => return Ok(Err(Notification::Unknown { kind: format!("message/{t}") })),
+    };
+    let text = text.trim().to_string();
+    if text.is_empty() && attachments.is_empty() {
+        return Ok(Err(Notification::Ignored { reason: "empty message".into() }));
+    }
+    let sender_name = contacts
+        .iter()
+        .find(|c| str_at(c, &["wa_id"]) == Some(from))
+        .or(contacts.first().filter(|_| contacts.len() == 1))
+        .and_then(|c| str_at(c, &["profile", "name"]))
+        .map(String::from);
+    Ok(Ok(InboundMessage {
+        provider_message_id: id.to_string(),
+        chat_id: from.to_string(),
+        sender_id: from.to_string(),
+        sender_name,
+        phone: phone_digits(from),
+        text,
+        attachments,
+        sent_at,
+        kind,
+        reply_to: str_at(m, &["context", "id"]).map(String::from),
+        edit_of: None,
+    }))
+}
+
+fn parse_status(s: &Value) -> Result<Result<DeliveryStatus, Notification>, ParseError> {
+    let id = str_at(s, &["id"]).ok_or(ParseError::Field("statuses.id"))?;
+    let at_time = time_at(s, &["timestamp"]).ok_or(ParseError::Field("statuses.timestamp"))?;
+    let raw = str_at(s, &["status"]).ok_or(ParseError::Field("statuses.status"))?;
+    let status = match raw {
+        "sent" => DeliveryState::Sent,
+        "delivered" => DeliveryState::Delivered,
+        "read" => DeliveryState::Read,
+        "failed" => DeliveryState::Failed { reason: status_errors(s) },
+        other => return Ok(Err(Notification::Unknown { kind: format!("status/{other}") })),
+    };
+    Ok(Ok(DeliveryStatus {
+        provider_message_id: id.to_string(),
+        chat_id: str_at(s, &["recipient_id"]).map(String::from),
+        status,
+        at: at_time,
+    }))
+}
+
+/// `"131047 Re-engagement message: Message failed to send because more than 24 hours have passed…"`.
+fn status_errors(s: &Value) -> String {
+    let reasons: Vec<String> = at(s, &["errors"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let code = id_at(e, &["code"]).unwrap_or_default();
+            let title = str_at(e, &["title"]).or_else(|| str_at(e, &["message"])).unwrap_or_default();
+            match str_at(e, &["error_data", "details"]) {
+                Some(details) if details != title => format!("{code} {title}: {details}"),
+                _ => format!("{code} {title}"),
+            }
+            .trim()
+            .to_string()
+        })
+        .collect();
+    if reasons.is_empty() { "failed".to_string() } else { reasons.join("; ") }
+}
+
+/// The Cloud API client.
+#[derive(Debug, Clone)]
+pub struct WhatsAppClient {
+    http: reqwest::Client,
+    base_url: String,
+    timeout: Duration,
+}
+
+impl WhatsAppClient {
+    /// A client for the Graph API at `base_url`, version included (`https://graph.facebook.com/v21.0`).
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        WhatsAppClient { http, base_url: base_url.into(), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// The same client with another request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends a text message (no link preview) to `to` (digits with country code). Returns the wamid.
+    /// Free-form text is only delivered within 24 hours of the customer's last message; outside
+    /// that window Meta reports error 131047 in a `failed` status.
+    pub async fn send_text(
+        &self,
+        access_token: &SecretString,
+        phone_number_id: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<SentMessage, SendError> {
+        let to = phone_digits(to).ok_or_else(|| SendError::permanent("invalid recipient phone number"))?;
+        let url = format!("{}/{}/messages", self.base_url.trim_end_matches('/'), phone_number_id.trim());
+        let body = json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "text",
+            "text": {"preview_url": false, "body": text},
+        });
+        let request = self.http.post(url).bearer_auth(access_token.expose_secret()).json(&body);
+        let answer = exchange(request, self.timeout).await?;
+        if answer.status.is_success() {
+            let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+            let id = at(&value, &["messages"]).and_then(Value::as_array).and_then(|m| m.first());
+            return match id.and_then(|m| str_at(m, &["id"])) {
+                Some(id) => Ok(SentMessage { provider_message_id: id.to_string() }),
+                None => Err(SendError::permanent("WhatsApp accepted the message but returned no message id")),
+            };
+        }
+        let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
+        tracing::warn!(op = "messages", to = %mask_phone(&to), error = %error, "WhatsApp send failed");
+        Err(error)
+    }
+}
+
+/// Classifies a Graph API error answer `{"error":{"message","type","code","error_subcode",
+/// "error_data":{"details"},"fbtrace_id"}}`: HTTP 429 and 5xx and the throttling / temporary
+/// codes (4, 80007, 130429, 131000, 131016, 131056, 133004, …) are transient; everything else
+/// (190 expired token, 100 invalid parameter, 131030 recipient not allowed, …) is permanent.
+pub(crate) fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> SendError {
+    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let error = value.get("error").unwrap_or(&Value::Null);
+    let code = at(error, &["code"]).and_then(Value::as_u64);
+    let message = str_at(error, &["message"]).map_or_else(|| excerpt(body), String::from);
+    let details = str_at(error, &["error_data", "details"]).filter(|d| !message.contains(d));
+    let mut reason = match code {
+        Some(code) => format!("WhatsApp {status} (#{code}): {message}"),
+        None if message.is_empty() => format!("WhatsApp {status}"),
+        None => format!("WhatsApp {status}: {message}"),
+    };
+    if let Some(details) = details {
+        reason = format!("{reason} — {details}");
+    }
+    let transient = status == 429 || status >= 500 || code.is_some_and(|c| TRANSIENT_CODES.contains(&c));
+    if transient { SendError::transient(reason, retry_after_header(headers)) } else { SendError::permanent(reason) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: Value) -> Value {
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]
+        })
+    }
+
+    fn meta() -> Value {
+        json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"})
+    }
+
+    fn text_message(id: &str, from: &str, text: &str) -> Value {
+        json!({"from": from, "id": id, "timestamp": "1714650000", "type": "text", "text": {"body": text}})
+    }
+
+    fn parse_json(v: Value) -> Vec<Notification> {
+        parse(v.to_string().as_bytes()).expect("parses")
+    }
+
+    fn messages(n: &[Notification]) -> &[InboundMessage] {
+        n.iter()
+            .find_map(|n| match n {
+                Notification::Messages(m) => Some(m.as_slice()),
+                _ => None,
+            })
+            .expect("messages")
+    }
+
+    fn one(value: Value) -> InboundMessage {
+        let n = parse_json(body(value));
+        let m = messages(&n);
+        assert_eq!(m.len(), 1, "{n:?}");
+        m[0].clone()
+    }
+
+    #[test]
+    fn text_message_with_profile_name() {
+        let m = one(json!({
+            "messaging_product": "whatsapp",
+            "metadata": meta(),
+            "contacts": [{"profile": {"name": "Ivan"}, "wa_id": "79001234567"}],
+            "messages": [text_message("wamid.HBgLNzkwMDEyMzQ1NjcVAgASGBQzQTdCRjY5", "79001234567", "Нужна АКПП")]
+        }));
+        assert_eq!(m.provider_message_id, "wamid.HBgLNzkwMDEyMzQ1NjcVAgASGBQzQTdCRjY5");
+        assert_eq!(m.chat_id, "79001234567");
+        assert_eq!(m.sender_name.as_deref(), Some("Ivan"));
+        assert_eq!(m.phone.as_deref(), Some("79001234567"));
+        assert_eq!(m.text, "Нужна АКПП");
+        assert_eq!(m.sent_at.timestamp(), 1714650000);
+    }
+
+    #[test]
+    fn several_messages_and_statuses_in_one_body() {
+        let n = parse_json(json!({
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "1", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp", "metadata": meta(),
+                    "contacts": [{"profile": {"name": "A"}, "wa_id": "79000000001"},
+                                 {"profile": {"name": "B"}, "wa_id": "79000000002"}],
+                    "messages": [text_message("wamid.1", "79000000001", "one"), text_message("wamid.2", "79000000002", "two")],
+                    "statuses": [{"id": "wamid.out1", "status": "delivered", "timestamp": "1714650001",
+                                  "recipient_id": "79000000003"}]
+                }}]},
+                {"id": "2", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp", "metadata": meta(),
+                    "statuses": [{"id": "wamid.out2", "status": "read", "timestamp": 1714650002, "recipient_id": "79000000004"}]
+                }}]}
+            ]
+        }));
+        assert_eq!(n.len(), 2, "{n:?}");
+        let m = messages(&n);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].sender_name.as_deref(), Some("A"));
+        assert_eq!(m[1].sender_name.as_deref(), Some("B"));
+        let Notification::Statuses(s) = &n[1] else { panic!("{n:?}") };
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].status, DeliveryState::Delivered);
+        assert_eq!(s[0].chat_id.as_deref(), Some("79000000003"));
+        assert_eq!(s[1].status, DeliveryState::Read);
+        assert_eq!(s[1].at.timestamp(), 1714650002);
+    }
+
+    #[test]
+    fn failed_status_carries_the_error() {
+        let n = parse_json(body(json!({
+            "messaging_product": "whatsapp", "metadata": meta(),
+            "statuses": [{
+                "id": "wamid.out", "status": "failed", "timestamp": "1714650003", "recipient_id": "79000000001",
+                "errors": [{"code": 131047, "title": "Re-engagement message",
+                            "message": "Re-engagement message",
+                            "error_data": {"details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+                            "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]
+            }, {"id": "wamid.out3", "status": "sent", "timestamp": "1714650004", "recipient_id": "79000000001"}]
+        })));
+        let Notification::Statuses(s) = &n[0] else { panic!("{n:?}") };
+        let DeliveryState::Failed { reason } = &s[0].status else { panic!("{s:?}") };
+        assert!(reason.starts_with("131047 Re-engagement message: Message failed to send"), "{reason}");
+        assert_eq!(s[1].status, DeliveryState::Sent);
+    }
+
+    #[test]
+    fn media_captions_contacts_locations_buttons() {
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.img", "timestamp": "1714650000", "type": "image",
+            "image": {"caption": "Шильдик", "mime_type": "image/jpeg", "sha256": "abc", "id": "1234567890"}
+        }]}));
+        assert_eq!((m.kind, m.text.as_str()), (MessageKind::Image, "Шильдик"));
+        assert_eq!(m.attachments[0].file_id.as_deref(), Some("1234567890"));
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.doc", "timestamp": "1714650000", "type": "document",
+            "document": {"filename": "sts.pdf", "mime_type": "application/pdf", "sha256": "x", "id": "55"}
+        }]}));
+        assert_eq!(m.text, "[Документ: sts.pdf]");
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.voice", "timestamp": "1714650000", "type": "audio",
+            "audio": {"mime_type": "audio/ogg; codecs=opus", "sha256": "x", "id": "56", "voice": true}
+        }]}));
+        assert_eq!(m.kind, MessageKind::Voice);
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.c", "timestamp": "1714650000", "type": "contacts",
+            "contacts": [{"name": {"formatted_name": "Пётр Сервис", "first_name": "Пётр"},
+                          "phones": [{"phone": "+7 900 765-43-21", "wa_id": "79007654321", "type": "CELL"}]}]
+        }]}));
+        assert_eq!(m.text, "Контакт: Пётр Сервис, +7 900 765-43-21");
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.l", "timestamp": "1714650000", "type": "location",
+            "location": {"latitude": 55.751244, "longitude": 37.618423, "name": "Склад", "address": "Москва"}
+        }]}));
+        assert_eq!(m.text, "Геопозиция: Склад, Москва (55.751244, 37.618423)");
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.b", "timestamp": "1714650000", "type": "button",
+            "context": {"from": "15550783881", "id": "wamid.template"},
+            "button": {"payload": "YES", "text": "Да, интересно"}
+        }]}));
+        assert_eq!((m.kind, m.text.as_str()), (MessageKind::Button, "Да, интересно"));
+        assert_eq!(m.reply_to.as_deref(), Some("wamid.template"));
+
+        let m = one(json!({"metadata": meta(), "messages": [{
+            "from": "79001234567", "id": "wamid.i", "timestamp": "1714650000", "type": "interactive",
+            "interactive": {"type": "list_reply", "list_reply": {"id": "akpp", "title": "АКПП", "description": "автомат"}}
+        }]}));
+        assert_eq!(m.text, "АКПП");
+    }
+
+    #[test]
+    fn reactions_and_stickers_are_ignored_unknown_types_dead_lettered() {
+        let n = parse_json(body(json!({"metadata": meta(), "messages": [
+            {"from": "79001234567", "id": "wamid.r", "timestamp": "1714650000", "type": "reaction",
+             "reaction": {"message_id": "wamid.x", "emoji": "👍"}},
+            {"from": "79001234567", "id": "wamid.s", "timestamp": "1714650000", "type": "sticker",
+             "sticker": {"mime_type": "image/webp", "id": "9", "animated": false}},
+            {"from": "79001234567", "id": "wamid.o", "timestamp": "1714650000", "type": "order", "order": {}}
+        ]})));
+        assert_eq!(
+            n,
+            vec![
+                Notification::Ignored { reason: "message/reaction".into() },
+                Notification::Ignored { reason: "message/sticker".into() },
+                Notification::Unknown { kind: "message/order".into() },
+            ]
+        );
+        let n = parse_json(json!({"object": "page", "entry": []}));
+        assert_eq!(n, vec![Notification::Unknown { kind: "object/page".into() }]);
+        let n = parse_json(json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "1", "changes": [{"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}]}
+        ]}));
+        assert_eq!(n, vec![Notification::Unknown { kind: "field/account_update".into() }]);
+    }
+
+    #[test]
+    fn garbage_and_missing_fields_are_parse_errors() {
+        assert!(matches!(parse(b"<xml/>"), Err(ParseError::Json(_))));
+        assert!(matches!(parse(b"[]"), Err(ParseError::NotAnObject)));
+        assert!(matches!(parse(br#"{"entry":[]}"#), Err(ParseError::Field("object"))));
+        assert!(matches!(parse(br#"{"object":"whatsapp_business_account"}"#), Err(ParseError::Field("entry"))));
+        let mut m = text_message("wamid.1", "79000000001", "x");
+        m.as_object_mut().unwrap().remove("from");
+        let b = body(json!({"metadata": meta(), "messages": [m]}));
+        assert!(matches!(parse(b.to_string().as_bytes()), Err(ParseError::Field("messages.from"))));
+        let b =
+            body(json!({"metadata": meta(), "messages": [{"from": "1", "id": "w", "timestamp": "1", "type": "text"}]}));
+        assert!(matches!(parse(b.to_string().as_bytes()), Err(ParseError::Field("messages.text.body"))));
+    }
+
+    #[test]
+    fn signature_valid_invalid_missing() {
+        let secret = b"app-secret-123";
+        let raw = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+        let header = signature_header(secret, raw);
+        assert!(header.starts_with("sha256=") && header.len() == 7 + 64);
+        assert_eq!(verify_signature(secret, raw, Some(&header)), Ok(()));
+        assert_eq!(verify_signature(secret, b"{\"tampered\":1}", Some(&header)), Err(WebhookAuthError::Mismatch));
+        assert_eq!(verify_signature(b"other", raw, Some(&header)), Err(WebhookAuthError::Mismatch));
+        assert_eq!(verify_signature(secret, raw, None), Err(WebhookAuthError::Missing));
+        assert_eq!(verify_signature(secret, raw, Some("md5=abc")), Err(WebhookAuthError::Malformed));
+        assert_eq!(verify_signature(secret, raw, Some("sha256=zz")), Err(WebhookAuthError::Malformed));
+        assert_eq!(verify_signature(secret, raw, Some("sha256=abcd")), Err(WebhookAuthError::Mismatch));
+        assert_eq!(verify_signature(b"", raw, Some(&header)), Err(WebhookAuthError::NotConfigured));
+    }
+
+    #[test]
+    fn verification_challenge() {
+        assert_eq!(
+            verify_challenge(Some("subscribe"), Some("tok"), Some("1158201444"), "tok"),
+            Ok("1158201444".into())
+        );
+        assert_eq!(verify_challenge(Some("subscribe"), Some("bad"), Some("1"), "tok"), Err(WebhookAuthError::Mismatch));
+        assert_eq!(
+            verify_challenge(Some("unsubscribe"), Some("tok"), Some("1"), "tok"),
+            Err(WebhookAuthError::Malformed)
+        );
+        assert_eq!(verify_challenge(Some("subscribe"), None, Some("1"), "tok"), Err(WebhookAuthError::Missing));
+        assert_eq!(verify_challenge(Some("subscribe"), Some("tok"), None, "tok"), Err(WebhookAuthError::Malformed));
+        assert_eq!(
+            verify_challenge(Some("subscribe"), Some("tok"), Some("1"), ""),
+            Err(WebhookAuthError::NotConfigured)
+        );
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let h = reqwest::header::HeaderMap::new();
+        let graph = |code: u64, message: &str| {
+            json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbC"}})
+                .to_string()
+        };
+        assert!(classify(400, &h, &graph(130429, "(#130429) Rate limit hit")).is_transient());
+        assert!(classify(400, &h, &graph(131056, "(#131056) pair rate limit hit")).is_transient());
+        assert!(classify(500, &h, &graph(131000, "Something went wrong")).is_transient());
+        assert!(classify(503, &h, "Service Unavailable").is_transient());
+        assert!(classify(429, &h, "").is_transient());
+        let e = classify(401, &h, &graph(190, "Error validating access token: Session has expired"));
+        assert_eq!(e, SendError::permanent("WhatsApp 401 (#190): Error validating access token: Session has expired"));
+        let body = json!({"error": {"message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException",
+            "code": 131030, "error_data": {"messaging_product": "whatsapp", "details": "Recipient phone number not in allowed list: Add recipient phone number to recipient list and try again."},
+            "fbtrace_id": "A"}});
+        let e = classify(400, &h, &body.to_string());
+        assert!(!e.is_transient());
+        assert!(e.reason().contains("Add recipient phone number"), "{e}");
+    }
+}

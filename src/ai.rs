@@ -1,5 +1,6 @@
 //! The OpenAI-compatible chat client that drafts replies (async-openai against
-//! `AI_INTEGRATIONS_OPENAI_BASE_URL`, JSON output, a timeout, bounded retries).
+//! `AI_INTEGRATIONS_OPENAI_BASE_URL`, JSON output, a timeout, bounded retries: async-openai retries
+//! 429 and 5xx answers three times with backoff; an unusable answer is asked for once more).
 
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ impl Drafter {
                 .expect("HTTP client builds");
             Client::build(http, cfg)
         });
-        Drafter { client, model: settings.ai_model.clone(), retries: 2 }
+        Drafter { client, model: settings.ai_model.clone(), retries: 1 }
     }
 
     /// Whether a model is configured (otherwise the offline responder drafts).
@@ -99,9 +100,11 @@ impl Drafter {
                 Err(e) => classify(e),
             };
             metrics::counter!("aisales_ai_requests_total", "outcome" => "error").increment(1);
+            // async-openai itself retries rate limits and server errors (3 retries with backoff);
+            // here only an unusable answer is asked for once more.
             match err {
-                AiError::Transient(_) if attempt <= self.retries => {
-                    tokio::time::sleep(Duration::from_millis(300 * 2u64.pow(attempt))).await;
+                AiError::Transient(reason) if reason.starts_with("unusable answer") && attempt <= self.retries => {
+                    tracing::debug!(reason = %reason, "asking the model again");
                 }
                 AiError::Transient(reason) if reason.starts_with("unusable answer") => {
                     return Err(AiError::Permanent(reason));

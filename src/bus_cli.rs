@@ -18,9 +18,10 @@ fn kind(s: &str) -> anyhow::Result<Kind> {
 pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Result<()> {
     let redis = crate::redis_conn::Redis::new(&settings)?;
     let mut conn = redis.conn();
+    let prefix = settings.bus.redis_prefix.as_str();
     match cmd {
         StreamsCommand::Status { json } => {
-            let rows = streams::status(&mut conn).await?;
+            let rows = streams::status(&mut conn, prefix).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
@@ -55,7 +56,7 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
             };
             let mut all = Vec::new();
             for k in kinds {
-                all.extend(streams::dead_letters(&mut conn, k, 1000).await?);
+                all.extend(streams::dead_letters(&mut conn, prefix, k, 1000).await?);
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -78,11 +79,11 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
                 .ok_or_else(|| UsageError(format!("this build has no worker for {k}")))?;
             let letters = match (id, all) {
                 (Some(id), _) => vec![
-                    streams::dead_letter_by_id(&mut conn, k, &id)
+                    streams::dead_letter_by_id(&mut conn, prefix, k, &id)
                         .await?
                         .ok_or_else(|| UsageError(format!("no dead letter {id} of {k}")))?,
                 ],
-                (None, true) => streams::dead_letters(&mut conn, k, 10_000).await?,
+                (None, true) => streams::dead_letters(&mut conn, prefix, k, 10_000).await?,
                 (None, false) => return Err(UsageError("name a dead letter id, or pass --all".into()).into()),
             };
             let mut retried = 0;
@@ -92,7 +93,7 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
                     continue;
                 };
                 handler.retry(job).await?;
-                streams::remove_dead_letter(&mut conn, k, &d.id).await?;
+                streams::remove_dead_letter(&mut conn, prefix, k, &d.id).await?;
                 retried += 1;
             }
             println!("{}", serde_json::json!({ "retried": retried }));

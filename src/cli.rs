@@ -538,6 +538,7 @@ fn spawn_projectors(
     let token = sup.token();
     sup.spawn("projectors", runtime.run(token));
     let sweeper = crate::bus::sweeper::SweeperOptions {
+        prefix: settings.bus.redis_prefix.clone(),
         interval: settings.bus.sweep_interval,
         redispatch_after: settings.bus.redispatch_after,
         stream_max_len: settings.bus.stream_max_len,
@@ -572,6 +573,7 @@ fn spawn_workers(
             continue;
         };
         let options = crate::bus::worker::WorkerOptions {
+            prefix: settings.bus.redis_prefix.clone(),
             consumer: crate::projector::instance_name(&format!("worker-{kind}")),
             concurrency: settings.bus.concurrency,
             visibility_timeout: settings.bus.visibility_timeout,

@@ -100,6 +100,7 @@ pub const VARS: &[VarSpec] = vars![
         ("METRICS_PORT", "", "workers and projector serve /metrics and /health on this port"),
     ],
     "Worker bus" => [
+        ("REDIS_PREFIX", "aisales", "prefix of every Redis key (streams, rate limits): lets several deployments share one Redis"),
         ("WORKER_CONCURRENCY", "4", "jobs one worker process runs at once, per kind"),
         ("WORKER_VISIBILITY_TIMEOUT_SECS", "60", "after this long a job left by a dead consumer is taken over"),
         ("WORKER_MAX_DELIVERIES", "5", "deliveries of one stream entry before it goes to the dead-letter stream"),
@@ -207,6 +208,7 @@ pub struct Limits {
 /// Worker bus tunables.
 #[derive(Debug, Clone)]
 pub struct BusSettings {
+    pub redis_prefix: String,
     pub concurrency: usize,
     pub visibility_timeout: Duration,
     pub max_deliveries: u64,
@@ -525,7 +527,12 @@ impl Settings {
         }
         let metrics_port = r.raw("METRICS_PORT").and_then(|_| r.parse::<u16>("METRICS_PORT", "a port number"));
 
+        let redis_prefix = r.string("REDIS_PREFIX");
+        if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
+            r.problem("REDIS_PREFIX", "must be a non-empty word without spaces");
+        }
         let bus = BusSettings {
+            redis_prefix,
             concurrency: r.parse::<usize>("WORKER_CONCURRENCY", "a positive number").unwrap_or(4).max(1),
             visibility_timeout: Duration::from_secs(
                 r.parse::<u64>("WORKER_VISIBILITY_TIMEOUT_SECS", "a number of seconds").unwrap_or(60).max(1),

@@ -19,6 +19,7 @@ pub mod conversations;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod ingest;
 pub mod process_metrics;
 pub mod projector;
 pub mod ratelimit;

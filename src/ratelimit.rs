@@ -42,11 +42,12 @@ static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
 /// Counts one hit against `limit` for `subject`; `Err(RateLimited)` when over `per_minute`.
 /// A limit of 0 disables the check.
 pub async fn check(redis: &Redis, limit: Limit, subject: &str, per_minute: u32) -> Result<(), ApiError> {
+    let prefix = redis.prefix();
     if per_minute == 0 {
         return Ok(());
     }
     let window_index = chrono::Utc::now().timestamp() / WINDOW.as_secs() as i64;
-    let key = format!("aisales:rl:{}:{subject}:{window_index}", limit.key());
+    let key = format!("{prefix}:rl:{}:{subject}:{window_index}", limit.key());
     let mut conn = redis.conn();
     let result: redis::RedisResult<u64> =
         SCRIPT.key(&key).arg(WINDOW.as_millis() as u64 + 1000).invoke_async(&mut conn).await;

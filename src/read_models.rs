@@ -18,7 +18,7 @@ pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Pro
     out.push(Arc::new(WorkProjector::new(
         pool.clone(),
         redis.clone(),
-        DispatchOptions { stream_max_len: settings.bus.stream_max_len },
+        DispatchOptions { prefix: settings.bus.redis_prefix.clone(), stream_max_len: settings.bus.stream_max_len },
     )));
     out
 }

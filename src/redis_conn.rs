@@ -13,14 +13,15 @@ use crate::config::Settings;
 pub struct Redis {
     client: redis::Client,
     manager: ConnectionManager,
+    prefix: std::sync::Arc<str>,
 }
 
 impl Redis {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        Self::from_url(settings.redis_url.expose_secret())
+        Self::from_url(settings.redis_url.expose_secret(), &settings.bus.redis_prefix)
     }
 
-    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+    pub fn from_url(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL cannot be used: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -28,7 +29,12 @@ impl Redis {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-        Ok(Redis { client, manager })
+        Ok(Redis { client, manager, prefix: prefix.into() })
+    }
+
+    /// Prefix of every key this deployment uses (`REDIS_PREFIX`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The shared multiplexed connection (cheap to clone).

@@ -127,6 +127,53 @@ fn describe_metrics() {
     describe_counter!("aisales_projector_events_applied_total", "Events applied by a projector in this process");
     describe_counter!("aisales_projector_batch_failures_total", "Projector batches that failed and were rolled back");
     describe_histogram!("aisales_projector_batch_duration_seconds", Unit::Seconds, "Time to apply one projector batch");
+    describe_counter!(
+        "aisales_projector_after_commit_failures_total",
+        "Post-commit steps of a projector (e.g. pushing jobs) that failed and are made up for later"
+    );
+    describe_counter!("aisales_ai_requests_total", "Requests to the AI model by outcome");
+    describe_counter!("aisales_jobs_dispatched_total", "Jobs pushed onto a worker stream, by kind");
+    describe_counter!(
+        "aisales_jobs_swept_total",
+        "Jobs pushed again by the sweeper (due delayed jobs and jobs Redis lost)"
+    );
+    describe_counter!("aisales_jobs_processed_total", "Job deliveries handled by workers, by kind and outcome");
+    describe_counter!("aisales_jobs_reclaimed_total", "Stream entries taken over from consumers that stopped");
+    describe_counter!("aisales_jobs_dead_lettered_total", "Jobs moved to the dead-letter stream, by kind");
+    describe_histogram!("aisales_job_duration_seconds", Unit::Seconds, "Time a worker spent on one job, by kind");
+    describe_histogram!(
+        "aisales_job_start_lag_seconds",
+        Unit::Seconds,
+        "Time from a job's dispatch to the start of its processing, by kind"
+    );
+    describe_histogram!(
+        "aisales_dispatch_lag_seconds",
+        Unit::Seconds,
+        "Time from the event that asked for a job to its dispatch, by kind"
+    );
+    describe_gauge!("aisales_stream_length", "Entries in a worker stream (sampled by `streams status`)");
+    describe_gauge!("aisales_stream_pending", "Delivered but unacknowledged entries of a worker stream");
+    describe_gauge!("aisales_stream_dead_letters", "Entries in a kind's dead-letter stream");
+    describe_counter!(
+        "aisales_messages_received_total",
+        "Customer messages received, by channel and whether they were duplicates"
+    );
+    describe_counter!(
+        "aisales_webhook_dead_letters_total",
+        "Webhook notifications kept for inspection because they could not be used"
+    );
+    describe_counter!("aisales_replies_sent_total", "Replies the provider accepted, by channel");
+    describe_counter!("aisales_replies_failed_total", "Replies the provider refused for good, by channel");
+    describe_histogram!(
+        "aisales_provider_send_seconds",
+        Unit::Seconds,
+        "Latency of the provider's send API, by channel"
+    );
+    describe_counter!("aisales_rate_limited_total", "Requests refused by a rate limit, by limit");
+    describe_counter!(
+        "aisales_rate_limit_unavailable_total",
+        "Requests let through because the rate limiter (Redis) did not answer"
+    );
     describe_gauge!("process_resident_memory_bytes", Unit::Bytes, "Resident memory size");
     describe_gauge!("process_virtual_memory_bytes", Unit::Bytes, "Virtual memory size");
     describe_counter!("process_cpu_seconds_total", Unit::Seconds, "User and system CPU time");

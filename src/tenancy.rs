@@ -61,6 +61,19 @@ pub async fn get_tenant(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>>
     Ok(row.map(tenant_from))
 }
 
+static TENANTS: std::sync::LazyLock<crate::accounts::TtlCache<Uuid, Option<Tenant>>> =
+    std::sync::LazyLock::new(|| crate::accounts::TtlCache::new(10_000));
+
+/// A tenant, cached for a few seconds (hot paths: webhooks, workers).
+pub async fn cached_tenant(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>> {
+    if let Some(t) = TENANTS.get(&id) {
+        return Ok(t);
+    }
+    let t = get_tenant(pool, id).await?;
+    TENANTS.put(id, t.clone());
+    Ok(t)
+}
+
 /// Changes to a tenant (absent fields are kept).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -43,14 +43,14 @@ impl Kind {
         }
     }
 
-    /// The stream of this kind's jobs.
-    pub fn stream(self) -> String {
-        format!("aisales:jobs:{}", self.as_str())
+    /// The stream of this kind's jobs (`prefix` is `REDIS_PREFIX`).
+    pub fn stream(self, prefix: &str) -> String {
+        format!("{prefix}:jobs:{}", self.as_str())
     }
 
     /// The dead-letter stream of this kind.
-    pub fn dead_letters(self) -> String {
-        format!("aisales:dead:{}", self.as_str())
+    pub fn dead_letters(self, prefix: &str) -> String {
+        format!("{prefix}:dead:{}", self.as_str())
     }
 
     /// How long a dispatched job may stay unfinished before it is dispatched again. Browser

@@ -17,6 +17,7 @@ pub const FIELD: &str = "job";
 /// entries so memory stays bounded.
 pub async fn push<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
+    prefix: &str,
     jobs: &[Job],
     max_len: usize,
 ) -> redis::RedisResult<()> {
@@ -27,7 +28,7 @@ pub async fn push<C: ConnectionLike + Send + Sync>(
     for job in jobs {
         let json = serde_json::to_string(job).expect("jobs serialize");
         pipe.cmd("XADD")
-            .arg(job.kind.stream())
+            .arg(job.kind.stream(prefix))
             .arg("MAXLEN")
             .arg("~")
             .arg(max_len)
@@ -44,10 +45,14 @@ pub async fn push<C: ConnectionLike + Send + Sync>(
 }
 
 /// Creates the kind's stream and consumer group if missing (reading from the start).
-pub async fn ensure_group<C: ConnectionLike + Send + Sync>(conn: &mut C, kind: Kind) -> redis::RedisResult<()> {
+pub async fn ensure_group<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    prefix: &str,
+    kind: Kind,
+) -> redis::RedisResult<()> {
     let r: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(kind.stream())
+        .arg(kind.stream(prefix))
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM")
@@ -81,13 +86,16 @@ pub struct StreamStatus {
 }
 
 /// Length, pending entries, oldest pending age, consumers and dead letters of every kind.
-pub async fn status<C: ConnectionLike + Send + Sync>(conn: &mut C) -> redis::RedisResult<Vec<StreamStatus>> {
+pub async fn status<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    prefix: &str,
+) -> redis::RedisResult<Vec<StreamStatus>> {
     let mut out = Vec::new();
     for kind in Kind::ALL {
-        let stream = kind.stream();
+        let stream = kind.stream(prefix);
         let exists: bool = conn.exists(&stream).await?;
         let length: usize = if exists { conn.xlen(&stream).await? } else { 0 };
-        let dead_letters: usize = conn.xlen(kind.dead_letters()).await.unwrap_or(0);
+        let dead_letters: usize = conn.xlen(kind.dead_letters(prefix)).await.unwrap_or(0);
         let (mut pending, mut oldest, mut consumers) = (0, None, Vec::new());
         if exists {
             let groups: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(&stream).await?;
@@ -140,13 +148,14 @@ fn field(map: &HashMap<String, redis::Value>, name: &str) -> Option<String> {
 /// Moves a job to its dead-letter stream with the reason.
 pub async fn dead_letter<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
+    prefix: &str,
     kind: Kind,
     job_json: &str,
     reason: &str,
     deliveries: u64,
 ) -> redis::RedisResult<()> {
     redis::cmd("XADD")
-        .arg(kind.dead_letters())
+        .arg(kind.dead_letters(prefix))
         .arg("MAXLEN")
         .arg("~")
         .arg(10_000)
@@ -183,29 +192,32 @@ fn parse_dead(kind: Kind, entry: redis::streams::StreamId) -> DeadLetter {
 /// Dead letters of `kind` (oldest first, at most `count`).
 pub async fn dead_letters<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
+    prefix: &str,
     kind: Kind,
     count: usize,
 ) -> redis::RedisResult<Vec<DeadLetter>> {
-    let r: StreamRangeReply = conn.xrange_count(kind.dead_letters(), "-", "+", count).await?;
+    let r: StreamRangeReply = conn.xrange_count(kind.dead_letters(prefix), "-", "+", count).await?;
     Ok(r.ids.into_iter().map(|e| parse_dead(kind, e)).collect())
 }
 
 /// One dead letter by id.
 pub async fn dead_letter_by_id<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
+    prefix: &str,
     kind: Kind,
     id: &str,
 ) -> redis::RedisResult<Option<DeadLetter>> {
-    let r: StreamRangeReply = conn.xrange(kind.dead_letters(), id, id).await?;
+    let r: StreamRangeReply = conn.xrange(kind.dead_letters(prefix), id, id).await?;
     Ok(r.ids.into_iter().next().map(|e| parse_dead(kind, e)))
 }
 
 /// Removes a dead letter (after it was retried).
 pub async fn remove_dead_letter<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
+    prefix: &str,
     kind: Kind,
     id: &str,
 ) -> redis::RedisResult<()> {
-    let _: usize = conn.xdel(kind.dead_letters(), &[id]).await?;
+    let _: usize = conn.xdel(kind.dead_letters(prefix), &[id]).await?;
     Ok(())
 }

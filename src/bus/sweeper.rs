@@ -17,6 +17,7 @@ use crate::redis_conn::Redis;
 /// Tunables of the sweeper.
 #[derive(Debug, Clone)]
 pub struct SweeperOptions {
+    pub prefix: String,
     pub interval: Duration,
     /// How long a dispatched job may stay unfinished before it is pushed again.
     pub redispatch_after: Duration,
@@ -73,7 +74,7 @@ pub async fn sweep_once(pool: &PgPool, redis: &Redis, options: &SweeperOptions) 
         })
         .collect();
     let mut conn = redis.conn();
-    if let Err(e) = streams::push(&mut conn, &jobs, options.stream_max_len).await {
+    if let Err(e) = streams::push(&mut conn, &options.prefix, &jobs, options.stream_max_len).await {
         // Not pushed: make them eligible again at the next sweep.
         let ids: Vec<&String> = jobs.iter().map(|j| &j.job_id).collect();
         let _ = sqlx::query("UPDATE work_items SET dispatched_at = NULL WHERE job_id = ANY($1)")

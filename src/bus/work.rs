@@ -144,6 +144,7 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
 /// Settings of the dispatcher.
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
+    pub prefix: String,
     pub stream_max_len: usize,
 }
 
@@ -278,7 +279,7 @@ impl Projector for WorkProjector {
             return Ok(());
         }
         let mut conn = self.redis.conn();
-        streams::push(&mut conn, &jobs, self.options.stream_max_len).await?;
+        streams::push(&mut conn, &self.options.prefix, &jobs, self.options.stream_max_len).await?;
         for j in &jobs {
             let lag = (Utc::now() - j.requested_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("aisales_dispatch_lag_seconds", "kind" => j.kind.as_str()).record(lag);

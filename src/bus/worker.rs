@@ -24,6 +24,24 @@ use tokio_util::sync::CancellationToken;
 use super::{GROUP, Job, Kind, streams};
 use crate::redis_conn::Redis;
 
+/// Renews a job lease if this consumer still holds it.
+static RENEW: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+    )
+});
+
+/// Releases a job lease if this consumer still holds it.
+static RELEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+});
+
+fn lease_key(prefix: &str, job_id: &str) -> String {
+    format!("{prefix}:lease:{job_id}")
+}
+
 /// Does one kind of job. Every method must be idempotent: a job can arrive more than once.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
@@ -45,6 +63,8 @@ pub trait JobHandler: Send + Sync + 'static {
 /// Tunables of a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
+    /// Key prefix of the streams (`REDIS_PREFIX`).
+    pub prefix: String,
     pub consumer: String,
     pub concurrency: usize,
     pub visibility_timeout: Duration,
@@ -71,7 +91,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let kind = handler.kind();
-    let stream = kind.stream();
+    let stream = kind.stream(&options.prefix);
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut backoff = Duration::from_millis(200);
@@ -95,7 +115,7 @@ pub async fn run(
         }
         let conn = reader.as_mut().expect("connected above");
         if !group_ready {
-            if let Err(e) = streams::ensure_group(conn, kind).await {
+            if let Err(e) = streams::ensure_group(conn, &options.prefix, kind).await {
                 tracing::warn!(kind = kind.as_str(), error = %e, "cannot create the consumer group");
                 reader = None;
                 sleep_or_cancel(backoff, &cancel).await;
@@ -161,17 +181,24 @@ pub async fn run(
                 Err(why) => {
                     tracing::error!(kind = kind.as_str(), entry = %id, reason = %why, "unreadable stream entry dead-lettered");
                     let mut c = redis.conn();
-                    let _ = streams::dead_letter(&mut c, kind, "", &why, deliveries).await;
+                    let _ = streams::dead_letter(&mut c, &options.prefix, kind, "", &why, deliveries).await;
                     let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
                     continue;
                 }
             };
             if deliveries > options.max_deliveries {
+                let mut c = redis.conn();
+                let holder: Option<String> = c.get(lease_key(&options.prefix, &job.job_id)).await.unwrap_or(None);
+                if holder.is_some() {
+                    // Still being worked on (a long job): not a poison entry.
+                    continue;
+                }
                 let reason = format!("gave up after {} deliveries", deliveries - 1);
                 match handler.dead_letter(&job, &reason).await {
                     Ok(()) => {
                         let mut c = redis.conn();
-                        let _ = streams::dead_letter(&mut c, kind, &raw, &reason, deliveries - 1).await;
+                        let _ =
+                            streams::dead_letter(&mut c, &options.prefix, kind, &raw, &reason, deliveries - 1).await;
                         let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
                         tracing::warn!(kind = kind.as_str(), job = %job.job_id, "job dead-lettered");
                     }
@@ -186,8 +213,33 @@ pub async fn run(
             let redis = redis.clone();
             let stream = stream.clone();
             let timeout = options.job_timeout;
+            let lease_key = lease_key(&options.prefix, &job.job_id);
+            let consumer = options.consumer.clone();
+            let visibility = options.visibility_timeout;
             tasks.spawn(async move {
                 let _permit = permit;
+                // One consumer works on a job at a time. The lease lives as long as the visibility
+                // timeout and is renewed while the job runs, so it outlives a dead holder only
+                // briefly. A copy delivered while another consumer holds the lease is left alone:
+                // the holder acknowledges the entry when it finishes, and if it dies the entry is
+                // reclaimed once the lease has expired.
+                let mut c = redis.conn();
+                let lease_ms = visibility.as_millis() as u64;
+                let leased: redis::RedisResult<Option<String>> =
+                    redis::cmd("SET").arg(&lease_key).arg(&consumer).arg("NX").arg("PX").arg(lease_ms).query_async(&mut c).await;
+                if matches!(leased, Ok(None)) {
+                    metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "leased_elsewhere").increment(1);
+                    return;
+                }
+                let renew = {
+                    let (mut c, key, consumer) = (redis.conn(), lease_key.clone(), consumer.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis((lease_ms / 3).max(100))).await;
+                            let _: redis::RedisResult<i64> = RENEW.key(&key).arg(&consumer).arg(lease_ms).invoke_async(&mut c).await;
+                        }
+                    })
+                };
                 let started = Instant::now();
                 let lag = (chrono::Utc::now() - job.dispatched_at).num_milliseconds().max(0) as f64 / 1000.0;
                 metrics::histogram!("aisales_job_start_lag_seconds", "kind" => kind.as_str()).record(lag);
@@ -196,6 +248,8 @@ pub async fn run(
                     Err(_) => Err(anyhow::anyhow!("job timed out after {} s", timeout.as_secs())),
                 };
                 metrics::histogram!("aisales_job_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
+                renew.abort();
+                let _: redis::RedisResult<i64> = RELEASE.key(&lease_key).arg(&consumer).invoke_async(&mut c).await;
                 match result {
                     Ok(()) => {
                         let mut c = redis.conn();
@@ -231,7 +285,7 @@ async fn reclaim(
     options: &WorkerOptions,
     count: usize,
 ) -> redis::RedisResult<Vec<(redis::streams::StreamId, u64)>> {
-    let stream = kind.stream();
+    let stream = kind.stream(&options.prefix);
     let idle = options.visibility_timeout.as_millis() as usize;
     let reply: StreamAutoClaimReply = conn
         .xautoclaim_options(

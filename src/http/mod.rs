@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth_routes;
 pub mod error;
 pub mod health;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,12 +35,20 @@ pub struct AppState {
     pub pool: PgPool,
     pub store: EventStore,
     pub redis: Redis,
+    pub keys: Arc<crate::crypto::Keyring>,
     pub started: Instant,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, pool: PgPool, redis: Redis) -> Self {
-        AppState { store: EventStore::new(pool.clone()), settings, pool, redis, started: Instant::now() }
+        AppState {
+            store: EventStore::new(pool.clone()),
+            keys: Arc::new(crate::crypto::Keyring::from_settings(&settings)),
+            settings,
+            pool,
+            redis,
+            started: Instant::now(),
+        }
     }
 }
 
@@ -58,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", axum::routing::post(auth_routes::logout));
     let api = api::routes().into_router(state.clone());
 
-    Router::new().merge(probes).merge(auth).merge(api).fallback(error::not_found).with_state(state).layer(
+    Router::new().merge(probes).merge(auth).merge(api).merge(webhooks::router()).fallback(error::not_found).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
             .layer(

@@ -1,6 +1,7 @@
 //! Job handlers, one per kind, and what they share.
 
 pub mod probe;
+pub mod send;
 pub mod suggest;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub fn handler(kind: Kind, services: &Services) -> Option<Arc<dyn JobHandler>> {
     match kind {
         Kind::Probe => Some(Arc::new(probe::ProbeHandler { services: services.clone() })),
         Kind::ReplySuggestion => Some(Arc::new(suggest::SuggestHandler { services: services.clone() })),
+        Kind::MessageSend => Some(Arc::new(send::SendHandler::new(services.clone()))),
         _ => None,
     }
 }

@@ -25,7 +25,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub pool: PgPool,
     pub state: AppState,
-    cancel: CancellationToken,
+    pub cancel: CancellationToken,
 }
 
 impl Drop for TestApp {
@@ -51,6 +51,11 @@ pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
     let redis = redis_url();
     if !vars.iter().any(|(k, _)| *k == "REDIS_URL") {
         all.push(("REDIS_URL", &redis));
+    }
+    // Streams and rate-limit keys of this app only: tests share one Redis.
+    let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
+    if !vars.iter().any(|(k, _)| *k == "REDIS_PREFIX") {
+        all.push(("REDIS_PREFIX", &prefix));
     }
     all.extend_from_slice(vars);
     let settings = Arc::new(Settings::for_tests(&all));
@@ -198,5 +203,100 @@ impl TestApp {
             Some(t) => rb.bearer_auth(t),
             None => rb,
         }
+    }
+}
+
+impl TestApp {
+    /// Also runs every projector, the sweeper and every worker in this process, stopped with the
+    /// app. Polling is fast so tests do not wait on timers.
+    pub fn start_background(&self) {
+        self.start_background_except(&[]);
+    }
+
+    /// Like [`TestApp::start_background`] without the workers of `skip` (a test runs those as
+    /// separate processes).
+    pub fn start_background_except(&self, skip: &[aisales::bus::Kind]) {
+        let settings = self.state.settings.clone();
+        let pool = self.pool.clone();
+        let redis = self.state.redis.clone();
+        let options = aisales::projector::RuntimeOptions {
+            poll_interval: Duration::from_millis(100),
+            lease_interval: Duration::from_millis(200),
+            batch_size: None,
+            instance: format!("test-{}", uuid::Uuid::now_v7()),
+        };
+        let runtime = aisales::projector::ProjectorRuntime::new(
+            pool.clone(),
+            aisales::db::connect_options(&settings).unwrap(),
+            aisales::read_models::all(&settings, &pool, &redis),
+            options,
+        );
+        tokio::spawn(runtime.run(self.cancel.clone()));
+        let sweeper = aisales::bus::sweeper::SweeperOptions {
+            prefix: settings.bus.redis_prefix.clone(),
+            interval: settings.bus.sweep_interval,
+            redispatch_after: settings.bus.redispatch_after,
+            stream_max_len: settings.bus.stream_max_len,
+            instance: format!("test-sweeper-{}", uuid::Uuid::now_v7()),
+        };
+        tokio::spawn(aisales::bus::sweeper::run(
+            pool.clone(),
+            aisales::db::connect_options(&settings).unwrap(),
+            redis.clone(),
+            sweeper,
+            self.cancel.clone(),
+        ));
+        let services = aisales::workers::Services::new(settings.clone(), pool, redis.clone());
+        for kind in aisales::bus::Kind::ALL.into_iter().filter(|k| !skip.contains(k)) {
+            if let Some(handler) = aisales::workers::handler(kind, &services) {
+                let options = aisales::bus::worker::WorkerOptions {
+                    prefix: settings.bus.redis_prefix.clone(),
+                    consumer: format!("test-{kind}"),
+                    concurrency: settings.bus.concurrency,
+                    visibility_timeout: settings.bus.visibility_timeout,
+                    max_deliveries: settings.bus.max_deliveries,
+                    job_timeout: settings.bus.job_timeout,
+                    shutdown_grace: Duration::from_secs(1),
+                };
+                tokio::spawn(aisales::bus::worker::run(redis.clone(), handler, options, self.cancel.clone()));
+            }
+        }
+    }
+
+    /// GET returning JSON (panics on a non-2xx answer with the body).
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let r = self.request(reqwest::Method::GET, path, Some(token)).send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// POST with a JSON body returning the JSON answer (panics on a non-2xx answer).
+    pub async fn post_json(&self, path: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.request(reqwest::Method::POST, path, Some(token)).json(&body).send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl TestApp {
+    /// The `aisales` binary configured like this app (same database, Redis prefix and keys).
+    pub fn command(&self, extra: &[(&str, &str)]) -> Command {
+        let s = &self.state.settings;
+        let mut cmd = aisales(&self.db.url);
+        cmd.env("REDIS_PREFIX", &s.bus.redis_prefix)
+            .env("INTEGRATION_SECRETS_MASTER_KEY", crate::conversations::MASTER_KEY)
+            .env("GREEN_API_URL", &s.green_api_url)
+            .env("TELEGRAM_API_URL", &s.telegram_api_url)
+            .env("WHATSAPP_API_URL", &s.whatsapp_api_url)
+            .env("WORKER_VISIBILITY_TIMEOUT_SECS", s.bus.visibility_timeout.as_secs().to_string())
+            .env("WORK_REDISPATCH_SECS", s.bus.redispatch_after.as_secs().to_string());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
     }
 }

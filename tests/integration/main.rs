@@ -4,6 +4,7 @@
 mod browser;
 mod channels;
 mod cli;
+mod conversations;
 mod fakes;
 mod global_order;
 mod health;

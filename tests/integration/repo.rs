@@ -102,3 +102,31 @@ fn pm2_ecosystem_runs_the_native_binary_in_fork_mode() {
         assert!(text.contains(needle), "ecosystem.config.cjs lacks {needle}");
     }
 }
+
+#[test]
+fn every_metric_has_help_text() {
+    let re = regex::Regex::new(r#"metrics::(counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();
+    let telemetry: String = std::fs::read_to_string(root().join("src/telemetry.rs"))
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let mut files = Vec::new();
+    for dir in ["src", "projections/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut missing = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in re.captures_iter(&text) {
+            let (kind, name) = (&c[1], &c[2]);
+            if !telemetry.contains(&format!("describe_{kind}!(\"{name}\"")) {
+                missing.insert(format!("{kind} {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "describe these metrics in src/telemetry.rs (promtool rejects metrics without help): {missing:?}"
+    );
+}

@@ -43,6 +43,17 @@ pub enum CandidateKind {
     TransmissionCode,
 }
 
+impl CandidateKind {
+    /// The name used in JSON and events: `VIN`, `FRAME` or `TRANSMISSION_CODE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandidateKind::Vin => "VIN",
+            CandidateKind::Frame => "FRAME",
+            CandidateKind::TransmissionCode => "TRANSMISSION_CODE",
+        }
+    }
+}
+
 /// One identifier found in the text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {

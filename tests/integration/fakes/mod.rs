@@ -16,10 +16,10 @@
 //!
 //! The modules also build the inbound webhook bodies tests post to our server.
 
-mod green_api;
-mod openai;
-mod telegram;
-mod whatsapp;
+pub mod green_api;
+pub mod openai;
+pub mod telegram;
+pub mod whatsapp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -1,0 +1,263 @@
+//! Inbound pipeline shared by the webhooks: a parsed provider notification becomes commands on
+//! conversations. Messages are stored before the webhook is answered (nothing is acknowledged
+//! that is not durable), and a provider message id delivered twice, even concurrently, yields one
+//! message: the conversation remembers recent provider ids and concurrent appends conflict on the
+//! event sequence, so the loser retries and finds the id already there.
+
+use aisales_domain::conversation::{
+    Attachment, ChannelKind, Conversation, ConversationCommand, ConversationError, Inbound,
+};
+use aisales_domain::detect;
+use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::channels::{self, DeliveryState, InboundMessage, Notification};
+use crate::conversations::{self, Identity};
+use crate::http::AppState;
+use crate::store::{CommandError, EventMetadata};
+use crate::tenancy::ChannelAccount;
+
+/// What happened to one inbound message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingested {
+    pub conversation_id: Uuid,
+    pub duplicate: bool,
+    pub position: Option<String>,
+}
+
+/// What a webhook call did, for its answer.
+#[derive(Debug, Default, Serialize)]
+pub struct WebhookOutcome {
+    pub messages: Vec<Ingested>,
+    pub statuses: usize,
+    pub ignored: Option<String>,
+    pub dead_lettered: bool,
+}
+
+fn metadata(tenant: Uuid, kind: ChannelKind, provider_id: &str, request_id: Option<String>) -> EventMetadata {
+    EventMetadata {
+        tenant_id: Some(tenant),
+        actor: "customer".into(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: Some(format!("{}:{provider_id}", kind.as_str())),
+        request_id,
+        occurred_at: Utc::now(),
+    }
+}
+
+/// Stores one customer message in its conversation (creating customer and conversation on first
+/// contact).
+pub async fn message(
+    state: &AppState,
+    account: &ChannelAccount,
+    m: InboundMessage,
+    debounce_secs: u32,
+    request_id: Option<String>,
+) -> anyhow::Result<Ingested> {
+    let tenant = account.tenant_id;
+    let kind = account.kind;
+    let identity: Identity = conversations::resolve_identity(&state.pool, tenant, kind, account.id, &m.chat_id).await?;
+    let detection = detect::detect(&m.text);
+    let vehicle_id = detection
+        .vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE)
+        .map(|c| (c.kind.as_str().to_string(), c.value.clone(), c.score, c.reasons.clone()));
+    let transmission_code =
+        detection.transmission_code(detect::PRICE_LOOKUP_MIN_SCORE).map(|c| (c.value.clone(), c.score));
+    let phone = m.phone.clone().or_else(|| match kind {
+        ChannelKind::GreenApi => channels::green_api::phone_of(&m.chat_id),
+        ChannelKind::Whatsapp => channels::phone_digits(&m.chat_id),
+        ChannelKind::Telegram => None,
+    });
+    let attachments = m
+        .attachments
+        .iter()
+        .map(|a| Attachment {
+            kind: format!("{:?}", a.kind).to_lowercase(),
+            url: a.url.clone(),
+            file_name: a.file_name.clone(),
+            mime_type: a.mime_type.clone(),
+        })
+        .collect();
+    let meta = metadata(tenant, kind, &m.provider_message_id, request_id);
+    let inbound = Inbound {
+        tenant_id: tenant,
+        channel: kind,
+        account_id: account.id,
+        chat_id: m.chat_id,
+        customer_id: identity.customer_id,
+        customer_name: m.sender_name,
+        customer_phone: phone,
+        message_id: Uuid::now_v7(),
+        provider_message_id: m.provider_message_id,
+        text: m.text,
+        attachments,
+        sent_at: m.sent_at,
+        received_at: meta.occurred_at,
+        request_id: Uuid::now_v7(),
+        debounce: chrono::Duration::seconds(i64::from(debounce_secs)),
+        vehicle_id,
+        transmission_code,
+    };
+    let out = state
+        .store
+        .execute::<Conversation>(
+            &identity.conversation_id.to_string(),
+            ConversationCommand::ReceiveMessage(Box::new(inbound)),
+            &(),
+            &meta,
+        )
+        .await?;
+    metrics::counter!("aisales_messages_received_total", "channel" => kind.as_str(), "duplicate" => if out.committed.is_none() { "true" } else { "false" })
+        .increment(1);
+    Ok(Ingested {
+        conversation_id: identity.conversation_id,
+        duplicate: out.committed.is_none(),
+        position: out.committed.map(|c| c.position.to_string()),
+    })
+}
+
+/// The conversation and reply of a provider message id we sent.
+async fn sent_reply(
+    state: &AppState,
+    tenant: Uuid,
+    kind: ChannelKind,
+    provider_id: &str,
+) -> sqlx::Result<Option<(Uuid, Uuid, String)>> {
+    sqlx::query_as(
+        "SELECT conversation_id, reply_id, chat_id FROM outbound_messages WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = $3",
+    )
+    .bind(tenant)
+    .bind(kind.as_str())
+    .bind(provider_id)
+    .fetch_optional(&state.pool)
+    .await
+}
+
+/// Records a delivery status of one of our replies (statuses of unknown messages are ignored).
+pub async fn status(state: &AppState, account: &ChannelAccount, s: channels::DeliveryStatus) -> anyhow::Result<bool> {
+    let Some((conversation, _, _)) = sent_reply(state, account.tenant_id, account.kind, &s.provider_message_id).await?
+    else {
+        return Ok(false);
+    };
+    let status = match &s.status {
+        DeliveryState::Sent => return Ok(false),
+        DeliveryState::Delivered => "delivered".to_string(),
+        DeliveryState::Read => "read".to_string(),
+        DeliveryState::Failed { reason } => format!("failed: {reason}"),
+        DeliveryState::NoAccount => "failed: the recipient has no account on this messenger".to_string(),
+    };
+    let meta = EventMetadata::system(Some(account.tenant_id), format!("provider:{}", account.kind.as_str()));
+    let cmd = ConversationCommand::RecordDelivery { provider_message_id: s.provider_message_id, status, at: s.at };
+    match state.store.execute::<Conversation>(&conversation.to_string(), cmd, &(), &meta).await {
+        Ok(_) | Err(CommandError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Learns a customer alias from the echo of one of our GREEN-API sends: the same person seen as
+/// a phone chat id (where we sent) and a MAX internal id (what their messages carry).
+pub async fn echo(state: &AppState, account: &ChannelAccount, e: channels::OutgoingEcho) -> anyhow::Result<bool> {
+    let Some((conversation, _, sent_to)) =
+        sent_reply(state, account.tenant_id, account.kind, &e.provider_message_id).await?
+    else {
+        return Ok(false);
+    };
+    let Some(alias) = channels::green_api::ChatAlias::from_echo(&sent_to, &e) else { return Ok(false) };
+    let Some(identity) =
+        conversations::find_identity(&state.pool, account.tenant_id, account.kind, &alias.phone_chat_id).await?
+    else {
+        return Ok(false);
+    };
+    if identity.conversation_id != conversation {
+        return Ok(false);
+    }
+    conversations::add_alias(
+        &state.pool,
+        account.tenant_id,
+        account.kind,
+        account.id,
+        &alias.internal_id,
+        identity,
+        &alias.phone_chat_id,
+    )
+    .await?;
+    let meta = EventMetadata::system(Some(account.tenant_id), format!("provider:{}", account.kind.as_str()));
+    state
+        .store
+        .execute::<Conversation>(
+            &conversation.to_string(),
+            ConversationCommand::LinkAlias { alias: alias.internal_id },
+            &(),
+            &meta,
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Keeps a notification we could not use, for inspection.
+pub async fn dead_letter(
+    state: &AppState,
+    account: &ChannelAccount,
+    kind: &str,
+    reason: &str,
+    body: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_dead_letters (id, tenant_id, account_id, provider, kind, reason, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(account.tenant_id)
+    .bind(account.id)
+    .bind(account.kind.as_str())
+    .bind(kind)
+    .bind(reason)
+    .bind(String::from_utf8_lossy(body).as_ref())
+    .execute(&state.pool)
+    .await?;
+    metrics::counter!("aisales_webhook_dead_letters_total", "channel" => account.kind.as_str()).increment(1);
+    Ok(())
+}
+
+/// Applies one parsed notification.
+pub async fn notification(
+    state: &AppState,
+    account: &ChannelAccount,
+    n: Notification,
+    raw: &[u8],
+    debounce_secs: u32,
+    request_id: Option<String>,
+    out: &mut WebhookOutcome,
+) -> anyhow::Result<()> {
+    match n {
+        Notification::Messages(messages) => {
+            for m in messages {
+                out.messages.push(message(state, account, m, debounce_secs, request_id.clone()).await?);
+            }
+        }
+        Notification::Statuses(statuses) => {
+            for s in statuses {
+                if status(state, account, s).await? {
+                    out.statuses += 1;
+                }
+            }
+        }
+        Notification::OutgoingEcho(e) => {
+            echo(state, account, e).await?;
+        }
+        Notification::StateChanged { state: s } => {
+            sqlx::query("UPDATE channel_accounts SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
+                .bind(account.tenant_id)
+                .bind(account.id)
+                .bind(&s)
+                .execute(&state.pool)
+                .await?;
+        }
+        Notification::Ignored { reason } => out.ignored = Some(reason),
+        Notification::Unknown { kind } => {
+            dead_letter(state, account, &kind, "unknown notification type", raw).await?;
+            out.dead_lettered = true;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! Delivers replies through the channel's API, exactly once per reply.
+//!
+//! Before calling the provider the worker records `ReplySendStarted` on the conversation: the
+//! durable claim of that send (two workers cannot both claim it). The provider's message id is
+//! stored (and the send recorded) right after it answers. If a worker dies between the provider
+//! accepting the message and that record, the next delivery of the job finds the reply still
+//! "sending" and, instead of sending again, reconciles: GREEN-API's journal of outgoing messages
+//! tells whether the message went out; for providers without such a journal the reply is marked
+//! failed with "delivery unknown", so an operator decides, rather than risk a second send.
+
+use std::time::Duration;
+
+use aisales_domain::conversation::{ChannelKind, Conversation, ConversationCommand, ConversationError, ReplyStatus};
+use async_trait::async_trait;
+use chrono::Utc;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::Services;
+use crate::accounts::{self, Clients};
+use crate::bus::worker::JobHandler;
+use crate::bus::{Job, Kind};
+use crate::channels::{SendError, SentMessage};
+use crate::crypto::Keyring;
+use crate::store::CommandError;
+use crate::tenancy::ChannelAccount;
+
+pub struct SendHandler {
+    pub services: Services,
+    pub clients: Clients,
+    pub keys: Keyring,
+}
+
+impl SendHandler {
+    pub fn new(services: Services) -> Self {
+        SendHandler {
+            clients: Clients::new(&services.settings, services.http.clone()),
+            keys: Keyring::from_settings(&services.settings),
+            services,
+        }
+    }
+
+    async fn command(&self, job: &Job, cmd: ConversationCommand) -> Result<(), CommandError<ConversationError>> {
+        self.services
+            .store
+            .execute::<Conversation>(&job.aggregate_id, cmd, &(), &self.services.metadata(job, Kind::MessageSend))
+            .await
+            .map(|_| ())
+    }
+
+    /// Records a command whose refusal means "already done by someone else" (not an error here).
+    async fn record(&self, job: &Job, cmd: ConversationCommand) -> anyhow::Result<()> {
+        match self.command(job, cmd).await {
+            Ok(())
+            | Err(CommandError::Rejected(ConversationError::ReplyNotInState(_) | ConversationError::ReplyNotFound)) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn account(&self, state: &Conversation) -> anyhow::Result<ChannelAccount> {
+        crate::tenancy::channel_account(&self.services.pool, state.tenant_id, state.account_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("channel account {} is gone", state.account_id))
+    }
+
+    async fn send(&self, account: &ChannelAccount, chat_id: &str, text: &str) -> Result<SentMessage, SendError> {
+        let pool = &self.services.pool;
+        let secret = |what: &'static str| async move {
+            accounts::secret(pool, &self.keys, account, what)
+                .await
+                .map(SecretString::from)
+                .map_err(|e| SendError::Permanent { reason: e.to_string() })
+        };
+        match account.kind {
+            ChannelKind::GreenApi => {
+                let creds = accounts::green_api(pool, &self.keys, account)
+                    .await
+                    .map_err(|e| SendError::Permanent { reason: format!("{e:#}") })?;
+                self.clients.green_api.send_message(&creds, chat_id, text).await
+            }
+            ChannelKind::Telegram => {
+                self.clients.telegram.send_message(&secret("bot_token").await?, chat_id, text).await
+            }
+            ChannelKind::Whatsapp => {
+                let phone_number_id = account
+                    .config
+                    .get("phone_number_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(&account.external_key)
+                    .to_string();
+                self.clients.whatsapp.send_text(&secret("access_token").await?, &phone_number_id, chat_id, text).await
+            }
+        }
+    }
+
+    /// Remembers which conversation a provider id belongs to (for statuses and echoes), before the
+    /// send is recorded.
+    async fn remember(
+        &self,
+        conversation: Uuid,
+        state: &Conversation,
+        account: &ChannelAccount,
+        reply_id: Uuid,
+        provider_id: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO outbound_messages (tenant_id, channel, provider_message_id, conversation_id, reply_id, chat_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(state.tenant_id)
+        .bind(account.kind.as_str())
+        .bind(provider_id)
+        .bind(conversation)
+        .bind(reply_id)
+        .bind(&state.chat_id)
+        .execute(&self.services.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A reply left "sending" by a worker that stopped: find out whether it went out.
+    async fn reconcile(&self, job: &Job, state: &Conversation, reply_id: Uuid) -> anyhow::Result<()> {
+        let reply = &state.replies[&reply_id];
+        let account = self.account(state).await?;
+        if account.kind == ChannelKind::GreenApi {
+            let creds = accounts::green_api(&self.services.pool, &self.keys, &account).await?;
+            let since = reply.started_at.unwrap_or_else(Utc::now) - chrono::Duration::seconds(60);
+            let minutes = ((Utc::now() - since).num_minutes() + 2).clamp(1, 1440) as u32;
+            match self.clients.green_api.last_outgoing_messages(&creds, minutes).await {
+                Ok(journal) => {
+                    let found = journal.iter().find(|r| {
+                        crate::channels::green_api::normalize_chat_id(&r.chat_id)
+                            == crate::channels::green_api::normalize_chat_id(&state.chat_id)
+                            && r.text.as_deref().map(str::trim) == Some(reply.text.trim())
+                            && r.timestamp >= since
+                    });
+                    return match found {
+                        Some(record) => {
+                            self.remember(job.aggregate_id.parse()?, state, &account, reply_id, &record.id_message)
+                                .await?;
+                            tracing::info!(reply = %reply_id, "send found in the provider's journal; recorded without sending again");
+                            self.record(
+                                job,
+                                ConversationCommand::RecordSent {
+                                    reply_id,
+                                    provider_message_id: record.id_message.clone(),
+                                    at: Utc::now(),
+                                    reconciled: true,
+                                },
+                            )
+                            .await
+                        }
+                        None => {
+                            // The provider never got it: safe to send again.
+                            self.record(
+                                job,
+                                ConversationCommand::ScheduleRetry {
+                                    reply_id,
+                                    retry_at: Utc::now(),
+                                    reason: "the previous attempt stopped before the provider accepted the message"
+                                        .into(),
+                                },
+                            )
+                            .await
+                        }
+                    };
+                }
+                Err(e) if e.is_transient() => anyhow::bail!("cannot read the provider's journal yet: {}", e.reason()),
+                Err(_) => {}
+            }
+        }
+        self.record(
+            job,
+            ConversationCommand::FailReply {
+                reply_id,
+                reason:
+                    "delivery unknown: the sending worker stopped during the send and the provider cannot confirm it; \
+                         check the chat before retrying"
+                        .into(),
+                permanent: true,
+            },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl JobHandler for SendHandler {
+    fn kind(&self) -> Kind {
+        Kind::MessageSend
+    }
+
+    async fn handle(&self, job: &Job) -> anyhow::Result<()> {
+        let reply_id: Uuid = job.payload["reply_id"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("job without reply_id"))?;
+        let conversation: Uuid = job.aggregate_id.parse()?;
+        let state = self.services.store.load::<Conversation>(&job.aggregate_id).await?.state;
+        let Some(reply) = state.replies.get(&reply_id) else { return Ok(()) };
+        match reply.status {
+            ReplyStatus::Sent | ReplyStatus::Delivered | ReplyStatus::Failed => return Ok(()),
+            ReplyStatus::Sending => {
+                let visibility = chrono::Duration::from_std(self.services.settings.bus.visibility_timeout)?;
+                let stale = reply.started_at.is_none_or(|t| Utc::now() - t > visibility);
+                // A recent claim belongs to a worker that is still sending.
+                return if stale { self.reconcile(job, &state, reply_id).await } else { Ok(()) };
+            }
+            ReplyStatus::Queued => {}
+        }
+        let max = self.services.settings.bus.send_max_attempts;
+        if reply.attempts >= max {
+            return self
+                .record(
+                    job,
+                    ConversationCommand::FailReply {
+                        reply_id,
+                        reason: format!("gave up after {max} attempts"),
+                        permanent: false,
+                    },
+                )
+                .await;
+        }
+        match self.command(job, ConversationCommand::StartSend { reply_id, at: Utc::now() }).await {
+            Ok(()) => {}
+            // Another worker claimed it first.
+            Err(CommandError::Rejected(ConversationError::ReplyNotInState(_))) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let account = self.account(&state).await?;
+        let attempt = reply.attempts + 1;
+        let started = std::time::Instant::now();
+        let result = self.send(&account, &state.chat_id, &reply.text).await;
+        metrics::histogram!("aisales_provider_send_seconds", "channel" => account.kind.as_str())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(sent) => {
+                self.remember(conversation, &state, &account, reply_id, &sent.provider_message_id).await?;
+                metrics::counter!("aisales_replies_sent_total", "channel" => account.kind.as_str()).increment(1);
+                self.record(
+                    job,
+                    ConversationCommand::RecordSent {
+                        reply_id,
+                        provider_message_id: sent.provider_message_id,
+                        at: Utc::now(),
+                        reconciled: false,
+                    },
+                )
+                .await
+            }
+            Err(SendError::Transient { reason, retry_after }) if attempt < max => {
+                let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(300));
+                let wait = retry_after.unwrap_or(backoff).max(Duration::from_secs(1));
+                tracing::warn!(reply = %reply_id, attempt, retry_in_s = wait.as_secs(), reason = %reason, "send failed; retrying later");
+                self.record(
+                    job,
+                    ConversationCommand::ScheduleRetry {
+                        reply_id,
+                        retry_at: Utc::now() + chrono::Duration::from_std(wait)?,
+                        reason,
+                    },
+                )
+                .await
+            }
+            Err(SendError::Transient { reason, .. }) => {
+                self.record(
+                    job,
+                    ConversationCommand::FailReply {
+                        reply_id,
+                        reason: format!("{reason} (after {attempt} attempts)"),
+                        permanent: false,
+                    },
+                )
+                .await
+            }
+            Err(SendError::Permanent { reason }) => {
+                metrics::counter!("aisales_replies_failed_total", "channel" => account.kind.as_str()).increment(1);
+                self.record(job, ConversationCommand::FailReply { reply_id, reason, permanent: true }).await
+            }
+        }
+    }
+
+    async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()> {
+        let reply_id: Uuid = job.payload["reply_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+        self.record(job, ConversationCommand::FailReply { reply_id, reason: reason.to_string(), permanent: false })
+            .await
+    }
+
+    async fn retry(&self, job: &Job) -> anyhow::Result<()> {
+        let reply_id: Uuid = job.payload["reply_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+        self.record(job, ConversationCommand::RetryReply { reply_id }).await
+    }
+}

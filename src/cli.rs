@@ -29,6 +29,12 @@ pub enum Command {
     /// Inspect the worker streams and dead letters.
     #[command(subcommand)]
     Streams(StreamsCommand),
+    /// Replay what happened in a conversation.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
+    /// The event catalog.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Inspect or rebuild projections.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -150,6 +156,29 @@ pub enum SecretsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the event catalog (Markdown; `docs/events.md` is this output).
+    Catalog,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// A conversation's events as a timeline, and its state at that point.
+    Conversation {
+        id: uuid::Uuid,
+        /// Stop after this event.
+        #[arg(long, conflicts_with = "at")]
+        until_sequence: Option<i64>,
+        /// Stop at this instant (RFC 3339).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print JSON (events and state) instead of a timeline.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum StreamsCommand {
     /// Length, pending entries, oldest pending age and consumers of every stream.
     Status {
@@ -201,6 +230,21 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Build a fresh generation of NAME's tables from event zero (the old one keeps serving),
+    /// then swap it in atomically.
+    Rebuild {
+        name: String,
+        /// Print the report as JSON and no progress bar.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare every read model (or NAME's) with the state folded from the events; print each
+    /// difference. Exit code 1 when there is any.
+    Verify {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +268,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Command::Events(EventsCommand::Catalog) = cli.command {
+        print!("{}", aisales_domain::catalog::markdown());
+        return ExitCode::SUCCESS;
+    }
     if let Command::Config(ConfigCommand::Example) = cli.command {
         print!("{}", crate::config::example_env());
         return ExitCode::SUCCESS;
@@ -294,8 +342,51 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Projector => projector(settings).await,
         Command::Worker { kind } => worker(settings, &kind).await,
         Command::Streams(cmd) => crate::bus_cli::streams(settings, cmd).await,
+        Command::Replay(ReplayCommand::Conversation { id, until_sequence, at, json }) => {
+            replay(&settings, id, until_sequence, at, json).await
+        }
         Command::Projections(ProjectionsCommand::Status { json }) => projections_status(&settings, json).await,
-        Command::Config(_) => Ok(()),
+        Command::Projections(ProjectionsCommand::Rebuild { name, json }) => {
+            let pool = crate::db::pool(&settings)?;
+            let redis = crate::redis_conn::Redis::new(&settings)?;
+            let all = crate::read_models::all(&settings, &pool, &redis);
+            let r = crate::projection_ops::rebuild(&pool, &all, &name, json).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "rebuilt {}: {} events in {:.1} s ({:.0} events/s), now at {}",
+                    r.projector, r.events, r.seconds, r.events_per_second, r.position
+                );
+            }
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Verify { name, json }) => {
+            let pool = crate::db::pool(&settings)?;
+            let redis = crate::redis_conn::Redis::new(&settings)?;
+            let all = crate::read_models::all(&settings, &pool, &redis);
+            let reports = crate::projection_ops::verify(&pool, &all, name.as_deref(), json).await?;
+            let differences: usize = reports.iter().map(|r| r.differences.len()).sum();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    if r.differences.is_empty() {
+                        println!("{}: no difference at {}", r.projector, r.position);
+                    } else {
+                        println!("{}: {} difference(s) at {}", r.projector, r.differences.len(), r.position);
+                        for d in &r.differences {
+                            println!("  {d}");
+                        }
+                    }
+                }
+            }
+            if differences > 0 {
+                anyhow::bail!("{differences} difference(s) between the read models and the events");
+            }
+            Ok(())
+        }
+        Command::Config(_) | Command::Events(_) => Ok(()),
         Command::Tenant(TenantCommand::Create { name }) => tenant_create(&settings, &name).await,
         Command::User(UserCommand::Add { tenant, email, role }) => user_add(settings, tenant, &email, role).await,
         Command::Token(cmd) => token(&settings, cmd).await,
@@ -636,5 +727,45 @@ async fn projections_status(settings: &Settings, json: bool) -> anyhow::Result<(
             r.owner.as_deref().unwrap_or("-")
         );
     }
+    Ok(())
+}
+
+async fn replay(
+    settings: &Settings,
+    id: uuid::Uuid,
+    until_sequence: Option<i64>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::replay::Until;
+    let until = match (until_sequence, at) {
+        (Some(n), _) => Until::Sequence(n),
+        (None, Some(t)) => Until::Instant(t),
+        (None, None) => Until::End,
+    };
+    let pool = crate::db::pool(settings)?;
+    let r = crate::replay::load(&pool, None, id, until)
+        .await?
+        .ok_or_else(|| UsageError(format!("there is no conversation {id}")))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "events": r.events, "state": r.state_json() }))?
+        );
+        return Ok(());
+    }
+    for line in r.timeline() {
+        println!("{line}");
+    }
+    let s = r.state_json();
+    println!();
+    println!(
+        "state after #{}: status {}, {} message(s), {} pending suggestion(s), unread {}",
+        s["replayed_to_sequence"],
+        s["status"].as_str().unwrap_or("?"),
+        s["messages_count"],
+        s["pending_suggestions"],
+        s["unread_count"]
+    );
     Ok(())
 }

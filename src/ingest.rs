@@ -92,6 +92,8 @@ pub async fn message(
         provider_message_id: m.provider_message_id,
         text: m.text,
         attachments,
+        kind: format!("{:?}", m.kind).to_lowercase(),
+        reply_to: m.reply_to,
         sent_at: m.sent_at,
         received_at: meta.occurred_at,
         request_id: Uuid::now_v7(),

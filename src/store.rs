@@ -424,6 +424,10 @@ pub fn decode_event<A: StoredAggregate>(
 impl StoredAggregate for aisales_domain::conversation::Conversation {
     const SNAPSHOT_EVERY: i64 = 100;
     const STATE_VERSION: i32 = 1;
+
+    fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+        aisales_domain::conversation::upcasters()
+    }
 }
 
 impl StoredAggregate for aisales_domain::probe::Probe {

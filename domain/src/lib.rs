@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 //! aisales domain: aggregates, commands, events and pure rules. No IO.
 
+pub mod catalog;
 pub mod conversation;
 pub mod detect;
 pub mod probe;

@@ -65,10 +65,7 @@ pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded>> {
 
 /// Reads one stored conversation event, upcasting older versions.
 pub fn decode_event(event_type: &str, version: &str, payload: &str) -> anyhow::Result<E> {
-    match version {
-        "1" => Ok(serde_json::from_str(payload)?),
-        other => anyhow::bail!("unknown version {other} of {event_type}"),
-    }
+    Ok(aisales_domain::conversation::decode_stored(event_type, version, payload)?)
 }
 
 fn preview(text: &str) -> String {

@@ -109,6 +109,30 @@ pub async fn read_after(conn: &mut PgConnection, after: Position, limit: i64) ->
         .await
 }
 
+/// Like [`read_after`], but never past `upto` (inclusive).
+pub async fn read_between(
+    conn: &mut PgConnection,
+    after: Position,
+    upto: Position,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events \
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+           AND (tx_id, global_position) <= ($4::text::xid8, $5) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    );
+    sqlx::query_as::<_, StoredEvent>(&sql)
+        .bind(after.tx_id.to_string())
+        .bind(after.global_position)
+        .bind(limit)
+        .bind(upto.tx_id.to_string())
+        .bind(upto.global_position)
+        .fetch_all(conn)
+        .await
+}
+
 /// Reads events after `after` in plain `global_position` order, ignoring transactions in flight.
 ///
 /// This is the naive reader. It is wrong under concurrent writers (a slow transaction's event with

@@ -14,4 +14,4 @@ pub mod rows;
 pub mod stream_stats;
 
 pub use events::{Position, StoredEvent};
-pub use projector::{BatchOutcome, Projector, Target, apply_next_batch};
+pub use projector::{BatchOutcome, Projector, Target, apply_batch_in, apply_next_batch};

@@ -94,30 +94,54 @@ pub async fn apply_next_batch(
 ) -> anyhow::Result<BatchOutcome> {
     let name = projector.name();
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(BATCH_LOCK_SPACE)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    let cp = checkpoint::load_or_create(&mut tx, name).await?;
-    let events = events::read_after(&mut tx, cp.position, batch_size.unwrap_or(projector.batch_size())).await?;
-    let Some(last) = events.last() else {
-        tx.commit().await?;
-        return Ok(BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None });
-    };
-    let to = last.position();
-    let last_recorded_at = Some(last.recorded_at);
-    projector.apply(&mut tx, &events).await?;
-    if !checkpoint::advance(&mut tx, name, cp.position, to, events.len() as i64).await? {
-        tx.rollback().await?;
-        anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
-    }
+    let (outcome, events) = apply_batch_in(&mut tx, projector, batch_size, None).await?;
     tx.commit().await?;
     // Effects outside Postgres are at least once: a failure here is logged and made up for later
     // (the dispatcher's sweeper pushes what was not pushed).
-    if let Err(e) = projector.after_commit(&events).await {
+    if !events.is_empty()
+        && let Err(e) = projector.after_commit(&events).await
+    {
         metrics::counter!("aisales_projector_after_commit_failures_total", "projector" => name).increment(1);
         tracing::warn!(projector = name, error = format!("{e:#}"), "post-commit step failed");
     }
-    Ok(BatchOutcome { applied: events.len(), position: to, last_recorded_at })
+    Ok(outcome)
+}
+
+/// Applies the next batch (never past `upto`) inside the caller's transaction, under the
+/// projector's batch lock, moving its checkpoint by compare-and-set. Returns the events applied.
+pub async fn apply_batch_in(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    batch_size: Option<i64>,
+    upto: Option<Position>,
+) -> anyhow::Result<(BatchOutcome, Vec<StoredEvent>)> {
+    let name = projector.name();
+    lock(conn, name).await?;
+    let cp = checkpoint::load_or_create(conn, name).await?;
+    let limit = batch_size.unwrap_or(projector.batch_size());
+    let events = match upto {
+        Some(upto) => events::read_between(conn, cp.position, upto, limit).await?,
+        None => events::read_after(conn, cp.position, limit).await?,
+    };
+    let Some(last) = events.last() else {
+        return Ok((BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None }, events));
+    };
+    let to = last.position();
+    let last_recorded_at = Some(last.recorded_at);
+    projector.apply(conn, &events).await?;
+    if !checkpoint::advance(conn, name, cp.position, to, events.len() as i64).await? {
+        anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
+    }
+    Ok((BatchOutcome { applied: events.len(), position: to, last_recorded_at }, events))
+}
+
+/// Takes the projector's batch lock for the rest of the transaction (serialises batches, and lets
+/// rebuilds and verification hold a projector still).
+pub async fn lock(conn: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(BATCH_LOCK_SPACE)
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -11,11 +11,26 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::events::StoredEvent;
-use crate::projector::Projector;
+use crate::projector::{Projector, Target};
 
 /// Projector of the `stream_stats` table.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StreamStats;
+#[derive(Debug, Clone, Copy)]
+pub struct StreamStats {
+    target: Target,
+    name: &'static str,
+}
+
+impl StreamStats {
+    pub fn new(target: Target) -> Self {
+        StreamStats { target, name: target.name("stream_stats") }
+    }
+}
+
+impl Default for StreamStats {
+    fn default() -> Self {
+        StreamStats::new(Target::LIVE)
+    }
+}
 
 struct Acc {
     tenant: Option<Uuid>,
@@ -28,7 +43,11 @@ struct Acc {
 #[async_trait]
 impl Projector for StreamStats {
     fn name(&self) -> &'static str {
-        "stream_stats"
+        self.name
+    }
+
+    fn generation(&self, target: Target) -> Option<Box<dyn Projector>> {
+        Some(Box::new(StreamStats::new(target)))
     }
 
     fn description(&self) -> &'static str {
@@ -80,15 +99,16 @@ impl Projector for StreamStats {
             firsts.push(a.first);
             lasts.push(a.last);
         }
-        sqlx::query(
-            "INSERT INTO stream_stats AS s (aggregate_type, aggregate_id, tenant_id, events, last_sequence, first_recorded, last_recorded) \
+        sqlx::query(&format!(
+            "INSERT INTO {} AS s (aggregate_type, aggregate_id, tenant_id, events, last_sequence, first_recorded, last_recorded) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::timestamptz[]) \
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
                events = s.events + EXCLUDED.events, \
                last_sequence = GREATEST(s.last_sequence, EXCLUDED.last_sequence), \
                tenant_id = COALESCE(s.tenant_id, EXCLUDED.tenant_id), \
                last_recorded = GREATEST(s.last_recorded, EXCLUDED.last_recorded)",
-        )
+            self.target.table("stream_stats")
+        ))
         .bind(&types)
         .bind(&ids)
         .bind(&tenants)

@@ -98,6 +98,7 @@ pub async fn run(
     let opts = connect.application_name(&options.instance).disable_statement_logging();
     let mut lease: Option<PgConnection> = None;
     let mut backoff = options.interval;
+    let mut last_prune = std::time::Instant::now();
     while !cancel.is_cancelled() {
         if lease.is_none() {
             if let Ok(mut c) = PgConnection::connect_with(&opts).await {
@@ -118,6 +119,19 @@ pub async fn run(
         {
             tracing::warn!("work sweeper lease lost");
             lease = None;
+        }
+        if lease.is_some() && last_prune.elapsed() > Duration::from_secs(60) {
+            last_prune = std::time::Instant::now();
+            // The live-update feed keeps a day of changes.
+            if let Err(e) = sqlx::query(
+                "DELETE FROM read_model_changes WHERE id IN \
+                   (SELECT id FROM read_model_changes WHERE created_at < now() - interval '24 hours' LIMIT 10000)",
+            )
+            .execute(&pool)
+            .await
+            {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
         }
         if lease.is_some() {
             match sweep_once(&pool, &redis, &options).await {

@@ -36,6 +36,7 @@ pub struct AppState {
     pub store: EventStore,
     pub redis: Redis,
     pub keys: Arc<crate::crypto::Keyring>,
+    pub changes: api::live::ChangeFeed,
     pub started: Instant,
 }
 
@@ -44,6 +45,7 @@ impl AppState {
         AppState {
             store: EventStore::new(pool.clone()),
             keys: Arc::new(crate::crypto::Keyring::from_settings(&settings)),
+            changes: api::live::ChangeFeed::default(),
             settings,
             pool,
             redis,
@@ -65,9 +67,16 @@ pub fn router(state: AppState) -> Router {
     let auth = Router::new()
         .route("/auth/login", axum::routing::post(auth_routes::login))
         .route("/auth/logout", axum::routing::post(auth_routes::logout));
-    let api = api::routes().into_router(state.clone());
+    // Probes, login and webhooks get the request timeout here; `/api` routes get it per route
+    // (the live-update stream is long-lived).
+    let timed = Router::new()
+        .merge(probes)
+        .merge(auth)
+        .merge(webhooks::router())
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout));
+    let api = api::routes_with_timeout(settings.request_timeout).into_router(state.clone());
 
-    Router::new().merge(probes).merge(auth).merge(api).merge(webhooks::router()).fallback(error::not_found).with_state(state).layer(
+    Router::new().merge(timed).merge(api).fallback(error::not_found).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
             .layer(
@@ -97,8 +106,7 @@ pub fn router(state: AppState) -> Router {
             )
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
             .layer(middleware::from_fn(track_metrics))
-            .layer(RequestBodyLimitLayer::new(settings.body_limit))
-            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout)),
+            .layer(RequestBodyLimitLayer::new(settings.body_limit)),
     )
 }
 

@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod logs;
 mod projector;
+mod readmodels;
 mod repo;
 mod secrets;
 mod store;

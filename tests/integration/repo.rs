@@ -130,3 +130,9 @@ fn every_metric_has_help_text() {
         "describe these metrics in src/telemetry.rs (promtool rejects metrics without help): {missing:?}"
     );
 }
+
+#[test]
+fn the_event_catalog_matches_the_code() {
+    let text = std::fs::read_to_string(root().join("docs/events.md")).unwrap();
+    assert_eq!(text, aisales_domain::catalog::markdown(), "regenerate with `aisales events catalog > docs/events.md`");
+}

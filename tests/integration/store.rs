@@ -114,3 +114,53 @@ async fn concurrent_commands_on_one_aggregate_all_land_once() {
     assert_eq!(seqs, (1..=121).collect::<Vec<_>>(), "per-aggregate order holds in the global order");
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stored_older_event_version_loads_through_its_upcaster() {
+    use aisales_domain::conversation::{Conversation, ConversationEvent};
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(5).await.unwrap();
+    let store = EventStore::new(pool.clone());
+    let id = uuid::Uuid::now_v7();
+    let tenant = uuid::Uuid::now_v7();
+    // Events as a version-1 writer stored them (MessageReceived had no `kind` or `reply_to`).
+    let started = format!(
+        r#"{{"ConversationStarted":{{"tenant_id":"{tenant}","channel":"telegram","account_id":"{tenant}","chat_id":"42","customer_id":"{tenant}","customer_name":"Ann","customer_phone":null,"started_at":"2026-11-01T10:00:00Z"}}}}"#
+    );
+    let v1 = r#"{"MessageReceived":{"message_id":"01a21a96-a2c1-71ff-b897-f6ca13d9ee53","provider_message_id":"42:7","text":"Привет","attachments":[],"sender_name":"Ann","sent_at":"2026-11-01T10:00:00Z","received_at":"2026-11-01T10:00:01Z"}}"#;
+    for (seq, ty, ver, payload) in [(1, "ConversationStarted", "1", started.as_str()), (2, "MessageReceived", "1", v1)]
+    {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+             VALUES ('conversation', $1, $2, $3, $4, $5::json, '{}', $6)",
+        )
+        .bind(id.to_string())
+        .bind(seq)
+        .bind(ty)
+        .bind(ver)
+        .bind(payload)
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let loaded = store.load::<Conversation>(&id.to_string()).await.unwrap();
+    assert_eq!(loaded.sequence, 2);
+    assert_eq!(loaded.state.messages, 1);
+    let envelopes = store.load_events::<Conversation>(&id.to_string()).await.unwrap();
+    match &envelopes[1].payload {
+        ConversationEvent::MessageReceived { kind, reply_to, .. } => {
+            assert_eq!((kind.as_str(), reply_to), ("text", &None))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The read models read it too.
+    let list = aisales_projections::conversation_views::ConversationList::new(aisales_projections::Target::LIVE);
+    let out = aisales_projections::apply_next_batch(&pool, &list, None).await.unwrap();
+    assert_eq!(out.applied, 2);
+    let preview: String =
+        sqlx::query_scalar("SELECT last_message_preview FROM rm_conversations").fetch_one(&pool).await.unwrap();
+    assert_eq!(preview, "Привет");
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}

@@ -82,7 +82,79 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         app.request(Method::GET, "/api/tokens", Some(b.owner())).send().await.unwrap().json().await.unwrap();
     let b_token = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
 
+    // A conversation of B with a pending suggestion (through the event store, as the webhook would).
+    use aisales_domain::conversation::{ChannelKind, Conversation, ConversationCommand, Decision, Drafted, Inbound};
+    let b_conversation = Uuid::now_v7();
+    let store = aisales::store::EventStore::new(app.pool.clone());
+    let meta = aisales::store::EventMetadata::system(Some(b.id), "customer");
+    let inbound = Inbound {
+        tenant_id: b.id,
+        channel: ChannelKind::Telegram,
+        account_id: Uuid::now_v7(),
+        chat_id: "42".into(),
+        customer_id: Uuid::now_v7(),
+        customer_name: Some("B customer".into()),
+        customer_phone: None,
+        message_id: Uuid::now_v7(),
+        provider_message_id: "42:1".into(),
+        text: "secret of B".into(),
+        attachments: vec![],
+        kind: "text".into(),
+        reply_to: None,
+        sent_at: chrono::Utc::now(),
+        received_at: chrono::Utc::now(),
+        request_id: Uuid::now_v7(),
+        debounce: chrono::Duration::zero(),
+        vehicle_id: None,
+        transmission_code: None,
+    };
+    let id = b_conversation.to_string();
+    let started = store
+        .execute::<Conversation>(&id, ConversationCommand::ReceiveMessage(Box::new(inbound)), &(), &meta)
+        .await
+        .unwrap();
+    let b_suggestion = Uuid::now_v7();
+    let drafted = Drafted {
+        request_id: started.state.pending_request.unwrap(),
+        suggestion_id: b_suggestion,
+        text: "draft of B".into(),
+        intent: "other".into(),
+        confidence: 0.5,
+        decision: Decision::NeedApproval,
+        explanations: vec![],
+        source: "offline".into(),
+        model: None,
+        autosend_block_reason: None,
+        reply_id: Uuid::now_v7(),
+        send_after: chrono::Utc::now(),
+    };
+    store
+        .execute::<Conversation>(&id, ConversationCommand::RecordSuggestion(Box::new(drafted)), &(), &meta)
+        .await
+        .unwrap();
+    app.start_background_except(&aisales::bus::Kind::ALL);
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "B's read models", || async {
+        let path = format!("/api/conversations/{b_conversation}/suggestions");
+        let r = app.request(Method::GET, &path, Some(b.owner())).send().await.ok()?;
+        let v: Value = r.json().await.ok()?;
+        (v["items"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let customers: Value =
+        app.request(Method::GET, "/api/customers", Some(b.owner())).send().await.unwrap().json().await.unwrap();
+    let b_customer = customers["items"][0]["id"].as_str().unwrap().to_string();
+
     let cases = [
+        (Method::GET, format!("/api/conversations/{b_conversation}")),
+        (Method::GET, format!("/api/conversations/{b_conversation}/messages")),
+        (Method::GET, format!("/api/conversations/{b_conversation}/suggestions")),
+        (Method::GET, format!("/api/conversations/{b_conversation}/events")),
+        (Method::GET, format!("/api/conversations/{b_conversation}/state")),
+        (Method::POST, format!("/api/conversations/{b_conversation}/resolve")),
+        (Method::POST, format!("/api/conversations/{b_conversation}/messages")),
+        (Method::POST, format!("/api/suggestions/{b_suggestion}/approve")),
+        (Method::POST, format!("/api/suggestions/{b_suggestion}/reject")),
+        (Method::GET, format!("/api/customers/{b_customer}")),
         (Method::GET, format!("/api/users/{b_user}")),
         (Method::PATCH, format!("/api/users/{b_user}")),
         (Method::GET, format!("/api/channels/{b_account}")),
@@ -90,27 +162,48 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         (Method::DELETE, format!("/api/tokens/{b_token}")),
     ];
     for (m, path) in cases {
-        let foreign =
-            app.request(m.clone(), &path, Some(a.owner())).json(&json!({"role": "viewer"})).send().await.unwrap();
-        let missing_path = path.rsplit_once('/').map(|(p, _)| format!("{p}/{}", Uuid::now_v7())).unwrap();
-        let missing = app
-            .request(m.clone(), &missing_path, Some(a.owner()))
-            .json(&json!({"role": "viewer"}))
-            .send()
-            .await
-            .unwrap();
+        let body = if path.ends_with("/messages") {
+            json!({"text": "x"})
+        } else if path.contains("/users/") {
+            json!({"role": "viewer"})
+        } else {
+            json!({})
+        };
+        let foreign = app.request(m.clone(), &path, Some(a.owner())).json(&body).send().await.unwrap();
+        // The same route with a random id in place of B's.
+        let missing_path = path
+            .split('/')
+            .map(|seg| if seg.parse::<Uuid>().is_ok() { Uuid::now_v7().to_string() } else { seg.to_string() })
+            .collect::<Vec<_>>()
+            .join("/");
+        let missing = app.request(m.clone(), &missing_path, Some(a.owner())).json(&body).send().await.unwrap();
         assert_eq!(foreign.status(), StatusCode::NOT_FOUND, "{m} {path}");
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{m} {missing_path}");
         let (fb, mb): (Value, Value) = (foreign.json().await.unwrap(), missing.json().await.unwrap());
-        assert_eq!(fb, mb, "a foreign id looks exactly like a missing one");
+        assert_eq!(fb, mb, "a foreign id looks exactly like a missing one ({m} {path})");
     }
     // Lists only show the caller's tenant.
-    for path in ["/api/users", "/api/channels", "/api/tokens"] {
+    for path in [
+        "/api/users",
+        "/api/channels",
+        "/api/tokens",
+        "/api/conversations",
+        "/api/customers",
+        "/api/escalations",
+        "/api/stats/daily",
+        "/api/webhook-dead-letters",
+    ] {
         let body = app.request(Method::GET, path, Some(a.owner())).send().await.unwrap().text().await.unwrap();
-        assert!(
-            !body.contains(&b_user.to_string()) && !body.contains(&b_account) && !body.contains(&b_token),
-            "{path}: {body}"
-        );
+        for secret in [
+            b_user.to_string(),
+            b_account.clone(),
+            b_token.clone(),
+            b_conversation.to_string(),
+            b_customer.clone(),
+            "secret of B".into(),
+        ] {
+            assert!(!body.contains(&secret), "{path} shows B's {secret}: {body}");
+        }
     }
     let tenant: Value =
         app.request(Method::GET, "/api/tenant", Some(a.owner())).send().await.unwrap().json().await.unwrap();

@@ -26,6 +26,10 @@ pub enum ConversationEvent {
         started_at: DateTime<Utc>,
     },
     /// A customer message arrived (deduplicated by the provider's message id).
+    ///
+    /// Version 2 added `kind` (text, image, document, contact, location, …) and `reply_to` (the
+    /// provider id of the quoted message); version 1 events are upcast with kind `text` (or `file`
+    /// when they carry attachments) and no `reply_to`.
     MessageReceived {
         message_id: Uuid,
         provider_message_id: String,
@@ -35,6 +39,8 @@ pub enum ConversationEvent {
         sender_name: Option<String>,
         sent_at: DateTime<Utc>,
         received_at: DateTime<Utc>,
+        kind: String,
+        reply_to: Option<String>,
     },
     /// Another identifier of the same customer on the same channel (e.g. a MAX internal id next to
     /// the phone chat id).
@@ -113,8 +119,63 @@ impl DomainEvent for ConversationEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            ConversationEvent::MessageReceived { .. } => "2",
+            _ => "1",
+        }
+        .to_string()
     }
+}
+
+/// Upcasters for stored conversation events of older versions.
+pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
+    vec![Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+        "MessageReceived",
+        "2",
+        Box::new(message_received_v1_to_v2),
+    ))]
+}
+
+/// `MessageReceived` v1 → v2: adds `kind` and `reply_to`.
+pub fn message_received_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(body) = payload.get_mut("MessageReceived").and_then(|b| b.as_object_mut()) {
+        let has_files = body.get("attachments").and_then(|a| a.as_array()).is_some_and(|a| !a.is_empty());
+        body.entry("kind").or_insert_with(|| serde_json::json!(if has_files { "file" } else { "text" }));
+        body.entry("reply_to").or_insert(serde_json::Value::Null);
+    }
+    payload
+}
+
+/// Why a stored event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{event_type} v{version}: {source}")]
+    Invalid { event_type: String, version: String, source: serde_json::Error },
+}
+
+/// Reads a stored conversation event of any known version (older versions are upcast first).
+pub fn decode_stored(event_type: &str, version: &str, payload: &str) -> Result<ConversationEvent, DecodeError> {
+    let invalid =
+        |source| DecodeError::Invalid { event_type: event_type.to_string(), version: version.to_string(), source };
+    let upcasters = upcasters();
+    if !upcasters.iter().any(|u| u.can_upcast(event_type, version)) {
+        return serde_json::from_str(payload).map_err(invalid);
+    }
+    let mut event = cqrs_es::persist::SerializedEvent::new(
+        String::new(),
+        0,
+        String::new(),
+        event_type.to_string(),
+        version.to_string(),
+        serde_json::from_str(payload).map_err(invalid)?,
+        serde_json::Value::Null,
+    );
+    for u in &upcasters {
+        if u.can_upcast(&event.event_type, &event.event_version) {
+            event = u.upcast(event);
+        }
+    }
+    serde_json::from_value(event.payload).map_err(invalid)
 }
 
 impl ConversationEvent {

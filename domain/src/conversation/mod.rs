@@ -15,7 +15,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use events::ConversationEvent;
+pub use events::{ConversationEvent, DecodeError, decode_stored, message_received_v1_to_v2, upcasters};
 pub use types::{
     Attachment, ChannelKind, Decision, ReplyOrigin, ReplyStatus, Status, SuggestionStatus, UnknownChannelKind,
 };
@@ -43,6 +43,10 @@ pub struct Inbound {
     pub provider_message_id: String,
     pub text: String,
     pub attachments: Vec<Attachment>,
+    /// text, image, video, audio, voice, document, contact, location, button.
+    pub kind: String,
+    /// Provider id of the message this one quotes.
+    pub reply_to: Option<String>,
     pub sent_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     /// Id for the suggestion request this message may open.
@@ -484,6 +488,8 @@ impl Conversation {
             sender_name: m.customer_name,
             sent_at: m.sent_at,
             received_at: m.received_at,
+            kind: m.kind,
+            reply_to: m.reply_to,
         });
         if let Some((id_type, value, score, reasons)) = m.vehicle_id {
             out.push(E::VehicleIdDetected { message_id: m.message_id, id_type, value, score, reasons });

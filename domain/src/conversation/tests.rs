@@ -26,6 +26,8 @@ fn inbound(provider_id: &str, text: &str, at: i64) -> Inbound {
         provider_message_id: provider_id.into(),
         text: text.into(),
         attachments: vec![],
+        kind: "text".into(),
+        reply_to: None,
         sent_at: t(at),
         received_at: t(at),
         request_id: Uuid::from_u128(5000 + at as u128),
@@ -383,4 +385,37 @@ fn every_event_type_round_trips_through_json_with_its_name() {
         assert_eq!(&back, e);
         assert!(ConversationEvent::TYPES.contains(&e.name()));
     }
+}
+
+#[test]
+fn a_stored_version_1_message_is_upcast_to_version_2() {
+    let v1 = r#"{"MessageReceived":{"message_id":"01a21a96-a2c1-71ff-b897-f6ca13d9ee53","provider_message_id":"BAE5","text":"Привет","attachments":[],"sender_name":"Иван","sent_at":"2026-11-27T01:20:09Z","received_at":"2026-11-27T01:20:09.4Z"}}"#;
+    assert!(serde_json::from_str::<ConversationEvent>(v1).is_err(), "v1 lacks the v2 fields");
+    match decode_stored("MessageReceived", "1", v1).unwrap() {
+        E::MessageReceived { kind, reply_to, text, .. } => {
+            assert_eq!((kind.as_str(), reply_to, text.as_str()), ("text", None, "Привет"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let with_file = v1.replace(
+        r#""attachments":[]"#,
+        r#""attachments":[{"kind":"image","url":null,"file_name":null,"mime_type":null}]"#,
+    );
+    assert!(
+        matches!(decode_stored("MessageReceived", "1", &with_file).unwrap(), E::MessageReceived { kind, .. } if kind == "file")
+    );
+    // Current versions pass through untouched.
+    let m = E::MessageReceived {
+        message_id: id(1),
+        provider_message_id: "x".into(),
+        text: "t".into(),
+        attachments: vec![],
+        sender_name: None,
+        sent_at: t(0),
+        received_at: t(0),
+        kind: "contact".into(),
+        reply_to: Some("y".into()),
+    };
+    let json = serde_json::to_string(&m).unwrap();
+    assert_eq!(decode_stored("MessageReceived", &cqrs_es::DomainEvent::event_version(&m), &json).unwrap(), m);
 }

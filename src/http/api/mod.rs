@@ -2,8 +2,11 @@
 //! path and required permission and wraps it with the permission check, so no route can be added
 //! without declaring who may call it (and the route-enumeration test sees every one).
 
+pub mod audit;
 pub mod channels;
 pub mod conversations;
+pub mod insights;
+pub mod live;
 pub mod me;
 pub mod tenant;
 pub mod tokens;
@@ -31,11 +34,13 @@ pub struct RouteSpec {
 pub struct ApiRouter {
     router: Router<AppState>,
     specs: Vec<RouteSpec>,
+    /// Timeout of every non-streaming route.
+    timeout: std::time::Duration,
 }
 
 impl Default for ApiRouter {
     fn default() -> Self {
-        ApiRouter { router: Router::new(), specs: Vec::new() }
+        ApiRouter { router: Router::new(), specs: Vec::new(), timeout: std::time::Duration::from_secs(30) }
     }
 }
 
@@ -61,19 +66,48 @@ impl ApiRouter {
         self.add(method, path, None, true, handler)
     }
 
+    /// A long-lived route (server-sent events): no request timeout.
+    pub fn streaming_route(
+        self,
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.add_inner(method, path, permission, false, false, handler)
+    }
+
     fn add(
-        mut self,
+        self,
         method: Method,
         path: &'static str,
         permission: Option<Permission>,
         allow_pending_password: bool,
         handler: MethodRouter<AppState>,
     ) -> Self {
+        self.add_inner(method, path, permission, allow_pending_password, true, handler)
+    }
+
+    fn add_inner(
+        mut self,
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        allow_pending_password: bool,
+        timeout: bool,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         assert!(path.starts_with("/api/"), "API routes live under /api: {path}");
         self.specs.push(RouteSpec { method, path, permission });
-        let guarded = handler.route_layer(middleware::from_fn(move |req: Request, next: Next| {
+        let mut guarded = handler.route_layer(middleware::from_fn(move |req: Request, next: Next| {
             crate::auth::middleware::guard(permission, allow_pending_password, req, next)
         }));
+        if timeout {
+            guarded = guarded.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                self.timeout,
+            ));
+        }
         self.router = self.router.route(path, guarded);
         self
     }
@@ -88,11 +122,16 @@ impl ApiRouter {
     }
 }
 
-/// Every `/api` route of the application.
+/// Every `/api` route of the application (30 s request timeout).
 pub fn routes() -> ApiRouter {
+    routes_with_timeout(std::time::Duration::from_secs(30))
+}
+
+/// Every `/api` route, non-streaming ones with `timeout`.
+pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
     use Permission::*;
     use axum::routing::{delete, get, patch, post};
-    ApiRouter::default()
+    ApiRouter { timeout, ..ApiRouter::default() }
         .route_before_password_change(Method::GET, "/api/me", get(me::show))
         .route_before_password_change(Method::POST, "/api/me/password", post(me::change_password))
         .route(Method::GET, "/api/tenant", Some(ViewConversations), get(tenant::show))
@@ -141,6 +180,14 @@ pub fn routes() -> ApiRouter {
             Some(ManageConversations),
             post(conversations::retry_reply),
         )
+        .route(Method::GET, "/api/conversations/{id}/events", Some(ViewAuditLogs), get(audit::events))
+        .route(Method::GET, "/api/conversations/{id}/state", Some(ViewAuditLogs), get(audit::state_at))
+        .route(Method::GET, "/api/escalations", Some(ViewConversations), get(insights::escalations))
+        .route(Method::GET, "/api/customers", Some(ViewCustomers), get(insights::customers))
+        .route(Method::GET, "/api/customers/{id}", Some(ViewCustomers), get(insights::customer))
+        .route(Method::GET, "/api/stats/daily", Some(ViewAnalytics), get(insights::daily))
+        .route(Method::GET, "/api/webhook-dead-letters", Some(ViewAuditLogs), get(insights::webhook_dead_letters))
+        .streaming_route(Method::GET, "/api/events/stream", Some(ViewConversations), get(live::stream))
         .route(Method::POST, "/api/suggestions/{id}/approve", Some(ManageConversations), post(conversations::approve))
         .route(Method::POST, "/api/suggestions/{id}/reject", Some(ManageConversations), post(conversations::reject))
         .route(Method::POST, "/api/suggestions/{id}/edit", Some(ManageConversations), post(conversations::edit))

@@ -1,0 +1,218 @@
+//! The event catalog: every event type of every aggregate with its version and fields, built from
+//! one sample of each event (so it cannot drift from the code). `docs/events.md` is exactly
+//! [`markdown`]; a test compares them.
+
+use chrono::{TimeZone, Utc};
+use cqrs_es::DomainEvent;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::conversation::{Attachment, ChannelKind, ConversationEvent as C, Decision, ReplyOrigin, Status};
+use crate::probe::ProbeEvent as P;
+
+/// One documented event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDoc {
+    pub aggregate: &'static str,
+    pub event: String,
+    pub version: String,
+    pub fields: Vec<String>,
+    pub meaning: &'static str,
+}
+
+/// Fails to compile when a conversation event is added without a catalog entry below.
+fn conversation_meaning(e: &C) -> &'static str {
+    match e {
+        C::ConversationStarted { .. } => "the first message of a customer on a channel opened the conversation",
+        C::MessageReceived { .. } => "a customer message arrived (deduplicated by the provider's message id)",
+        C::CustomerAliasLinked { .. } => {
+            "another id of the same customer on the channel (MAX internal id ↔ phone chat id)"
+        }
+        C::VehicleIdDetected { .. } => {
+            "a VIN or FRAME number scoring at or above the lookup threshold was found in a message"
+        }
+        C::TransmissionCodeDetected { .. } => "a gearbox code was found in a message",
+        C::SuggestionRequested { .. } => "a reply draft is wanted once the customer's burst of messages has ended",
+        C::SuggestionGenerated { .. } => "a draft was produced, with intent, confidence and the policy's decision",
+        C::SuggestionFailed { .. } => "drafting failed; the conversation waits for an operator",
+        C::SuggestionSuperseded { .. } => "a newer customer message made a pending draft obsolete",
+        C::SuggestionApproved { .. } => "a draft was approved as written (by an operator, or automatically)",
+        C::SuggestionEdited { .. } => "a draft was approved with changed text",
+        C::SuggestionRejected { .. } => "a draft was rejected",
+        C::OperatorReplied { .. } => "an operator wrote a reply",
+        C::ReplyQueued { .. } => "a reply is to be delivered, not before send_after",
+        C::ReplySendStarted { .. } => "a worker claimed the send (the durable claim before calling the provider)",
+        C::ReplySent { .. } => "the provider accepted the reply (reconciled: found in the provider's journal)",
+        C::ReplySendRetryScheduled { .. } => "a send failed transiently and is retried at retry_at",
+        C::ReplyFailed { .. } => "the reply could not be delivered",
+        C::ReplyRetryRequested { .. } => "an operator asked to send a failed reply again",
+        C::ReplyDelivered { .. } => "the provider reported the reply delivered, read or failed",
+        C::ConversationEscalated { .. } => "the conversation needs a person",
+        C::ConversationResolved => "an operator closed the conversation",
+        C::ConversationReopened { .. } => "the conversation was opened again",
+        C::ConversationMuted { .. } => "automatic drafting was switched off or on",
+        C::StatusChanged { .. } => "the status changed (every change, with its reason)",
+        C::OperatorAssigned { .. } => "an operator took the conversation (or gave it back)",
+        C::ConversationRead => "an operator read the conversation",
+    }
+}
+
+fn probe_meaning(e: &P) -> &'static str {
+    match e {
+        P::PingRequested { .. } => "a no-op job was asked for (bus health check)",
+        P::PongRecorded { .. } => "a worker answered the ping",
+    }
+}
+
+/// One sample of every event (the values are irrelevant; the shapes are what is documented).
+fn conversation_samples() -> Vec<C> {
+    let t = Utc.timestamp_opt(0, 0).unwrap();
+    let id = Uuid::nil();
+    vec![
+        C::ConversationStarted {
+            tenant_id: id,
+            channel: ChannelKind::GreenApi,
+            account_id: id,
+            chat_id: String::new(),
+            customer_id: id,
+            customer_name: None,
+            customer_phone: None,
+            started_at: t,
+        },
+        C::MessageReceived {
+            message_id: id,
+            provider_message_id: String::new(),
+            text: String::new(),
+            attachments: vec![Attachment::default()],
+            sender_name: None,
+            sent_at: t,
+            received_at: t,
+            kind: String::new(),
+            reply_to: None,
+        },
+        C::CustomerAliasLinked { alias: String::new() },
+        C::VehicleIdDetected {
+            message_id: id,
+            id_type: String::new(),
+            value: String::new(),
+            score: 0.0,
+            reasons: vec![],
+        },
+        C::TransmissionCodeDetected { message_id: id, code: String::new(), score: 0.0 },
+        C::SuggestionRequested { request_id: id, trigger_message_id: id, not_before: t },
+        C::SuggestionGenerated {
+            suggestion_id: id,
+            request_id: id,
+            text: String::new(),
+            intent: String::new(),
+            confidence: 0.0,
+            decision: Decision::NeedApproval,
+            explanations: vec![],
+            source: String::new(),
+            model: None,
+            autosend_block_reason: None,
+        },
+        C::SuggestionFailed { request_id: id, reason: String::new() },
+        C::SuggestionSuperseded { suggestion_id: id, by_message_id: id },
+        C::SuggestionApproved { suggestion_id: id, automatic: false },
+        C::SuggestionEdited { suggestion_id: id, text: String::new() },
+        C::SuggestionRejected { suggestion_id: id, reason: None },
+        C::OperatorReplied { reply_id: id, text: String::new() },
+        C::ReplyQueued {
+            reply_id: id,
+            suggestion_id: None,
+            text: String::new(),
+            origin: ReplyOrigin::Operator,
+            send_after: t,
+        },
+        C::ReplySendStarted { reply_id: id, attempt: 1, started_at: t },
+        C::ReplySent { reply_id: id, provider_message_id: String::new(), sent_at: t, reconciled: false },
+        C::ReplySendRetryScheduled { reply_id: id, attempt: 1, retry_at: t, reason: String::new() },
+        C::ReplyFailed { reply_id: id, reason: String::new(), permanent: false },
+        C::ReplyRetryRequested { reply_id: id },
+        C::ReplyDelivered { reply_id: id, provider_message_id: String::new(), status: String::new(), at: t },
+        C::ConversationEscalated { reason: String::new(), suggestion_id: None },
+        C::ConversationResolved,
+        C::ConversationReopened { reason: String::new() },
+        C::ConversationMuted { muted: false },
+        C::StatusChanged { from: Status::Open, to: Status::Open, reason: String::new() },
+        C::OperatorAssigned { operator: None },
+        C::ConversationRead,
+    ]
+}
+
+fn fields<E: Serialize>(e: &E, name: &str) -> Vec<String> {
+    let v = serde_json::to_value(e).expect("events serialize");
+    match v.get(name).and_then(|b| b.as_object()) {
+        Some(o) => o.keys().cloned().collect(),
+        None => vec![],
+    }
+}
+
+/// Every event of every aggregate.
+pub fn catalog() -> Vec<EventDoc> {
+    let mut out = Vec::new();
+    for e in conversation_samples() {
+        out.push(EventDoc {
+            aggregate: "conversation",
+            fields: fields(&e, e.name()),
+            event: e.event_type(),
+            version: e.event_version(),
+            meaning: conversation_meaning(&e),
+        });
+    }
+    let t = Utc.timestamp_opt(0, 0).unwrap();
+    for e in [
+        P::PingRequested { ping_id: Uuid::nil(), at: t },
+        P::PongRecorded { ping_id: Uuid::nil(), worker: String::new(), at: t },
+    ] {
+        let name = e.event_type();
+        out.push(EventDoc {
+            aggregate: "probe",
+            fields: fields(&e, &name),
+            event: name,
+            version: e.event_version(),
+            meaning: probe_meaning(&e),
+        });
+    }
+    out
+}
+
+/// The catalog as Markdown (the text of `docs/events.md`).
+pub fn markdown() -> String {
+    let mut s = String::from(
+        "# Event catalog\n\n\
+         Every event the aggregates record, with its current version and fields. Generated from the code by\n\
+         `aisales events catalog`; a test fails when this file and the code disagree. A change to an event's fields\n\
+         bumps its version and ships with an upcaster for the stored older version (and a test that loads one).\n\n\
+         Every event also carries metadata: `tenant_id`, `actor` (`user:<id>`, `token:<id>`, `customer`,\n\
+         `worker:<kind>`, `provider:<channel>`, `system`), `correlation_id`, `causation_id`, `request_id`, `occurred_at`.\n\n\
+         Upcasters: `MessageReceived` 1 → 2 adds `kind` (`text`, or `file` when it has attachments) and `reply_to` (null).\n",
+    );
+    let mut aggregate = "";
+    for d in catalog() {
+        if d.aggregate != aggregate {
+            aggregate = d.aggregate;
+            s.push_str(&format!("\n## `{aggregate}`\n\n| event | version | fields | meaning |\n|---|---|---|---|\n"));
+        }
+        let fields = if d.fields.is_empty() {
+            "—".to_string()
+        } else {
+            d.fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+        };
+        s.push_str(&format!("| {} | {} | {} | {} |\n", d.event, d.version, fields, d.meaning));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_conversation_event_type_is_in_the_catalog_once() {
+        let names: Vec<String> =
+            catalog().into_iter().filter(|d| d.aggregate == "conversation").map(|d| d.event).collect();
+        assert_eq!(names, C::TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    }
+}

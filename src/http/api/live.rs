@@ -1,0 +1,163 @@
+//! `GET /api/events/stream`: server-sent events of read-model changes for the caller's tenant.
+//!
+//! Each event's id is the change's id in `read_model_changes`; a client that reconnects with
+//! `Last-Event-ID` receives everything after it (changes are kept for a day; an older id gets a
+//! `reset` event telling the client to reload). Heartbeat comments every 15 s keep proxies from
+//! closing the connection. One `LISTEN` per process wakes every open stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::http::{ApiError, ApiQuery, AppState};
+
+/// Wakes open streams when the projectors record changes.
+#[derive(Clone, Default)]
+pub struct ChangeFeed {
+    rx: std::sync::Arc<tokio::sync::OnceCell<watch::Receiver<u64>>>,
+}
+
+impl ChangeFeed {
+    async fn subscribe(&self, pool: &sqlx::PgPool) -> watch::Receiver<u64> {
+        self.rx
+            .get_or_init(|| async {
+                let (tx, rx) = watch::channel(0u64);
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match PgListener::connect_with(&pool).await {
+                            Ok(mut l) => {
+                                if l.listen("read_model_changes").await.is_ok() {
+                                    tx.send_modify(|v| *v += 1);
+                                    while let Ok(Some(_)) = l.try_recv().await {
+                                        tx.send_modify(|v| *v += 1);
+                                    }
+                                }
+                            }
+                            Err(_) => {}
+                        }
+                        if tx.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+                rx
+            })
+            .await
+            .clone()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    last_event_id: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Change {
+    id: i64,
+    entity: String,
+    entity_id: Uuid,
+    conversation_id: Option<Uuid>,
+    change: String,
+    position: String,
+    created_at: DateTime<Utc>,
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
+    let resume =
+        match header_id {
+            Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                ApiError::invalid("invalid_last_event_id", "Last-Event-ID is a number this stream sent")
+            })?),
+            None => q.last_event_id,
+        };
+    let tenant = caller.tenant_id;
+    let pool = state.pool.clone();
+    // Without a resume point the stream starts with what happens from now on.
+    let (oldest, newest): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(id), max(id) FROM read_model_changes WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&pool)
+            .await?;
+    let mut wake = state.changes.subscribe(&pool).await;
+    let mut last = resume.unwrap_or(newest.unwrap_or(0));
+    let reset = resume.is_some_and(|r| oldest.is_some_and(|o| r < o - 1));
+    let s = async_stream(move |tx| async move {
+        if reset {
+            let _ = tx
+                .send(
+                    Event::default()
+                        .event("reset")
+                        .data("{\"reason\":\"changes before this point are no longer kept; reload\"}"),
+                )
+                .await;
+        }
+        loop {
+            let rows: Vec<Change> = match sqlx::query_as(
+                "SELECT id, entity, entity_id, conversation_id, change, position, created_at FROM read_model_changes \
+                  WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 500",
+            )
+            .bind(tenant)
+            .bind(last)
+            .fetch_all(&pool)
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let full = rows.len() == 500;
+            for c in rows {
+                last = c.id;
+                let data = serde_json::json!({
+                    "entity": c.entity, "id": c.entity_id, "conversation_id": c.conversation_id,
+                    "change": c.change, "position": c.position, "at": c.created_at,
+                });
+                if tx.send(Event::default().id(c.id.to_string()).event(c.entity).data(data.to_string())).await.is_err()
+                {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat")))
+}
+
+/// A stream fed by a task through a bounded channel (ends when the task ends or the client goes).
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+}

@@ -35,16 +35,13 @@ impl ChangeFeed {
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     loop {
-                        match PgListener::connect_with(&pool).await {
-                            Ok(mut l) => {
-                                if l.listen("read_model_changes").await.is_ok() {
-                                    tx.send_modify(|v| *v += 1);
-                                    while let Ok(Some(_)) = l.try_recv().await {
-                                        tx.send_modify(|v| *v += 1);
-                                    }
-                                }
+                        if let Ok(mut l) = PgListener::connect_with(&pool).await
+                            && l.listen("read_model_changes").await.is_ok()
+                        {
+                            tx.send_modify(|v| *v += 1);
+                            while let Ok(Some(_)) = l.try_recv().await {
+                                tx.send_modify(|v| *v += 1);
                             }
-                            Err(_) => {}
                         }
                         if tx.is_closed() {
                             return;

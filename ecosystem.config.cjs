@@ -60,6 +60,12 @@ function app(name, args, extra = {}) {
 module.exports = {
   apps: [
     app('aisales', 'serve', { max_memory_restart: '1G', env: { PORT: dotenv.PORT || '5000' } }),
+    // Projectors, the dispatcher (work projector) and the sweeper. Several copies may run on several
+    // hosts: each projector is owned by one process at a time.
     app('aisales-projector', 'projector', { max_memory_restart: '512M', env: { METRICS_PORT: '9101' } }),
+    // One app per worker kind; each joins its stream's consumer group.
+    app('aisales-worker-message-send', 'worker message-send', { max_memory_restart: '512M', env: { METRICS_PORT: '9102' } }),
+    app('aisales-worker-reply-suggestion', 'worker reply-suggestion', { max_memory_restart: '512M', env: { METRICS_PORT: '9103' } }),
+    app('aisales-worker-probe', 'worker probe', { max_memory_restart: '256M', env: { METRICS_PORT: '9104' } }),
   ],
 };

@@ -25,6 +25,13 @@ use crate::crypto::Keyring;
 use crate::store::CommandError;
 use crate::tenancy::ChannelAccount;
 
+/// What a send needs to authenticate with the provider.
+enum Credentials {
+    GreenApi(crate::channels::green_api::GreenApiCredentials),
+    Telegram(SecretString),
+    Whatsapp { token: SecretString, phone_number_id: String },
+}
+
 pub struct SendHandler {
     pub services: Services,
     pub clients: Clients,
@@ -65,32 +72,34 @@ impl SendHandler {
             .ok_or_else(|| anyhow::anyhow!("channel account {} is gone", state.account_id))
     }
 
-    async fn send(&self, account: &ChannelAccount, chat_id: &str, text: &str) -> Result<SentMessage, SendError> {
+    /// The account's credentials. An account or secret that cannot be read is an error of the
+    /// deployment (fixable by an operator), not of the reply: the job is delivered again and, after
+    /// too many deliveries, dead-lettered, to be retried once fixed.
+    async fn credentials(&self, account: &ChannelAccount) -> anyhow::Result<Credentials> {
         let pool = &self.services.pool;
-        let secret = |what: &'static str| async move {
-            accounts::secret(pool, &self.keys, account, what)
-                .await
-                .map(SecretString::from)
-                .map_err(|e| SendError::Permanent { reason: e.to_string() })
-        };
-        match account.kind {
-            ChannelKind::GreenApi => {
-                let creds = accounts::green_api(pool, &self.keys, account)
-                    .await
-                    .map_err(|e| SendError::Permanent { reason: format!("{e:#}") })?;
-                self.clients.green_api.send_message(&creds, chat_id, text).await
-            }
-            ChannelKind::Telegram => {
-                self.clients.telegram.send_message(&secret("bot_token").await?, chat_id, text).await
-            }
-            ChannelKind::Whatsapp => {
-                let phone_number_id = account
+        Ok(match account.kind {
+            ChannelKind::GreenApi => Credentials::GreenApi(accounts::green_api(pool, &self.keys, account).await?),
+            ChannelKind::Telegram => Credentials::Telegram(SecretString::from(
+                accounts::secret(pool, &self.keys, account, "bot_token").await?,
+            )),
+            ChannelKind::Whatsapp => Credentials::Whatsapp {
+                token: SecretString::from(accounts::secret(pool, &self.keys, account, "access_token").await?),
+                phone_number_id: account
                     .config
                     .get("phone_number_id")
                     .and_then(|v| v.as_str())
                     .unwrap_or(&account.external_key)
-                    .to_string();
-                self.clients.whatsapp.send_text(&secret("access_token").await?, &phone_number_id, chat_id, text).await
+                    .to_string(),
+            },
+        })
+    }
+
+    async fn send(&self, creds: &Credentials, chat_id: &str, text: &str) -> Result<SentMessage, SendError> {
+        match creds {
+            Credentials::GreenApi(c) => self.clients.green_api.send_message(c, chat_id, text).await,
+            Credentials::Telegram(token) => self.clients.telegram.send_message(token, chat_id, text).await,
+            Credentials::Whatsapp { token, phone_number_id } => {
+                self.clients.whatsapp.send_text(token, phone_number_id, chat_id, text).await
             }
         }
     }
@@ -223,16 +232,17 @@ impl JobHandler for SendHandler {
                 )
                 .await;
         }
+        let account = self.account(&state).await?;
+        let creds = self.credentials(&account).await?;
         match self.command(job, ConversationCommand::StartSend { reply_id, at: Utc::now() }).await {
             Ok(()) => {}
             // Another worker claimed it first.
             Err(CommandError::Rejected(ConversationError::ReplyNotInState(_))) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let account = self.account(&state).await?;
         let attempt = reply.attempts + 1;
         let started = std::time::Instant::now();
-        let result = self.send(&account, &state.chat_id, &reply.text).await;
+        let result = self.send(&creds, &state.chat_id, &reply.text).await;
         metrics::histogram!("aisales_provider_send_seconds", "channel" => account.kind.as_str())
             .record(started.elapsed().as_secs_f64());
         match result {

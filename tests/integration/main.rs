@@ -2,6 +2,7 @@
 //! process-level tests). Each test gets a database of its own.
 
 mod browser;
+mod bus;
 mod channels;
 mod cli;
 mod conversations;

@@ -94,6 +94,9 @@ fn pm2_ecosystem_runs_the_native_binary_in_fork_mode() {
     for needle in [
         "app('aisales', 'serve'",
         "app('aisales-projector', 'projector'",
+        "'worker message-send'",
+        "'worker reply-suggestion'",
+        "'worker probe'",
         "exec_mode: 'fork'",
         "interpreter: 'none'",
         "max_memory_restart: '1G'",

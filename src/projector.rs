@@ -5,8 +5,8 @@
 //!   another process takes the projector over at its next lease attempt (every `lease_interval`).
 //!   Ownership only avoids wasted work: correctness comes from [`apply_next_batch`], which
 //!   serialises batches with a transaction lock and moves the checkpoint by compare-and-set.
-//! * **Wake-up.** `LISTEN events_appended` (the events table notifies on insert) wakes the
-//!   projectors; they also poll every `poll_interval`, so a lost notification only delays them.
+//! * **Wake-up.** `LISTEN events_appended` (the event store notifies after its appends commit)
+//!   wakes the projectors; they also poll every `poll_interval`, so a lost notification only delays them.
 //! * **Stop.** On cancellation each projector finishes the batch in hand (a batch is one
 //!   transaction) and exits; nothing half-applied is left.
 
@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 /// Advisory-lock key space of projector ownership (second key: hashtext(name)).
 pub const LEASE_SPACE: i32 = 0x4149_534C; // "AISL"
 
-/// Channel the events table notifies on.
-pub const EVENTS_CHANNEL: &str = "events_appended";
+/// Channel the event store notifies on.
+pub use crate::store::EVENTS_CHANNEL;
 
 /// Tunables of the runtime.
 #[derive(Debug, Clone)]

@@ -11,8 +11,21 @@
 //! Because every append is a single statement whose transaction id is assigned only after the
 //! previous sequence committed, each aggregate's events are in sequence order in the global
 //! `(tx_id, global_position)` order too.
+//!
+//! Commands run on a cached copy of the aggregate when this process holds one (a bounded cache of
+//! recently used aggregates), which saves the load round trip. The cache is only ever trusted for
+//! appends, which the primary key verifies: an append from a stale copy conflicts, and the
+//! command is decided again on freshly loaded state. A refusal or a no-op decided on a cached
+//! copy is re-checked on freshly loaded state before it is reported.
+//!
+//! Projectors are woken by `NOTIFY events_appended`, sent by the writer after its append
+//! committed: one notification at a time per store, covering every append that committed while
+//! the previous one was on its way. A `NOTIFY` inside the appending transaction (a trigger) would
+//! make every commit wait for Postgres's notification queue lock, which cut append throughput at
+//! 32 writers to a third (`cargo bench --bench event_store`, docs/architecture.md).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aisales_projections::Position;
@@ -23,7 +36,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// How an aggregate is kept in the store.
-pub trait StoredAggregate: Aggregate {
+pub trait StoredAggregate: Aggregate + Clone + 'static {
     /// A snapshot is written whenever the sequence crosses a multiple of this.
     const SNAPSHOT_EVERY: i64 = 100;
     /// Bump when the serialized state changes shape: older snapshots are then ignored.
@@ -163,15 +176,90 @@ type LoadRow = (Option<i64>, Option<String>, Option<String>, String, Option<i64>
 /// Attempts of a command before a conflict is reported to the caller.
 const MAX_ATTEMPTS: u32 = 25;
 
+/// Channel the store notifies after appends (projectors `LISTEN` on it).
+pub const EVENTS_CHANNEL: &str = "events_appended";
+
 /// Loads and appends events of any [`StoredAggregate`].
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    waker: Arc<Waker>,
+    cache: Option<Arc<AggregateCache>>,
+}
+
+/// Aggregates this process used recently: state and the sequence it is at.
+type AggregateCache = quick_cache::sync::Cache<(&'static str, String), (Arc<dyn std::any::Any + Send + Sync>, i64)>;
+
+/// Aggregates kept in memory per process by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
+
+/// Sends `NOTIFY events_appended` after commits, coalescing: while one notification is on its way,
+/// further appends only mark that another is due.
+struct Waker {
+    due: tokio::sync::Notify,
+    started: std::sync::Once,
+}
+
+impl Default for Waker {
+    fn default() -> Self {
+        Waker { due: tokio::sync::Notify::new(), started: std::sync::Once::new() }
+    }
+}
+
+impl Waker {
+    fn poke(self: &Arc<Self>, pool: &PgPool) {
+        self.started.call_once(|| {
+            let (waker, pool) = (Arc::downgrade(self), pool.clone());
+            tokio::spawn(notify_loop(waker, pool));
+        });
+        self.due.notify_one();
+    }
+}
+
+async fn notify_loop(waker: std::sync::Weak<Waker>, pool: PgPool) {
+    loop {
+        let Some(w) = waker.upgrade() else { return };
+        // Wake up now and then to notice that the store is gone.
+        let due = tokio::time::timeout(Duration::from_secs(5), w.due.notified()).await.is_ok();
+        drop(w);
+        if !due || pool.is_closed() {
+            continue;
+        }
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(EVENTS_CHANNEL).execute(&pool).await {
+            // Projectors also poll: a lost notification only delays them.
+            tracing::debug!(error = %e, "could not notify projectors");
+        }
+    }
 }
 
 impl EventStore {
+    /// A store caching up to [`DEFAULT_CACHE_CAPACITY`] aggregates.
     pub fn new(pool: PgPool) -> Self {
-        EventStore { pool }
+        Self::with_cache_capacity(pool, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// A store caching up to `capacity` aggregates (0: none, every command loads).
+    pub fn with_cache_capacity(pool: PgPool, capacity: usize) -> Self {
+        let cache = (capacity > 0).then(|| Arc::new(AggregateCache::new(capacity)));
+        EventStore { pool, waker: Arc::default(), cache }
+    }
+
+    fn cached<A: StoredAggregate>(&self, aggregate_id: &str) -> Option<Loaded<A>> {
+        let (state, sequence) = self.cache.as_ref()?.get(&(A::TYPE, aggregate_id.to_string()))?;
+        let state = state.downcast_ref::<A>()?.clone();
+        Some(Loaded { state, sequence })
+    }
+
+    fn remember<A: StoredAggregate>(&self, aggregate_id: &str, state: &A, sequence: i64) {
+        if let Some(cache) = &self.cache {
+            cache.insert((A::TYPE, aggregate_id.to_string()), (Arc::new(state.clone()), sequence));
+        }
+    }
+
+    fn forget<A: StoredAggregate>(&self, aggregate_id: &str) {
+        if let Some(cache) = &self.cache {
+            cache.remove(&(A::TYPE, aggregate_id.to_string()));
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -294,6 +382,7 @@ impl EventStore {
         .await;
         match result {
             Ok(rows) => {
+                self.waker.poke(&self.pool);
                 let (tx_id, pos) = rows.iter().copied().max_by_key(|r| r.1).unwrap_or_default();
                 metrics::counter!("aisales_event_store_appends_total", "aggregate" => A::TYPE).increment(1);
                 metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => A::TYPE)
@@ -355,14 +444,28 @@ impl EventStore {
     {
         let started = Instant::now();
         let mut attempt = 0;
+        let mut trust_cache = true;
         let result = loop {
-            attempt += 1;
-            let Loaded { mut state, sequence } = self.load::<A>(aggregate_id).await?;
+            let cached = if trust_cache { self.cached::<A>(aggregate_id) } else { None };
+            let from_cache = cached.is_some();
+            let Loaded { mut state, sequence } = match cached {
+                Some(c) => c,
+                None => {
+                    attempt += 1;
+                    self.load::<A>(aggregate_id).await?
+                }
+            };
+            trust_cache = false;
             let sink = cqrs_es::event_sink::EventSink::<A>::default();
-            if let Err(e) = state.handle(command.clone(), services, &sink).await {
+            let decided = state.handle(command.clone(), services, &sink).await;
+            let events = sink.collect().await;
+            if from_cache && (decided.is_err() || events.is_empty()) {
+                // The copy may be behind: decide refusals and no-ops on the stored state.
+                continue;
+            }
+            if let Err(e) = decided {
                 break Err(CommandError::Rejected(e));
             }
-            let events = sink.collect().await;
             match self.append::<A>(aggregate_id, sequence, &events, metadata).await {
                 Ok(committed) => {
                     if let Some(c) = committed
@@ -371,15 +474,27 @@ impl EventStore {
                         self.save_snapshot(aggregate_id, c.last_sequence, &state).await;
                     }
                     let seq = committed.map_or(sequence, |c| c.last_sequence);
+                    self.remember(aggregate_id, &state, seq);
                     break Ok(Outcome { state, committed, sequence: seq });
+                }
+                Err(StoreError::Conflict) if from_cache => {
+                    // Another process appended since this copy was made: load and decide again.
+                    metrics::counter!("aisales_event_store_stale_cache_total", "aggregate" => A::TYPE).increment(1);
+                    self.forget::<A>(aggregate_id);
                 }
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
                     // Full jitter, growing with the attempts, capped at a quarter second.
                     let jitter = rand::random_range(0..=(5u64 << attempt.min(6)).min(250));
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
-                Err(StoreError::Conflict) => break Err(CommandError::Conflict),
-                Err(e) => break Err(e.into()),
+                Err(StoreError::Conflict) => {
+                    self.forget::<A>(aggregate_id);
+                    break Err(CommandError::Conflict);
+                }
+                Err(e) => {
+                    self.forget::<A>(aggregate_id);
+                    break Err(e.into());
+                }
             }
         };
         metrics::histogram!("aisales_command_duration_seconds", "aggregate" => A::TYPE)

@@ -112,6 +112,10 @@ fn describe_metrics() {
     describe_counter!("aisales_event_store_appends_total", "Successful appends to the event store by aggregate type");
     describe_counter!("aisales_event_store_events_appended_total", "Events appended by aggregate type");
     describe_counter!("aisales_event_store_conflicts_total", "Appends rejected because another writer appended first");
+    describe_counter!(
+        "aisales_event_store_stale_cache_total",
+        "Commands decided again on loaded state because the cached aggregate was behind"
+    );
     describe_histogram!(
         "aisales_command_duration_seconds",
         Unit::Seconds,

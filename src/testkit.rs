@@ -11,6 +11,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::store::StoredAggregate;
 
+pub mod history;
+
 /// Admin URL used to create test databases: `TEST_DATABASE_URL`, else the local default.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -27,7 +29,17 @@ pub fn database_url(base: &str, name: &str) -> String {
     }
 }
 
-const TEMPLATE: &str = "aisales_test_template";
+/// Name of the migrated template database for this build's migrations: checkouts with different
+/// migrations (branches, older builds) get templates of their own instead of fighting over one.
+fn template_name() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for m in crate::db::MIGRATOR.iter() {
+        h.update(m.version.to_le_bytes());
+        h.update(&m.checksum);
+    }
+    format!("aisales_test_template_{}", &hex::encode(h.finalize())[..12])
+}
 
 /// A database of its own for one test or benchmark, created from a migrated template.
 #[derive(Debug, Clone)]
@@ -62,7 +74,10 @@ impl TestDb {
         // CREATE DATABASE … TEMPLATE needs the template to have no other sessions; retry briefly.
         let mut attempt = 0;
         loop {
-            match sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}")).execute(&mut conn).await {
+            match sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE {}", template_name()))
+                .execute(&mut conn)
+                .await
+            {
                 Ok(_) => break,
                 Err(e) if attempt < 50 => {
                     attempt += 1;
@@ -77,15 +92,16 @@ impl TestDb {
     }
 
     async fn prepare_template(admin: &PgConnectOptions, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let template = template_name();
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(TEMPLATE)
+            .bind(&template)
             .fetch_one(&mut *conn)
             .await?;
         if !exists {
-            sqlx::query(&format!("CREATE DATABASE {TEMPLATE}")).execute(&mut *conn).await?;
+            sqlx::query(&format!("CREATE DATABASE {template}")).execute(&mut *conn).await?;
         }
         // Bring the template up to date (a no-op when it is).
-        let opts = admin.clone().database(TEMPLATE);
+        let opts = admin.clone().database(&template);
         let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
         let pending = crate::db::pending(&pool).await?;
         if !pending.is_empty() {

@@ -15,3 +15,4 @@ mod repo;
 mod secrets;
 mod store;
 mod tenancy;
+mod vehicle_lookup;

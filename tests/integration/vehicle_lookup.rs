@@ -46,6 +46,12 @@ impl Drop for Env {
 }
 
 async fn env(name: &str, extra: &[(&'static str, &str)]) -> Env {
+    env_with(name, extra, true).await
+}
+
+/// Like [`env`]; without `in_process_lookup` the vehicle-lookup worker is left to a separate
+/// process ([`Env::worker_process`]).
+async fn env_with(name: &str, extra: &[(&'static str, &str)], in_process_lookup: bool) -> Env {
     let driver = ChromeDriver::start().await;
     let podzamenu = FixtureSite::start("podzamenu").await;
     let prof_rf = FixtureSite::start("prof-rf").await;
@@ -67,13 +73,37 @@ async fn env(name: &str, extra: &[(&'static str, &str)]) -> Env {
     }
     vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let app = app_with(&fast(&vars)).await;
-    app.start_background();
+    if in_process_lookup {
+        app.start_background();
+    } else {
+        app.start_background_except(&[aisales::bus::Kind::VehicleLookup]);
+    }
     let t = tenant(&app).await;
     let (_, webhook_path, webhook_token) = green_account(&app, &t, &green).await;
     Env { app, t, driver, podzamenu, prof_rf, green, webhook_path, webhook_token, profiles }
 }
 
 impl Env {
+    /// `aisales worker vehicle-lookup` as a child process configured like the app.
+    fn worker_process(&self, log: &std::path::Path) -> crate::helpers::ChildGuard {
+        let s = &self.app.state.settings;
+        let l = &s.lookup;
+        let mut cmd = self.app.command(&[]);
+        cmd.args(["worker", "vehicle-lookup"])
+            .env("WEBDRIVER_URL", &s.webdriver_url)
+            .env("PODZAMENU_BASE_URL", &s.podzamenu_base_url)
+            .env("PROF_RF_BASE_URL", &s.prof_rf_base_url)
+            .env("BROWSER_PROFILE_DIR", &self.profiles)
+            .env("BROWSER_POOL_SIZE", l.pool_size.to_string())
+            .env("LOOKUP_STEP_TIMEOUT_SECS", l.step_timeout.as_secs().to_string())
+            .env("LOOKUP_TIMEOUT_SECS", l.lookup_timeout.as_secs().to_string())
+            .env("LOOKUP_RETRY_BACKOFF_SECS", l.retry_backoff.as_secs().to_string());
+        if let Some(bin) = &l.chromium_binary {
+            cmd.env("CHROMIUM_BINARY", bin);
+        }
+        crate::helpers::ChildGuard::spawn_logged(cmd, log)
+    }
+
     /// A customer message on GREEN-API; returns the conversation id.
     async fn customer_says(&self, chat: &str, message_id: &str, text: &str) -> String {
         let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, chat, "Иван", message_id, text);
@@ -499,4 +529,108 @@ async fn a_customer_vin_becomes_vehicle_data_and_a_gearbox_suggestion_in_the_con
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list:#}");
     assert_eq!(list["items"][0]["round"], 1);
     env.no_outstanding_jobs(&lookup).await;
+}
+
+/// Resident memory of process `pid` in bytes (`VmRSS`).
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn percentile(sorted: &[u128], p: f64) -> u128 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Lookup latency through the worker (a separate `aisales worker vehicle-lookup` process) on the
+/// fixture sites, browser session acquisition included, and the worker's resident memory (the
+/// browsers are ChromeDriver's children, so they are not counted). Run by `scripts/bench-lookup.sh`
+/// or `cargo test --test integration vehicle_lookup::bench -- --ignored --nocapture`;
+/// `BENCH_LOOKUPS` sets the number of lookups (default 24).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark"]
+async fn bench_lookup_latency_and_worker_memory() {
+    let env = env_with("lookup-bench", &[], false).await;
+    let log = std::env::temp_dir().join(format!("aisales-bench-worker-{}.log", std::process::id()));
+    let worker = env.worker_process(&log);
+    let pid = worker.pid();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            while let Some(rss) = rss_of(pid) {
+                peak.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let n: usize = std::env::var("BENCH_LOOKUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let cases =
+        [("VIN", CAMRY_VIN), ("FRAME", XTRAIL_FRAME), ("VIN", "JMZGH12F701234567"), ("VIN", "LGWEF6A59NH012345")];
+    let (mut end_to_end, mut attempt) = (Vec::new(), Vec::new());
+    let started_all = std::time::Instant::now();
+    for i in 0..n {
+        let (id_type, value) = cases[i % cases.len()];
+        let conversation =
+            env.customer_says(&format!("7900222{i:04}@c.us"), &format!("BENCH-{i}"), "Добрый день").await;
+        // Every lookup goes to the browser.
+        sqlx::query("DELETE FROM vehicle_lookup_cache").execute(&env.app.pool).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let asked = env.ask(&conversation, id_type, value).await;
+        let id = asked["lookup_id"].as_str().unwrap().to_string();
+        let path = format!("/api/vehicle-lookups/{id}");
+        let done = loop {
+            if let Some(v) = try_get(&env.app, &path, env.t.owner()).await
+                && matches!(v["status"].as_str(), Some("completed" | "not_found" | "failed"))
+            {
+                break v;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "lookup {i} did not finish");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let total = t0.elapsed().as_millis();
+        assert_eq!(done["result_status"], "FOUND", "{done:#}");
+        let at = |event: &str| {
+            done["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["event"] == event)
+                .and_then(|h| h["at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()))
+        };
+        let browser = (at("completed").unwrap() - at("started").unwrap()).num_milliseconds() as u128;
+        if i < cases.len() {
+            println!("lookup {i} {id_type} {value}: {total} ms end to end, {browser} ms in the browser");
+        }
+        end_to_end.push(total);
+        attempt.push(browser);
+    }
+    let elapsed = started_all.elapsed();
+    let idle_rss = rss_of(pid).unwrap_or(0);
+    sampler.abort();
+    end_to_end.sort_unstable();
+    attempt.sort_unstable();
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("lookups: {n} sequential, {:.1} s in all", elapsed.as_secs_f64());
+    println!(
+        "browser attempt (session acquisition included): p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&attempt, 0.5),
+        percentile(&attempt, 0.95),
+        attempt[attempt.len() - 1]
+    );
+    println!(
+        "request to answer through the bus: p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&end_to_end, 0.5),
+        percentile(&end_to_end, 0.95),
+        end_to_end[end_to_end.len() - 1]
+    );
+    println!(
+        "worker RSS (browser excluded): peak {:.1} MB, after the run {:.1} MB",
+        mb(peak.load(std::sync::atomic::Ordering::Relaxed)),
+        mb(idle_rss)
+    );
+    assert!(percentile(&end_to_end, 0.5) <= 3000, "p50 above 3 s");
+    assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 300 * 1024 * 1024, "worker RSS above 300 MB");
+    drop(worker);
 }

@@ -531,6 +531,51 @@ async fn a_customer_vin_becomes_vehicle_data_and_a_gearbox_suggestion_in_the_con
     env.no_outstanding_jobs(&lookup).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_left_started_by_a_dead_worker_is_counted_failed_and_the_lookup_goes_on() {
+    use aisales_domain::vehicle_lookup::{
+        IdType, LookupSource, NewRequest, VehicleId, VehicleLookup, VehicleLookupCommand,
+    };
+    // No lookup worker yet: the lookup is claimed by a "worker" that then dies (its claim stays).
+    let env = env_with("lookup-takeover", &[], false).await;
+    let conversation = env.customer_says("79001110007@c.us", "VL-T1", "Здравствуйте").await;
+    let id = env.ask(&conversation, "VIN", CAMRY_VIN).await["lookup_id"].as_str().unwrap().to_string();
+    let meta = aisales::store::EventMetadata::system(Some(env.t.id), "worker:vehicle-lookup");
+    let request = NewRequest {
+        request_id: uuid::Uuid::now_v7(),
+        tenant_id: env.t.id,
+        conversation_id: Some(conversation.parse().unwrap()),
+        message_id: None,
+        id: VehicleId::parse(IdType::Vin, CAMRY_VIN).unwrap(),
+        source: LookupSource::Operator,
+        requested_by: "test".into(),
+        at: chrono::Utc::now(),
+    };
+    let store = &env.app.state.store;
+    store.execute::<VehicleLookup>(&id, VehicleLookupCommand::Request(Box::new(request)), &(), &meta).await.unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    store
+        .execute::<VehicleLookup>(&id, VehicleLookupCommand::Start { round: 1, at: long_ago }, &(), &meta)
+        .await
+        .unwrap();
+    env.lookup_until(&id, "started", |v| v["status"] == "started").await;
+
+    // A worker process starts: it counts the abandoned attempt as failed and finishes the lookup.
+    let log = std::env::temp_dir().join(format!("aisales-takeover-worker-{}.log", std::process::id()));
+    let _worker = env.worker_process(&log);
+    let done = env.finished(&id).await;
+    assert_eq!(done["result_status"], "FOUND", "{done:#}");
+    // The conversation's own request arrived while the round ran: merged, not a second round.
+    let events = history_events(&done);
+    assert_eq!(events.iter().filter(|e| *e == "request_merged").count(), 1, "{events:?}");
+    let rest: Vec<&String> = events.iter().filter(|e| *e != "request_merged").collect();
+    assert_eq!(rest, ["requested", "started", "retry_scheduled", "started", "completed", "price_lookup_wanted"]);
+    let retry = done["history"].as_array().unwrap().iter().find(|h| h["event"] == "retry_scheduled").unwrap();
+    let reason = retry["detail"].as_str().unwrap();
+    assert!(reason.contains("stopped before it finished"), "{reason}");
+    env.no_outstanding_jobs(&id).await;
+}
+
 /// Resident memory of process `pid` in bytes (`VmRSS`).
 fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

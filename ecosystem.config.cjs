@@ -57,6 +57,13 @@ function app(name, args, extra = {}) {
   };
 }
 
+// ChromeDriver for the vehicle-lookup worker (WEBDRIVER_URL, default http://127.0.0.1:9515). It
+// starts headless Chromium per browser session; the worker reuses sessions and kills browsers a
+// crashed ChromeDriver leaves behind.
+const chromedriver = process.env.CHROMEDRIVER_BIN
+  || ['/usr/bin/chromedriver', '/run/current-system/sw/bin/chromedriver'].find((p) => fs.existsSync(p))
+  || 'chromedriver';
+
 module.exports = {
   apps: [
     app('aisales', 'serve', { max_memory_restart: '1G', env: { PORT: dotenv.PORT || '5000' } }),
@@ -67,5 +74,25 @@ module.exports = {
     app('aisales-worker-message-send', 'worker message-send', { max_memory_restart: '512M', env: { METRICS_PORT: '9102' } }),
     app('aisales-worker-reply-suggestion', 'worker reply-suggestion', { max_memory_restart: '512M', env: { METRICS_PORT: '9103' } }),
     app('aisales-worker-probe', 'worker probe', { max_memory_restart: '256M', env: { METRICS_PORT: '9104' } }),
+    app('aisales-worker-vehicle-lookup', 'worker vehicle-lookup', { max_memory_restart: '512M', env: { METRICS_PORT: '9105' } }),
+    {
+      name: 'chromedriver',
+      script: chromedriver,
+      args: '--port=9515 --allowed-ips=127.0.0.1',
+      cwd: __dirname,
+      interpreter: 'none',
+      exec_mode: 'fork',
+      instances: 1,
+      autorestart: true,
+      max_restarts: 50,
+      min_uptime: '5s',
+      exp_backoff_restart_delay: 200,
+      kill_timeout: 5000,
+      time: true,
+      error_file: '../logs/chromedriver-error.log',
+      out_file: '../logs/chromedriver-out.log',
+      merge_logs: true,
+      max_memory_restart: '1G',
+    },
   ],
 };

@@ -219,6 +219,7 @@ async fn receive(
         debounce: chrono::Duration::seconds(3),
         vehicle_id: None,
         transmission_code: None,
+        vehicle_lookup_id: None,
     };
     let meta = EventMetadata::system(Some(spec.tenant_id), "bench");
     store

@@ -56,6 +56,12 @@ pub enum Command {
     /// Integration secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Find VIN, FRAME and gearbox codes in TEXT (or in each line of stdin); prints one JSON
+    /// object per input. Needs no database.
+    Detect {
+        /// The text to read; without it, every line of stdin is one input.
+        text: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +282,16 @@ pub fn main() -> ExitCode {
         print!("{}", crate::config::example_env());
         return ExitCode::SUCCESS;
     }
+    if let Command::Detect { text } = &cli.command {
+        return match detect(text.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot read or write: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Settings (and .env) are read before any thread starts.
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -392,7 +408,33 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Token(cmd) => token(&settings, cmd).await,
         Command::Channel(ChannelTop::Add(cmd)) => channel_add(settings, cmd).await,
         Command::Secrets(SecretsCommand::RotateMasterKey) => rotate_master_key(&settings).await,
+        Command::Detect { .. } => Ok(()),
     }
+}
+
+/// `aisales detect [TEXT]`: one JSON object per input (`TEXT`, or each line of stdin), with the
+/// offline decoding of every VIN.
+fn detect(text: Option<&str>) -> std::io::Result<()> {
+    use chrono::Datelike;
+    use std::io::{BufRead, Write};
+    let year = chrono::Utc::now().year().clamp(1980, 2100) as u16;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let one = |input: &str, out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>| -> std::io::Result<()> {
+        let detection = aisales_domain::detect::detect(input).with_vin_info(year);
+        serde_json::to_writer(&mut *out, &detection)?;
+        out.write_all(b"\n")
+    };
+    match text {
+        Some(t) => one(t, &mut out)?,
+        None => {
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                one(line.strip_suffix('\r').unwrap_or(&line), &mut out)?;
+            }
+        }
+    }
+    out.flush()
 }
 
 /// A problem with the arguments: printed as one sentence, exit code 2.

@@ -133,6 +133,15 @@ pub const VARS: &[VarSpec] = vars![
         ("WEBDRIVER_URL", "http://127.0.0.1:9515", "ChromeDriver endpoint used by the vehicle-lookup worker"),
         ("PODZAMENU_BASE_URL", "https://podzamenu.ru", "podzamenu.ru base URL"),
         ("PROF_RF_BASE_URL", "https://prof-rf.ru", "prof-rf base URL"),
+        ("CHROMIUM_BINARY", "", "Chromium binary ChromeDriver should start (default: ChromeDriver's own search)"),
+        ("BROWSER_POOL_SIZE", "2", "browser sessions one vehicle-lookup worker process keeps at most (reused between lookups)"),
+        ("BROWSER_PROFILE_DIR", "", "directory for the throwaway browser profiles (default: the system temporary directory)"),
+        ("LOOKUP_STEP_TIMEOUT_SECS", "15", "bound of one browser step: navigation, wait, click, extraction"),
+        ("LOOKUP_TIMEOUT_SECS", "90", "bound of one lookup attempt over all sites; keep it below WORKER_JOB_TIMEOUT_SECS"),
+        ("LOOKUP_MAX_ATTEMPTS", "3", "browser attempts of one lookup before it is given up (the VIN decoder still answers)"),
+        ("LOOKUP_RETRY_BACKOFF_SECS", "10", "wait before the second attempt of a lookup; doubles with each further attempt"),
+        ("LOOKUP_CACHE_TTL_HOURS", "720", "how long a found or model-only answer is reused for the same VIN/FRAME"),
+        ("LOOKUP_NOT_FOUND_CACHE_TTL_HOURS", "24", "how long a not-found answer is reused (catalogues add vehicles)"),
     ],
 ];
 
@@ -220,6 +229,20 @@ pub struct BusSettings {
     pub autosend_enabled: bool,
 }
 
+/// Vehicle-lookup worker tunables (browser pool, bounds, retries, cache).
+#[derive(Debug, Clone)]
+pub struct LookupSettings {
+    pub chromium_binary: Option<String>,
+    pub pool_size: usize,
+    pub profile_dir: Option<std::path::PathBuf>,
+    pub step_timeout: Duration,
+    pub lookup_timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub found_ttl: Duration,
+    pub not_found_ttl: Duration,
+}
+
 /// The 32-byte master key for integration secrets.
 pub type MasterKey = SecretBox<[u8; 32]>;
 
@@ -268,6 +291,7 @@ pub struct Settings {
     pub webdriver_url: String,
     pub podzamenu_base_url: String,
     pub prof_rf_base_url: String,
+    pub lookup: LookupSettings,
 
     /// Non-fatal notes for the operator (defaults taken in development, missing AI key, …).
     pub warnings: Vec<String>,
@@ -584,6 +608,35 @@ impl Settings {
         let webdriver_url = r.url("WEBDRIVER_URL", &["http", "https"]);
         let podzamenu_base_url = r.url("PODZAMENU_BASE_URL", &["http", "https"]);
         let prof_rf_base_url = r.url("PROF_RF_BASE_URL", &["http", "https"]);
+        let mut secs = |name: &'static str, default: u64| {
+            Duration::from_secs(r.parse::<u64>(name, "a number of seconds").unwrap_or(default).max(1))
+        };
+        let step_timeout = secs("LOOKUP_STEP_TIMEOUT_SECS", 15);
+        let lookup_timeout = secs("LOOKUP_TIMEOUT_SECS", 90);
+        let retry_backoff = secs("LOOKUP_RETRY_BACKOFF_SECS", 10);
+        let mut hours = |name: &'static str, default: u64| {
+            Duration::from_secs(r.parse::<u64>(name, "a number of hours").unwrap_or(default) * 3600)
+        };
+        let found_ttl = hours("LOOKUP_CACHE_TTL_HOURS", 720);
+        let not_found_ttl = hours("LOOKUP_NOT_FOUND_CACHE_TTL_HOURS", 24);
+        let lookup = LookupSettings {
+            chromium_binary: r.raw("CHROMIUM_BINARY"),
+            pool_size: r.parse::<usize>("BROWSER_POOL_SIZE", "a positive number").unwrap_or(2).max(1),
+            profile_dir: r.raw("BROWSER_PROFILE_DIR").map(std::path::PathBuf::from),
+            step_timeout,
+            lookup_timeout,
+            max_attempts: r.parse::<u32>("LOOKUP_MAX_ATTEMPTS", "a positive number").unwrap_or(3).max(1),
+            retry_backoff,
+            found_ttl,
+            not_found_ttl,
+        };
+        if lookup.lookup_timeout >= bus.job_timeout {
+            r.warnings.push(format!(
+                "LOOKUP_TIMEOUT_SECS ({}) is not below WORKER_JOB_TIMEOUT_SECS ({}): lookups are cut short at the job timeout",
+                lookup.lookup_timeout.as_secs(),
+                bus.job_timeout.as_secs()
+            ));
+        }
 
         if !r.problems.is_empty() {
             return Err(ConfigError { problems: r.problems });
@@ -626,6 +679,7 @@ impl Settings {
             webdriver_url,
             podzamenu_base_url,
             prof_rf_base_url,
+            lookup,
             warnings: r.warnings,
         })
     }

@@ -8,6 +8,7 @@ use aisales_domain::conversation::{
     Attachment, ChannelKind, Conversation, ConversationCommand, ConversationError, Inbound,
 };
 use aisales_domain::detect;
+use aisales_domain::vehicle_lookup::{self, IdType, VehicleId};
 use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
@@ -62,6 +63,11 @@ pub async fn message(
     let vehicle_id = detection
         .vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE)
         .map(|c| (c.kind.as_str().to_string(), c.value.clone(), c.score, c.reasons.clone()));
+    // One lookup per identifier and conversation: its id is derived from both.
+    let vehicle_lookup_id = vehicle_id.as_ref().and_then(|(kind, value, _, _)| {
+        let id = VehicleId::parse(IdType::parse(kind)?, value).ok()?;
+        Some(vehicle_lookup::lookup_id(tenant, Some(identity.conversation_id), &id))
+    });
     let transmission_code =
         detection.transmission_code(detect::PRICE_LOOKUP_MIN_SCORE).map(|c| (c.value.clone(), c.score));
     let phone = m.phone.clone().or_else(|| match kind {
@@ -100,6 +106,7 @@ pub async fn message(
         debounce: chrono::Duration::seconds(i64::from(debounce_secs)),
         vehicle_id,
         transmission_code,
+        vehicle_lookup_id,
     };
     let out = state
         .store

@@ -139,6 +139,27 @@ pub fn describe(e: &E) -> String {
         E::CustomerAliasLinked { alias } => format!("also known as {alias}"),
         E::VehicleIdDetected { id_type, value, score, .. } => format!("{id_type} {value} found (score {score:.2})"),
         E::TransmissionCodeDetected { code, score, .. } => format!("gearbox code {code} found (score {score:.2})"),
+        E::VehicleLookupRequested { id_type, value, source, requested_by, .. } => {
+            format!("lookup of {} {value} asked for ({}, {requested_by})", id_type.as_str(), source.as_str())
+        }
+        E::VehicleDataAttached { data, .. } => {
+            let vehicle: Vec<&str> = [&data.vehicle.make, &data.vehicle.model, &data.vehicle.year]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            let gearbox: Vec<&str> =
+                [&data.gearbox.model, &data.gearbox.oem].into_iter().flatten().map(String::as_str).collect();
+            format!(
+                "vehicle {}: {}; gearbox {}",
+                data.status.as_str(),
+                if vehicle.is_empty() { "unknown".to_string() } else { vehicle.join(" ") },
+                if gearbox.is_empty() { "unknown".to_string() } else { gearbox.join(", ") }
+            )
+        }
+        E::VehicleLookupFailed { id_type, value, reason, .. } => {
+            format!("lookup of {} {value} failed: {reason}", id_type.as_str())
+        }
         E::SuggestionRequested { not_before, .. } => format!("draft wanted after {}", not_before.format("%H:%M:%S")),
         E::SuggestionGenerated { text, intent, confidence, decision, source, autosend_block_reason, .. } => format!(
             "{source} draft, intent {intent}, confidence {:.0}%, {}{}: «{}»",

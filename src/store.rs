@@ -538,11 +538,17 @@ pub fn decode_event<A: StoredAggregate>(
 
 impl StoredAggregate for aisales_domain::conversation::Conversation {
     const SNAPSHOT_EVERY: i64 = 100;
-    const STATE_VERSION: i32 = 1;
+    // 2: vehicle lookups of the conversation are part of the state.
+    const STATE_VERSION: i32 = 2;
 
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aisales_domain::conversation::upcasters()
     }
+}
+
+impl StoredAggregate for aisales_domain::vehicle_lookup::VehicleLookup {
+    // A lookup has a few dozen events at most.
+    const SNAPSHOT_EVERY: i64 = 50;
 }
 
 impl StoredAggregate for aisales_domain::probe::Probe {

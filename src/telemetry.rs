@@ -178,6 +178,16 @@ fn describe_metrics() {
         "aisales_rate_limit_unavailable_total",
         "Requests let through because the rate limiter (Redis) did not answer"
     );
+    describe_counter!(
+        "aisales_vehicle_lookups_total",
+        "Vehicle lookup attempts by outcome (found, model_only, not_found, decoder_only, failed, retry)"
+    );
+    describe_histogram!(
+        "aisales_vehicle_lookup_seconds",
+        Unit::Seconds,
+        "Time of one browser lookup attempt, browser session acquisition included"
+    );
+    describe_counter!("aisales_vehicle_lookup_cache_total", "Vehicle lookup cache reads by result (hit, miss)");
     describe_gauge!("process_resident_memory_bytes", Unit::Bytes, "Resident memory size");
     describe_gauge!("process_virtual_memory_bytes", Unit::Bytes, "Virtual memory size");
     describe_counter!("process_cpu_seconds_total", Unit::Seconds, "User and system CPU time");

@@ -9,6 +9,10 @@ use uuid::Uuid;
 
 use crate::conversation::{Attachment, ChannelKind, ConversationEvent as C, Decision, ReplyOrigin, Status};
 use crate::probe::ProbeEvent as P;
+use crate::vehicle_lookup::{
+    GearboxInfo, IdType, LookupResult, LookupSource, LookupStatus, NotFoundResult, PriceOrigin, ResultStatus,
+    VehicleData, VehicleDataStatus, VehicleLookupEvent as V, VehicleMeta, Verification,
+};
 
 /// One documented event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,13 @@ fn conversation_meaning(e: &C) -> &'static str {
             "a VIN or FRAME number scoring at or above the lookup threshold was found in a message"
         }
         C::TransmissionCodeDetected { .. } => "a gearbox code was found in a message",
+        C::VehicleLookupRequested { .. } => {
+            "a vehicle lookup was asked for (detected in a message, or by an operator); lookup_id names it"
+        }
+        C::VehicleDataAttached { .. } => {
+            "a vehicle lookup answered (or a gearbox was confirmed from its tag): the vehicle data the conversation holds"
+        }
+        C::VehicleLookupFailed { .. } => "a vehicle lookup gave up",
         C::SuggestionRequested { .. } => "a reply draft is wanted once the customer's burst of messages has ended",
         C::SuggestionGenerated { .. } => "a draft was produced, with intent, confidence and the policy's decision",
         C::SuggestionFailed { .. } => "drafting failed; the conversation waits for an operator",
@@ -55,6 +66,102 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::OperatorAssigned { .. } => "an operator took the conversation (or gave it back)",
         C::ConversationRead => "an operator read the conversation",
     }
+}
+
+/// Fails to compile when a vehicle lookup event is added without a catalog entry below.
+fn vehicle_lookup_meaning(e: &V) -> &'static str {
+    match e {
+        V::LookupRequested { .. } => "a lookup round was asked for (the first, or again after not found or failed)",
+        V::LookupRequestMerged { .. } => "asked again while a round ran or after it answered: nothing new to do",
+        V::LookupStarted { .. } => "a worker claimed an attempt of the round (before opening a browser)",
+        V::LookupCompleted { .. } => {
+            "the vehicle and gearbox were found (FOUND, MODEL_ONLY, or DECODER_ONLY from the VIN decoder)"
+        }
+        V::LookupNotFound { .. } => "no catalogue knows the vehicle",
+        V::LookupRetryScheduled { .. } => "an attempt failed (evidence kept); the next one is due at retry_at",
+        V::LookupFailed { .. } => "the round was given up after its attempts",
+        V::LookupRetryRequested { .. } => "an operator asked for another round",
+        V::LookupIdCorrected { .. } => "an operator corrected the identifier; the round looks the new one up",
+        V::GearboxConfirmed { .. } => "an operator confirmed the gearbox from a photo of its tag",
+        V::PriceLookupWanted { .. } => "a gearbox OEM number is known: its price is wanted (once per OEM)",
+    }
+}
+
+fn vehicle_lookup_samples() -> Vec<V> {
+    let t = Utc.timestamp_opt(0, 0).unwrap();
+    let id = Uuid::nil();
+    let result = LookupResult {
+        status: ResultStatus::Found,
+        vehicle: VehicleMeta::default(),
+        gearbox: GearboxInfo::default(),
+        source: String::new(),
+        decoder: None,
+        confidence: 0.0,
+        from_cache: false,
+        note: None,
+        evidence: vec![],
+    };
+    let not_found = NotFoundResult {
+        source: String::new(),
+        sources_tried: vec![],
+        vehicle: None,
+        decoder: None,
+        from_cache: false,
+        evidence: vec![],
+    };
+    vec![
+        V::LookupRequested {
+            request_id: id,
+            round: 1,
+            tenant_id: id,
+            conversation_id: None,
+            message_id: None,
+            id_type: IdType::Vin,
+            value: String::new(),
+            source: LookupSource::Detected,
+            requested_by: String::new(),
+            requested_at: t,
+        },
+        V::LookupRequestMerged {
+            request_id: id,
+            source: LookupSource::Operator,
+            requested_by: String::new(),
+            status: LookupStatus::Completed,
+        },
+        V::LookupStarted { round: 1, attempt: 1, started_at: t },
+        V::LookupCompleted { round: 1, attempt: 1, conversation_id: None, result, completed_at: t },
+        V::LookupNotFound { round: 1, attempt: 1, conversation_id: None, result: not_found, completed_at: t },
+        V::LookupRetryScheduled { round: 1, attempt: 1, retry_at: t, reason: String::new(), evidence: vec![] },
+        V::LookupFailed {
+            round: 1,
+            attempts: 1,
+            conversation_id: None,
+            reason: String::new(),
+            decoder: None,
+            evidence: vec![],
+            failed_at: t,
+        },
+        V::LookupRetryRequested { round: 1, requested_by: String::new(), requested_at: t },
+        V::LookupIdCorrected {
+            round: 1,
+            id_type: IdType::Vin,
+            previous_value: String::new(),
+            value: String::new(),
+            corrected_by: String::new(),
+            corrected_at: t,
+        },
+        V::GearboxConfirmed {
+            conversation_id: None,
+            model: String::new(),
+            oem: None,
+            factory_code: None,
+            verification: Verification::default(),
+            note: None,
+            confirmed_by: String::new(),
+            confirmed_at: t,
+        },
+        V::PriceLookupWanted { oem: String::new(), model: None, origin: PriceOrigin::Lookup },
+    ]
 }
 
 fn probe_meaning(e: &P) -> &'static str {
@@ -99,6 +206,38 @@ fn conversation_samples() -> Vec<C> {
             reasons: vec![],
         },
         C::TransmissionCodeDetected { message_id: id, code: String::new(), score: 0.0 },
+        C::VehicleLookupRequested {
+            lookup_id: id,
+            request_id: id,
+            message_id: None,
+            id_type: IdType::Vin,
+            value: String::new(),
+            source: LookupSource::Detected,
+            requested_by: String::new(),
+        },
+        C::VehicleDataAttached {
+            lookup_id: id,
+            revision: 1,
+            data: Box::new(VehicleData {
+                id_type: IdType::Vin,
+                value: String::new(),
+                status: VehicleDataStatus::Found,
+                vehicle: VehicleMeta::default(),
+                gearbox: GearboxInfo::default(),
+                source: None,
+                confidence: 0.0,
+                decoder: None,
+                confirmed: None,
+                note: None,
+            }),
+        },
+        C::VehicleLookupFailed {
+            lookup_id: id,
+            revision: 1,
+            id_type: IdType::Vin,
+            value: String::new(),
+            reason: String::new(),
+        },
         C::SuggestionRequested { request_id: id, trigger_message_id: id, not_before: t },
         C::SuggestionGenerated {
             suggestion_id: id,
@@ -161,6 +300,15 @@ pub fn catalog() -> Vec<EventDoc> {
             meaning: conversation_meaning(&e),
         });
     }
+    for e in vehicle_lookup_samples() {
+        out.push(EventDoc {
+            aggregate: "vehicle_lookup",
+            fields: fields(&e, e.name()),
+            event: e.event_type(),
+            version: e.event_version(),
+            meaning: vehicle_lookup_meaning(&e),
+        });
+    }
     let t = Utc.timestamp_opt(0, 0).unwrap();
     for e in [
         P::PingRequested { ping_id: Uuid::nil(), at: t },
@@ -214,5 +362,12 @@ mod tests {
         let names: Vec<String> =
             catalog().into_iter().filter(|d| d.aggregate == "conversation").map(|d| d.event).collect();
         assert_eq!(names, C::TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_vehicle_lookup_event_type_is_in_the_catalog_once() {
+        let names: Vec<String> =
+            catalog().into_iter().filter(|d| d.aggregate == "vehicle_lookup").map(|d| d.event).collect();
+        assert_eq!(names, V::TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 }

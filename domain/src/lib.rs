@@ -8,4 +8,5 @@ pub mod probe;
 pub mod prompt;
 pub mod reply;
 pub mod tenant;
+pub mod vehicle_lookup;
 pub mod vin;

@@ -90,7 +90,7 @@ pub struct Change {
 }
 
 /// Writes one change row per touched entity and wakes the live-update listeners.
-async fn record_changes(conn: &mut PgConnection, target: Target, changes: &[Change]) -> anyhow::Result<()> {
+pub(crate) async fn record_changes(conn: &mut PgConnection, target: Target, changes: &[Change]) -> anyhow::Result<()> {
     if !target.is_live() || changes.is_empty() {
         return Ok(());
     }
@@ -211,6 +211,33 @@ impl ConversationRow {
             E::ConversationMuted { muted } => self.muted = *muted,
             E::OperatorAssigned { operator } => self.assigned_operator = operator.clone(),
             E::ConversationRead => self.unread_count = 0,
+            E::VehicleLookupRequested { lookup_id, id_type, value, .. } => {
+                let mut v = match self.vehicle.take() {
+                    // Asked again: keep what is known until the new answer comes.
+                    Some(old) if old["lookup_id"] == serde_json::json!(lookup_id) => old,
+                    _ => serde_json::json!({ "lookup_id": lookup_id, "id_type": id_type, "value": value }),
+                };
+                v["lookup_status"] = serde_json::json!("requested");
+                self.vehicle = Some(v);
+            }
+            E::VehicleDataAttached { lookup_id, data, .. } => {
+                let mut v = serde_json::to_value(data).unwrap_or_default();
+                v["lookup_id"] = serde_json::json!(lookup_id);
+                v["lookup_status"] = serde_json::json!(match data.status {
+                    aisales_domain::vehicle_lookup::VehicleDataStatus::NotFound => "not_found",
+                    _ => "completed",
+                });
+                self.vehicle = Some(v);
+            }
+            E::VehicleLookupFailed { lookup_id, id_type, value, reason, .. } => {
+                let mut v = match self.vehicle.take() {
+                    Some(old) if old["lookup_id"] == serde_json::json!(lookup_id) => old,
+                    _ => serde_json::json!({ "lookup_id": lookup_id, "id_type": id_type, "value": value }),
+                };
+                v["lookup_status"] = serde_json::json!("failed");
+                v["failure_reason"] = serde_json::json!(reason);
+                self.vehicle = Some(v);
+            }
             _ => {}
         }
         self.refresh_search();

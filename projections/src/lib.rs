@@ -12,6 +12,7 @@ pub mod events;
 pub mod projector;
 pub mod rows;
 pub mod stream_stats;
+pub mod vehicle_lookup_views;
 
 pub use events::{Position, StoredEvent};
 pub use projector::{BatchOutcome, Projector, Target, apply_batch_in, apply_next_batch};

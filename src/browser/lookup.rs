@@ -96,9 +96,11 @@ impl SiteConfig {
         }
     }
 
-    /// Defaults for `PODZAMENU_BASE_URL` and `PROF_RF_BASE_URL`.
+    /// `PODZAMENU_BASE_URL` and `PROF_RF_BASE_URL`, bounded by `LOOKUP_TIMEOUT_SECS`.
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
-        Self::new(settings.podzamenu_base_url.clone(), settings.prof_rf_base_url.clone())
+        let mut sites = Self::new(settings.podzamenu_base_url.clone(), settings.prof_rf_base_url.clone());
+        sites.lookup_timeout = settings.lookup.lookup_timeout;
+        sites
     }
 
     /// Sites to ask, in order, for `query`.

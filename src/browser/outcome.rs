@@ -5,73 +5,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Kind of vehicle identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum IdType {
-    /// 17-character Vehicle Identification Number.
-    Vin,
-    /// Japanese chassis (frame) number, e.g. `GX110-6012345`.
-    Frame,
-}
+use aisales_domain::vehicle_lookup::VehicleId;
+pub use aisales_domain::vehicle_lookup::{GearboxInfo, IdError as QueryError, IdType, OemCandidate, VehicleMeta};
 
-impl IdType {
-    /// `"VIN"` or `"FRAME"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vin => "VIN",
-            Self::Frame => "FRAME",
-        }
-    }
-}
-
-/// A normalised identifier to look up. Built only through [`VehicleQuery::parse`].
+/// A normalised identifier to look up. Built only through [`VehicleQuery::parse`] (the domain's
+/// [`VehicleId`] rules: whitespace removed, upper case for FRAME too, shape checked).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VehicleQuery {
     id_type: IdType,
     value: String,
 }
 
-/// Why an identifier was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// Nothing left after trimming.
-    #[error("the identifier is empty")]
-    Empty,
-    /// Not 17 characters of `A-H J-N P R-Z 0-9`.
-    #[error("not a VIN: {0}")]
-    InvalidVin(String),
-    /// Not a plausible chassis number.
-    #[error("not a FRAME number: {0}")]
-    InvalidFrame(String),
-}
-
 impl VehicleQuery {
     /// Normalises (whitespace removed, upper case, for FRAME too) and checks the shape.
     pub fn parse(id_type: IdType, raw: &str) -> Result<Self, QueryError> {
-        let value: String = raw.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_uppercase).collect();
-        if value.is_empty() {
-            return Err(QueryError::Empty);
-        }
-        let ok = match id_type {
-            IdType::Vin => {
-                value.len() == 17 && value.chars().all(|c| c.is_ascii_alphanumeric() && !matches!(c, 'I' | 'O' | 'Q'))
-            }
-            IdType::Frame => {
-                (5..=20).contains(&value.len())
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && value.chars().any(|c| c.is_ascii_digit())
-                    && !value.starts_with('-')
-                    && !value.ends_with('-')
-            }
-        };
-        if !ok {
-            return Err(match id_type {
-                IdType::Vin => QueryError::InvalidVin(value),
-                IdType::Frame => QueryError::InvalidFrame(value),
-            });
-        }
-        Ok(Self { id_type, value })
+        Ok(Self::from(VehicleId::parse(id_type, raw)?))
     }
 
     /// VIN or FRAME.
@@ -100,6 +48,12 @@ impl VehicleQuery {
     }
 }
 
+impl From<VehicleId> for VehicleQuery {
+    fn from(id: VehicleId) -> Self {
+        Self { id_type: id.id_type(), value: id.value().to_string() }
+    }
+}
+
 impl fmt::Display for VehicleQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.id_type.as_str(), self.value)
@@ -124,58 +78,6 @@ impl Source {
             Self::ProfRf => "prof_rf",
         }
     }
-}
-
-/// Vehicle facts shown by the catalogue (as displayed; absent fields are `None`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VehicleMeta {
-    /// Make, e.g. `TOYOTA`.
-    pub make: Option<String>,
-    /// Model, e.g. `CAMRY`.
-    pub model: Option<String>,
-    /// Year or production date as shown.
-    pub year: Option<String>,
-    /// Engine code or description.
-    pub engine: Option<String>,
-    /// Body / chassis type code.
-    pub body: Option<String>,
-    /// Modification, grade or equipment line.
-    pub modification: Option<String>,
-    /// Gearbox description as shown (e.g. `A/T 5-SPEED`), not a model code.
-    pub transmission: Option<String>,
-    /// Drive as shown (e.g. `4WD`).
-    pub drive: Option<String>,
-}
-
-impl VehicleMeta {
-    /// Whether no field is known.
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
-
-/// One OEM number found on the gearbox page, with its part name and name score.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OemCandidate {
-    /// OEM number as shown (upper case, single spaces).
-    pub oem: String,
-    /// Part name as shown.
-    pub name: String,
-    /// Name score: 2 assembly, 1 neutral, −1 ancillary part (see `docs/vehicle-lookup-sites.md`).
-    pub score: i8,
-}
-
-/// Gearbox identification.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GearboxInfo {
-    /// Gearbox model code that passed the model rules, e.g. `U241E`.
-    pub model: Option<String>,
-    /// Factory code / marking, e.g. `U241E-06A`.
-    pub factory_code: Option<String>,
-    /// OEM number of the gearbox assembly.
-    pub oem: Option<String>,
-    /// Valid OEM numbers on the gearbox page, in page order.
-    pub oem_candidates: Vec<OemCandidate>,
 }
 
 /// How one step ended.

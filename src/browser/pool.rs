@@ -74,9 +74,18 @@ impl BrowserConfig {
         }
     }
 
-    /// Defaults for the ChromeDriver named by `WEBDRIVER_URL`.
+    /// The ChromeDriver named by `WEBDRIVER_URL`, with `CHROMIUM_BINARY`, `BROWSER_POOL_SIZE`,
+    /// `BROWSER_PROFILE_DIR` and `LOOKUP_STEP_TIMEOUT_SECS`.
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
-        Self::new(settings.webdriver_url.clone())
+        let lookup = &settings.lookup;
+        let mut config = Self::new(settings.webdriver_url.clone());
+        config.chromium_binary.clone_from(&lookup.chromium_binary);
+        config.max_sessions = lookup.pool_size;
+        config.step_timeout = lookup.step_timeout;
+        if let Some(dir) = &lookup.profile_dir {
+            config.profile_root.clone_from(dir);
+        }
+        config
     }
 
     /// WebDriver capabilities for one session using `profile_dir`.

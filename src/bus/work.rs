@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use aisales_domain::conversation::ConversationEvent as CE;
 use aisales_domain::probe::ProbeEvent;
+use aisales_domain::vehicle_lookup::VehicleLookupEvent as LE;
 use aisales_projections::events::StoredEvent;
 use aisales_projections::{Projector, rows};
 use async_trait::async_trait;
@@ -70,11 +71,34 @@ impl WorkRow {
 /// A change to a job that an event makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Request { job_id: String, kind: Kind, payload: serde_json::Value, due_at: DateTime<Utc> },
-    Start { job_id: String },
-    Reschedule { job_id: String, due_at: DateTime<Utc>, reason: String },
-    Done { job_id: String },
-    Fail { job_id: String, reason: String },
+    Request {
+        job_id: String,
+        kind: Kind,
+        payload: serde_json::Value,
+        due_at: DateTime<Utc>,
+    },
+    /// Like `Request`, and a job already done or failed is asked for again.
+    Reopen {
+        job_id: String,
+        kind: Kind,
+        payload: serde_json::Value,
+        due_at: DateTime<Utc>,
+    },
+    Start {
+        job_id: String,
+    },
+    Reschedule {
+        job_id: String,
+        due_at: DateTime<Utc>,
+        reason: String,
+    },
+    Done {
+        job_id: String,
+    },
+    Fail {
+        job_id: String,
+        reason: String,
+    },
 }
 
 /// Job id of a reply's send.
@@ -85,6 +109,62 @@ pub fn send_job(reply_id: Uuid) -> String {
 /// Job id of a suggestion request.
 pub fn suggestion_job(request_id: Uuid) -> String {
     format!("suggest:{request_id}")
+}
+
+/// Job id of recording a conversation's lookup request on the lookup.
+pub fn lookup_request_job(request_id: Uuid) -> String {
+    format!("vehicle-request:{request_id}")
+}
+
+/// Job id of one round of a vehicle lookup.
+pub fn lookup_round_job(lookup_id: &str, round: u32) -> String {
+    format!("vehicle-lookup:{lookup_id}:{round}")
+}
+
+/// Job id of telling the conversation about a lookup's newest outcome.
+pub fn lookup_report_job(lookup_id: &str) -> String {
+    format!("vehicle-report:{lookup_id}")
+}
+
+/// The work a vehicle-lookup event asks for or finishes.
+fn lookup_changes(e: &StoredEvent, ev: LE) -> Vec<Change> {
+    use Change::*;
+    let lookup = &e.aggregate_id;
+    let round_job = |round: u32| lookup_round_job(lookup, round);
+    let round_request = |round: u32| Request {
+        job_id: round_job(round),
+        kind: Kind::VehicleLookup,
+        payload: json!({ "action": "lookup", "lookup_id": lookup, "round": round }),
+        due_at: e.recorded_at,
+    };
+    let mut out = Vec::new();
+    if ev.outcome_for().is_some() {
+        // One report job per lookup, asked again by every new outcome (a done job is reopened).
+        out.push(Reopen {
+            job_id: lookup_report_job(lookup),
+            kind: Kind::VehicleLookup,
+            payload: json!({ "action": "report", "lookup_id": lookup }),
+            due_at: e.recorded_at,
+        });
+    }
+    match ev {
+        LE::LookupRequested { request_id, round, .. } => {
+            out.push(Done { job_id: lookup_request_job(request_id) });
+            out.push(round_request(round));
+        }
+        LE::LookupRequestMerged { request_id, .. } => out.push(Done { job_id: lookup_request_job(request_id) }),
+        LE::LookupRetryRequested { round, .. } | LE::LookupIdCorrected { round, .. } => out.push(round_request(round)),
+        LE::LookupStarted { round, .. } => out.push(Start { job_id: round_job(round) }),
+        LE::LookupRetryScheduled { round, retry_at, reason, .. } => {
+            out.push(Reschedule { job_id: round_job(round), due_at: retry_at, reason })
+        }
+        LE::LookupCompleted { round, .. } | LE::LookupNotFound { round, .. } => {
+            out.push(Done { job_id: round_job(round) })
+        }
+        LE::LookupFailed { round, reason, .. } => out.push(Fail { job_id: round_job(round), reason }),
+        LE::GearboxConfirmed { .. } | LE::PriceLookupWanted { .. } => {}
+    }
+    out
 }
 
 /// The work an event asks for or finishes.
@@ -125,6 +205,35 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
                 }
                 CE::ReplySent { reply_id, .. } => vec![Done { job_id: send_job(reply_id) }],
                 CE::ReplyFailed { reply_id, reason, .. } => vec![Fail { job_id: send_job(reply_id), reason }],
+                CE::VehicleLookupRequested {
+                    lookup_id,
+                    request_id,
+                    message_id,
+                    id_type,
+                    value,
+                    source,
+                    requested_by,
+                } => {
+                    vec![Request {
+                        job_id: lookup_request_job(request_id),
+                        kind: Kind::VehicleLookup,
+                        payload: json!({
+                            "action": "request",
+                            "lookup_id": lookup_id,
+                            "request_id": request_id,
+                            "conversation_id": conversation,
+                            "message_id": message_id,
+                            "id_type": id_type,
+                            "value": value,
+                            "source": source,
+                            "requested_by": requested_by,
+                        }),
+                        due_at: e.recorded_at,
+                    }]
+                }
+                CE::VehicleDataAttached { lookup_id, .. } | CE::VehicleLookupFailed { lookup_id, .. } => {
+                    vec![Done { job_id: lookup_report_job(&lookup_id.to_string()) }]
+                }
                 _ => vec![],
             }
         }
@@ -137,6 +246,10 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
             }],
             ProbeEvent::PongRecorded { ping_id, .. } => vec![Done { job_id: format!("probe:{ping_id}") }],
         },
+        aisales_projections::vehicle_lookup_views::VEHICLE_LOOKUP => lookup_changes(
+            e,
+            aisales_projections::vehicle_lookup_views::decode_event(&e.event_type, &e.event_version, &e.payload)?,
+        ),
         _ => vec![],
     })
 }
@@ -191,6 +304,7 @@ impl Projector for WorkProjector {
             .iter()
             .map(|(_, c)| match c {
                 Change::Request { job_id, .. }
+                | Change::Reopen { job_id, .. }
                 | Change::Start { job_id }
                 | Change::Reschedule { job_id, .. }
                 | Change::Done { job_id }
@@ -218,6 +332,27 @@ impl Projector for WorkProjector {
                         requested_at: at,
                         updated_at: at,
                     });
+                    touched.push(job_id);
+                }
+                Change::Reopen { job_id, kind, payload, due_at } => {
+                    let row = rows.entry(job_id.clone()).or_insert(WorkRow {
+                        job_id: job_id.clone(),
+                        kind,
+                        tenant_id: e.tenant_id,
+                        aggregate_type: e.aggregate_type.clone(),
+                        aggregate_id: e.aggregate_id.clone(),
+                        payload: serde_json::Value::Null,
+                        status: "requested".into(),
+                        due_at,
+                        attempts: 0,
+                        last_error: None,
+                        requested_at: at,
+                        updated_at: at,
+                    });
+                    row.payload = payload;
+                    row.status = "requested".into();
+                    row.due_at = due_at;
+                    row.updated_at = at;
                     touched.push(job_id);
                 }
                 Change::Start { job_id } => {

@@ -58,6 +58,9 @@ pub trait JobHandler: Send + Sync + 'static {
     /// Puts a dead-lettered job back: records the retry on the aggregate (which asks for the work
     /// again through the usual path).
     async fn retry(&self, job: &Job) -> anyhow::Result<()>;
+
+    /// Releases what the handler holds (browser sessions, …) once the worker has stopped.
+    async fn shutdown(&self) {}
 }
 
 /// Tunables of a worker.
@@ -275,6 +278,7 @@ pub async fn run(
             "jobs still running after the grace period; they stay pending and will be delivered again"
         );
     }
+    handler.shutdown().await;
     Ok(())
 }
 

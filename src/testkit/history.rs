@@ -100,6 +100,7 @@ pub fn conversation_events(
             debounce: Duration::seconds(3),
             vehicle_id: None,
             transmission_code: None,
+            vehicle_lookup_id: None,
         };
         decide(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound)), &mut out)?;
         let answer = (k + 1) % spec.burst.max(1) == 0 || k + 1 == spec.messages_per_conversation;

@@ -3,6 +3,7 @@
 pub mod probe;
 pub mod send;
 pub mod suggest;
+pub mod vehicle_lookup;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub fn handler(kind: Kind, services: &Services) -> Option<Arc<dyn JobHandler>> {
         Kind::Probe => Some(Arc::new(probe::ProbeHandler { services: services.clone() })),
         Kind::ReplySuggestion => Some(Arc::new(suggest::SuggestHandler { services: services.clone() })),
         Kind::MessageSend => Some(Arc::new(send::SendHandler::new(services.clone()))),
+        Kind::VehicleLookup => Some(Arc::new(vehicle_lookup::LookupHandler::new(services.clone()))),
         _ => None,
     }
 }

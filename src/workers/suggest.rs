@@ -26,6 +26,8 @@ pub struct SuggestHandler {
 pub struct History {
     pub lines: Vec<(Speaker, String)>,
     pub vehicle: Option<(String, String)>,
+    /// What the last vehicle lookup of the conversation found.
+    pub vehicle_data: Option<aisales_domain::vehicle_lookup::VehicleData>,
 }
 
 /// The last `limit` messages (both directions) and the last vehicle id found.
@@ -42,6 +44,21 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
     .await?;
     let mut lines = Vec::new();
     let mut vehicle = None;
+    let attached: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT event_type, event_version, payload::text FROM events \
+          WHERE aggregate_type = 'conversation' AND aggregate_id = $1 AND event_type = 'VehicleDataAttached' \
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(conversation)
+    .fetch_optional(pool)
+    .await?;
+    let vehicle_data = match attached {
+        Some((t, v, p)) => match aisales_projections::conversation_views::decode_event(&t, &v, &p)? {
+            E::VehicleDataAttached { data, .. } => Some(*data),
+            _ => None,
+        },
+        None => None,
+    };
     for (t, v, p) in rows.into_iter().rev() {
         match aisales_projections::conversation_views::decode_event(&t, &v, &p)? {
             E::MessageReceived { text, attachments, .. } => {
@@ -56,7 +73,7 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
             _ => {}
         }
     }
-    Ok(History { lines, vehicle })
+    Ok(History { lines, vehicle, vehicle_data })
 }
 
 impl SuggestHandler {
@@ -120,10 +137,12 @@ impl JobHandler for SuggestHandler {
             .await
             .is_ok();
         let (text, intent, confidence, needs_handoff, source, model, offline) = if ai_allowed {
-            let vehicle = h.vehicle.as_ref().map(|(t, v)| VehicleFacts {
-                id_type: Some(t.clone()),
-                id_value: Some(v.clone()),
-                ..Default::default()
+            let vehicle = h.vehicle_data.as_ref().map(|d| d.facts()).or_else(|| {
+                h.vehicle.as_ref().map(|(t, v)| VehicleFacts {
+                    id_type: Some(t.clone()),
+                    id_value: Some(v.clone()),
+                    ..Default::default()
+                })
             });
             let system = prompt::system_prompt(&tenant.settings, &tenant.name, vehicle.as_ref());
             match s.drafter.draft(&system, &h.lines).await {

@@ -47,6 +47,7 @@ async fn queue_replies(
         debounce: chrono::Duration::hours(1),
         vehicle_id: None,
         transmission_code: None,
+        vehicle_lookup_id: None,
     };
     store
         .execute::<Conversation>(&conversation.to_string(), C::ReceiveMessage(Box::new(inbound)), &(), &meta)

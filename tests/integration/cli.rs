@@ -112,3 +112,44 @@ async fn serve_stops_cleanly_on_sigterm() {
     let status = child.terminate(std::time::Duration::from_secs(30)).expect("exits after SIGTERM");
     assert!(status.success(), "clean exit, got {status:?}");
 }
+
+#[test]
+fn detect_prints_one_json_object_per_input_without_a_database() {
+    use std::io::Write;
+    // No database or secrets are needed (production settings that would be invalid).
+    let bad_env = |cmd: &mut std::process::Command| {
+        cmd.env("APP_ENV", "production").env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    };
+    let mut one = aisales("postgres://u:p@127.0.0.1:1/x");
+    bad_env(&mut one);
+    let out = one.args(["detect", "Здравствуйте, VIN JTNBK40K203012345, нужна АКПП"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["input"], "Здравствуйте, VIN JTNBK40K203012345, нужна АКПП");
+    let c = &v["candidates"][0];
+    assert_eq!((c["type"].as_str(), c["value"].as_str()), (Some("VIN"), Some("JTNBK40K203012345")));
+    assert!(c["score"].as_f64().unwrap() >= 0.8);
+    assert!(c["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+    assert_eq!(v["best"]["value"], "JTNBK40K203012345");
+    assert_eq!(v["gearbox_type"], "AT");
+
+    let mut many = aisales("postgres://u:p@127.0.0.1:1/x");
+    bad_env(&mut many);
+    let mut child =
+        many.arg("detect").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all("кузов NT31-012345\nпривет\nвариатор JF011E\n".as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["best"]["type"], "FRAME");
+    assert_eq!(lines[0]["best"]["value"], "NT31-012345");
+    assert_eq!(lines[1]["input"], "привет");
+    assert_eq!(lines[1]["candidates"], serde_json::json!([]));
+    assert!(lines[1]["best"].is_null() && lines[1]["gearbox_type"].is_null());
+    assert_eq!(lines[2]["best"]["type"], "TRANSMISSION_CODE");
+    assert_eq!(lines[2]["gearbox_type"], "CVT");
+}

@@ -17,3 +17,4 @@ mod repo;
 mod secrets;
 mod store;
 mod tenancy;
+mod vehicle_lookup;

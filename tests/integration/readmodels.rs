@@ -45,6 +45,7 @@ fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: &str, text:
         debounce: chrono::Duration::zero(),
         vehicle_id: None,
         transmission_code: None,
+        vehicle_lookup_id: None,
     })
 }
 

@@ -101,9 +101,19 @@ fn pm2_ecosystem_runs_the_native_binary_in_fork_mode() {
         "interpreter: 'none'",
         "max_memory_restart: '1G'",
         "../logs/",
+        "app('aisales-worker-vehicle-lookup', 'worker vehicle-lookup'",
+        "name: 'chromedriver'",
+        "--port=9515 --allowed-ips=127.0.0.1",
     ] {
         assert!(text.contains(needle), "ecosystem.config.cjs lacks {needle}");
     }
+}
+
+#[test]
+fn nixpacks_installs_chromium_and_chromedriver() {
+    let text = std::fs::read_to_string(root().join("nixpacks.toml")).unwrap();
+    let setup = text.lines().find(|l| l.trim_start().starts_with("nixPkgs")).expect("nixPkgs line");
+    assert!(setup.contains("\"chromium\"") && setup.contains("\"chromedriver\""), "{setup}");
 }
 
 #[test]

@@ -107,6 +107,7 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         debounce: chrono::Duration::zero(),
         vehicle_id: None,
         transmission_code: None,
+        vehicle_lookup_id: None,
     };
     let id = b_conversation.to_string();
     let started = store
@@ -221,6 +222,125 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
     let acc = app.request(Method::GET, &format!("/api/channels/{b_account}"), Some(b.owner())).send().await.unwrap();
     let acc: Value = acc.json().await.unwrap();
     assert!(acc["disabled_at"].is_null());
+}
+
+/// A vehicle lookup of tenant `tenant`, with one evidence file, projected into the read model.
+async fn lookup_of(app: &crate::helpers::TestApp, tenant: Uuid) -> (Uuid, Uuid) {
+    use aisales_domain::vehicle_lookup::{
+        IdType, LookupSource, NewRequest, VehicleId, VehicleLookup, VehicleLookupCommand, lookup_id,
+    };
+    let conversation = Uuid::now_v7();
+    let id = VehicleId::parse(IdType::Vin, "JTNBK40K203012345").unwrap();
+    let lookup = lookup_id(tenant, Some(conversation), &id);
+    let request = NewRequest {
+        request_id: Uuid::now_v7(),
+        tenant_id: tenant,
+        conversation_id: Some(conversation),
+        message_id: None,
+        id,
+        source: LookupSource::Operator,
+        requested_by: "test".into(),
+        at: chrono::Utc::now(),
+    };
+    let meta = aisales::store::EventMetadata::system(Some(tenant), "test");
+    app.state
+        .store
+        .execute::<VehicleLookup>(&lookup.to_string(), VehicleLookupCommand::Request(Box::new(request)), &(), &meta)
+        .await
+        .unwrap();
+    let evidence = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO lookup_evidence (id, tenant_id, lookup_id, round, attempt, kind, content_type, content, size_bytes) \
+         VALUES ($1, $2, $3, 1, 1, 'html', 'text/html; charset=utf-8', $4, 4)",
+    )
+    .bind(evidence)
+    .bind(tenant)
+    .bind(lookup)
+    .bind(b"<p/>".to_vec())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let projector = aisales_projections::vehicle_lookup_views::VehicleLookups::new(aisales_projections::Target::LIVE);
+    // Events become readable once older transactions (of any database) have ended.
+    crate::helpers::eventually(std::time::Duration::from_secs(20), "the lookup in the read model", || async {
+        aisales_projections::apply_next_batch(&app.pool, &projector, None).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_vehicle_lookups WHERE lookup_id = $1")
+            .bind(lookup)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    (lookup, evidence)
+}
+
+#[tokio::test]
+async fn vehicle_lookups_of_another_tenant_answer_404_like_missing_ones() {
+    let app = spawn_app(&[("RATE_LIMIT_API_PER_MINUTE", "0")]).await;
+    let a = create_tenant(&app.pool, "A").await;
+    let b = create_tenant(&app.pool, "B").await;
+    let (b_lookup, b_evidence) = lookup_of(&app, b.id).await;
+    let missing = Uuid::now_v7();
+    // The owner of the lookup sees it.
+    let own =
+        app.request(Method::GET, &format!("/api/vehicle-lookups/{b_lookup}"), Some(b.owner())).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    let own = app
+        .request(Method::GET, &format!("/api/vehicle-lookups/{b_lookup}/evidence/{b_evidence}"), Some(b.owner()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+
+    let cases = [
+        (Method::GET, format!("/api/vehicle-lookups/{b_lookup}"), format!("/api/vehicle-lookups/{missing}"), json!({})),
+        (
+            Method::GET,
+            format!("/api/vehicle-lookups/{b_lookup}/evidence/{b_evidence}"),
+            format!("/api/vehicle-lookups/{missing}/evidence/{b_evidence}"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/api/vehicle-lookups/{b_lookup}/retry"),
+            format!("/api/vehicle-lookups/{missing}/retry"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/api/vehicle-lookups/{b_lookup}/correct"),
+            format!("/api/vehicle-lookups/{missing}/correct"),
+            json!({"value": "JTNBK40K203012346"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/vehicle-lookups/{b_lookup}/confirm-gearbox"),
+            format!("/api/vehicle-lookups/{missing}/confirm-gearbox"),
+            json!({"model": "U241E"}),
+        ),
+    ];
+    for (m, foreign, absent, body) in cases {
+        let f = app.request(m.clone(), &foreign, Some(a.owner())).json(&body).send().await.unwrap();
+        let x = app.request(m.clone(), &absent, Some(a.owner())).json(&body).send().await.unwrap();
+        assert_eq!(f.status(), StatusCode::NOT_FOUND, "{m} {foreign}");
+        assert_eq!(x.status(), StatusCode::NOT_FOUND, "{m} {absent}");
+        let (fb, xb): (Value, Value) = (f.json().await.unwrap(), x.json().await.unwrap());
+        assert_eq!(fb, xb, "a foreign lookup looks exactly like a missing one");
+    }
+    let list = app.request(Method::GET, "/api/vehicle-lookups", Some(a.owner())).send().await.unwrap();
+    let list: Value = list.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
+    let list: Value =
+        app.request(Method::GET, "/api/vehicle-lookups", Some(b.owner())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"][0]["id"], b_lookup.to_string());
+    // Nothing of B's changed.
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(b_lookup.to_string())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
 }
 
 async fn login(app: &crate::helpers::TestApp, email: &str, password: &str) -> reqwest::Response {

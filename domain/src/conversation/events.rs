@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::types::{Attachment, ChannelKind, Decision, ReplyOrigin, Status};
+use crate::vehicle_lookup::{IdType, LookupSource, VehicleData};
 
 /// What happened in a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,9 +51,27 @@ pub enum ConversationEvent {
     VehicleIdDetected { message_id: Uuid, id_type: String, value: String, score: f64, reasons: Vec<String> },
     /// A transmission code was found in a customer message.
     TransmissionCodeDetected { message_id: Uuid, code: String, score: f64 },
+    /// The conversation asked for a vehicle lookup (a VIN/FRAME of a customer message, or an
+    /// operator's request); at most one per identifier is active.
+    VehicleLookupRequested {
+        lookup_id: Uuid,
+        request_id: Uuid,
+        message_id: Option<Uuid>,
+        id_type: IdType,
+        value: String,
+        source: LookupSource,
+        requested_by: String,
+    },
+    /// A vehicle lookup answered (found, model only, decoder only or not found), or a gearbox was
+    /// confirmed from its tag: the vehicle data the conversation now holds. `revision` orders the
+    /// lookup's outcomes.
+    VehicleDataAttached { lookup_id: Uuid, revision: u32, data: Box<VehicleData> },
+    /// A vehicle lookup gave up.
+    VehicleLookupFailed { lookup_id: Uuid, revision: u32, id_type: IdType, value: String, reason: String },
     /// A reply suggestion is wanted; drafted once no new customer message came for the burst window.
     SuggestionRequested { request_id: Uuid, trigger_message_id: Uuid, not_before: DateTime<Utc> },
-    /// A reply suggestion was drafted.
+    /// A reply suggestion was drafted (by the drafter for `request_id`, or from a template, e.g.
+    /// after a vehicle lookup; then `request_id` is the lookup's id and `source` is `template`).
     SuggestionGenerated {
         suggestion_id: Uuid,
         request_id: Uuid,
@@ -186,6 +205,9 @@ impl ConversationEvent {
         "CustomerAliasLinked",
         "VehicleIdDetected",
         "TransmissionCodeDetected",
+        "VehicleLookupRequested",
+        "VehicleDataAttached",
+        "VehicleLookupFailed",
         "SuggestionRequested",
         "SuggestionGenerated",
         "SuggestionFailed",
@@ -219,6 +241,9 @@ impl ConversationEvent {
             CustomerAliasLinked { .. } => "CustomerAliasLinked",
             VehicleIdDetected { .. } => "VehicleIdDetected",
             TransmissionCodeDetected { .. } => "TransmissionCodeDetected",
+            VehicleLookupRequested { .. } => "VehicleLookupRequested",
+            VehicleDataAttached { .. } => "VehicleDataAttached",
+            VehicleLookupFailed { .. } => "VehicleLookupFailed",
             SuggestionRequested { .. } => "SuggestionRequested",
             SuggestionGenerated { .. } => "SuggestionGenerated",
             SuggestionFailed { .. } => "SuggestionFailed",

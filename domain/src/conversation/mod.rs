@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use events::{ConversationEvent, DecodeError, decode_stored, message_received_v1_to_v2, upcasters};
+
+use crate::vehicle_lookup::{IdType, LookupSource, VehicleData, VehicleDataStatus, VehicleId};
 pub use types::{
     Attachment, ChannelKind, Decision, ReplyOrigin, ReplyStatus, Status, SuggestionStatus, UnknownChannelKind,
 };
@@ -57,6 +59,9 @@ pub struct Inbound {
     pub vehicle_id: Option<(String, String, f64, Vec<String>)>,
     /// Transmission code found in the text: (code, score).
     pub transmission_code: Option<(String, f64)>,
+    /// Id of the vehicle lookup of `vehicle_id` (see `vehicle_lookup::lookup_id`); the message's id
+    /// is the request's id.
+    pub vehicle_lookup_id: Option<Uuid>,
 }
 
 /// A drafted suggestion coming back from the generator.
@@ -77,6 +82,36 @@ pub struct Drafted {
     pub reply_id: Uuid,
     /// When an automatic reply may go out (human-like delay).
     pub send_after: DateTime<Utc>,
+}
+
+/// A reply suggestion rendered from a tenant template (not tied to a drafting request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSuggestion {
+    pub suggestion_id: Uuid,
+    /// Template key, e.g. `gearboxLookupFound`.
+    pub template: String,
+    pub text: String,
+    pub intent: String,
+    pub confidence: f64,
+}
+
+/// What a vehicle lookup tells the conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookupReportOutcome {
+    /// Found, model only, decoder only, not found, or a gearbox confirmed from its tag.
+    Data(Box<VehicleData>),
+    /// The lookup gave up.
+    Failed { id_type: IdType, value: String, reason: String },
+}
+
+/// A vehicle lookup's outcome for the conversation, with the reply suggestion it produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupReport {
+    pub lookup_id: Uuid,
+    /// The lookup's outcome counter: outcomes are applied in order, each once.
+    pub revision: u32,
+    pub outcome: LookupReportOutcome,
+    pub suggestion: Option<TemplateSuggestion>,
 }
 
 /// What can be asked of a conversation.
@@ -158,6 +193,16 @@ pub enum ConversationCommand {
         operator: Option<String>,
     },
     MarkRead,
+    /// An operator asks for a vehicle lookup (a no-op while one for the identifier is active or
+    /// has answered).
+    RequestVehicleLookup {
+        lookup_id: Uuid,
+        request_id: Uuid,
+        id: VehicleId,
+        requested_by: String,
+    },
+    /// A vehicle lookup reports its outcome.
+    RecordVehicleLookup(Box<LookupReport>),
 }
 
 /// Why a command was refused.
@@ -204,6 +249,27 @@ pub struct ReplyState {
     pub text: String,
 }
 
+/// Where a vehicle lookup of the conversation stands, as the conversation knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupProgress {
+    /// Asked for, no outcome since.
+    Active,
+    /// Found, model only or decoder only: the vehicle is known.
+    Answered,
+    NotFound,
+    Failed,
+}
+
+/// A vehicle lookup of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRef {
+    pub value: String,
+    pub progress: LookupProgress,
+    /// Revision of the last outcome applied.
+    pub revision: u32,
+}
+
 /// The aggregate's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
@@ -226,6 +292,9 @@ pub struct Conversation {
     pub pending_request: Option<Uuid>,
     pub suggestions: BTreeMap<Uuid, SuggestionState>,
     pub replies: BTreeMap<Uuid, ReplyState>,
+    /// Vehicle lookups asked for by this conversation.
+    #[serde(default)]
+    pub vehicle_lookups: BTreeMap<Uuid, LookupRef>,
 }
 
 fn check_text(text: &str) -> Result<String, ConversationError> {
@@ -443,7 +512,65 @@ impl Conversation {
                 Ok(vec![E::OperatorAssigned { operator }])
             }
             C::MarkRead => Ok(vec![E::ConversationRead]),
+            C::RequestVehicleLookup { lookup_id, request_id, id, requested_by } => {
+                if !self.wants_lookup(lookup_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::VehicleLookupRequested {
+                    lookup_id,
+                    request_id,
+                    message_id: None,
+                    id_type: id.id_type(),
+                    value: id.value().to_string(),
+                    source: LookupSource::Operator,
+                    requested_by,
+                }])
+            }
+            C::RecordVehicleLookup(report) => Ok(self.record_lookup(*report)),
         }
+    }
+
+    /// Whether a (new) request for lookup `lookup_id` is wanted: none was made, or the last one
+    /// found nothing or failed.
+    fn wants_lookup(&self, lookup_id: Uuid) -> bool {
+        self.vehicle_lookups
+            .get(&lookup_id)
+            .is_none_or(|r| matches!(r.progress, LookupProgress::NotFound | LookupProgress::Failed))
+    }
+
+    fn record_lookup(&self, report: LookupReport) -> Vec<ConversationEvent> {
+        let LookupReport { lookup_id, revision, outcome, suggestion } = report;
+        if self.vehicle_lookups.get(&lookup_id).is_some_and(|r| r.revision >= revision) {
+            return vec![];
+        }
+        let mut out = vec![match outcome {
+            LookupReportOutcome::Data(data) => E::VehicleDataAttached { lookup_id, revision, data },
+            LookupReportOutcome::Failed { id_type, value, reason } => {
+                E::VehicleLookupFailed { lookup_id, revision, id_type, value, reason }
+            }
+        }];
+        if let Some(s) = suggestion {
+            let duplicate = self.suggestions.contains_key(&s.suggestion_id)
+                || self.suggestions.values().any(|p| p.status == SuggestionStatus::Pending && p.text == s.text.trim());
+            if !self.muted
+                && !duplicate
+                && let Ok(text) = check_text(&s.text)
+            {
+                out.push(E::SuggestionGenerated {
+                    suggestion_id: s.suggestion_id,
+                    request_id: lookup_id,
+                    text,
+                    intent: s.intent,
+                    confidence: s.confidence,
+                    decision: Decision::NeedApproval,
+                    explanations: vec![format!("from the template {} after vehicle lookup {lookup_id}", s.template)],
+                    source: "template".into(),
+                    model: None,
+                    autosend_block_reason: None,
+                });
+            }
+        }
+        out
     }
 
     fn receive(&self, m: Inbound) -> Vec<ConversationEvent> {
@@ -492,7 +619,24 @@ impl Conversation {
             reply_to: m.reply_to,
         });
         if let Some((id_type, value, score, reasons)) = m.vehicle_id {
+            let lookup = m
+                .vehicle_lookup_id
+                .zip(IdType::parse(&id_type))
+                .and_then(|(lookup_id, t)| VehicleId::parse(t, &value).ok().map(|id| (lookup_id, id)));
             out.push(E::VehicleIdDetected { message_id: m.message_id, id_type, value, score, reasons });
+            if let Some((lookup_id, id)) = lookup
+                && self.wants_lookup(lookup_id)
+            {
+                out.push(E::VehicleLookupRequested {
+                    lookup_id,
+                    request_id: m.message_id,
+                    message_id: Some(m.message_id),
+                    id_type: id.id_type(),
+                    value: id.value().to_string(),
+                    source: LookupSource::Detected,
+                    requested_by: "conversation".into(),
+                });
+            }
         }
         if let Some((code, score)) = m.transmission_code {
             out.push(E::TransmissionCodeDetected { message_id: m.message_id, code, score });
@@ -614,9 +758,31 @@ impl Conversation {
             }
             E::CustomerAliasLinked { alias } => self.aliases.push(alias),
             E::VehicleIdDetected { .. } | E::TransmissionCodeDetected { .. } => {}
+            E::VehicleLookupRequested { lookup_id, value, .. } => {
+                let r = self.vehicle_lookups.entry(lookup_id).or_insert(LookupRef {
+                    value: value.clone(),
+                    progress: LookupProgress::Active,
+                    revision: 0,
+                });
+                r.value = value;
+                r.progress = LookupProgress::Active;
+            }
+            E::VehicleDataAttached { lookup_id, revision, data } => {
+                let progress = match data.status {
+                    VehicleDataStatus::NotFound => LookupProgress::NotFound,
+                    _ => LookupProgress::Answered,
+                };
+                self.vehicle_lookups.insert(lookup_id, LookupRef { value: data.value, progress, revision });
+            }
+            E::VehicleLookupFailed { lookup_id, revision, value, .. } => {
+                self.vehicle_lookups.insert(lookup_id, LookupRef { value, progress: LookupProgress::Failed, revision });
+            }
             E::SuggestionRequested { request_id, .. } => self.pending_request = Some(request_id),
-            E::SuggestionGenerated { suggestion_id, text, .. } => {
-                self.pending_request = None;
+            E::SuggestionGenerated { suggestion_id, request_id, text, .. } => {
+                // Template suggestions are not answers to the pending drafting request.
+                if self.pending_request == Some(request_id) {
+                    self.pending_request = None;
+                }
                 self.suggestions.insert(suggestion_id, SuggestionState { status: SuggestionStatus::Pending, text });
             }
             E::SuggestionFailed { .. } => self.pending_request = None,

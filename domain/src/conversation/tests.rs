@@ -34,6 +34,7 @@ fn inbound(provider_id: &str, text: &str, at: i64) -> Inbound {
         debounce: Duration::seconds(3),
         vehicle_id: None,
         transmission_code: None,
+        vehicle_lookup_id: None,
     }
 }
 
@@ -418,4 +419,133 @@ fn a_stored_version_1_message_is_upcast_to_version_2() {
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(decode_stored("MessageReceived", &cqrs_es::DomainEvent::event_version(&m), &json).unwrap(), m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vehicle lookups
+
+const VIN: &str = "JTNBK40K203012345";
+
+fn with_vin(provider_id: &str, at: i64) -> Inbound {
+    let mut m = inbound(provider_id, &format!("VIN {VIN}"), at);
+    m.vehicle_id = Some(("VIN".into(), VIN.into(), 0.95, vec!["checksum_valid".into()]));
+    m.vehicle_lookup_id = Some(id(700));
+    m
+}
+
+fn data(status: crate::vehicle_lookup::VehicleDataStatus) -> crate::vehicle_lookup::VehicleData {
+    use crate::vehicle_lookup::*;
+    VehicleData {
+        id_type: IdType::Vin,
+        value: VIN.into(),
+        status,
+        vehicle: VehicleMeta { make: Some("TOYOTA".into()), ..Default::default() },
+        gearbox: GearboxInfo { model: Some("U241E".into()), oem: Some("30500-33570".into()), ..Default::default() },
+        source: Some("podzamenu".into()),
+        confidence: 0.9,
+        decoder: None,
+        confirmed: None,
+        note: None,
+    }
+}
+
+fn report(revision: u32, outcome: LookupReportOutcome, suggestion: Option<&str>) -> ConversationCommand {
+    ConversationCommand::RecordVehicleLookup(Box::new(LookupReport {
+        lookup_id: id(700),
+        revision,
+        outcome,
+        suggestion: suggestion.map(|text| TemplateSuggestion {
+            suggestion_id: id(800 + u128::from(revision)),
+            template: "gearboxLookupFound".into(),
+            text: text.into(),
+            intent: "other".into(),
+            confidence: 0.9,
+        }),
+    }))
+}
+
+#[test]
+fn a_vin_in_a_message_asks_for_one_lookup_while_it_is_active() {
+    let mut c = started();
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(with_vin("m2", 1)))).unwrap();
+    assert_eq!(names(&events), ["MessageReceived", "VehicleIdDetected", "VehicleLookupRequested"]);
+    match &events[2] {
+        E::VehicleLookupRequested { lookup_id, request_id, message_id, value, source, .. } => {
+            assert_eq!((*lookup_id, value.as_str()), (id(700), VIN));
+            assert_eq!(Some(*request_id), *message_id, "the message is the request");
+            assert_eq!(*source, crate::vehicle_lookup::LookupSource::Detected);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.vehicle_lookups[&id(700)].progress, LookupProgress::Active);
+    // The customer repeats the VIN: detected again, no second lookup.
+    let again = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(with_vin("m3", 2)))).unwrap();
+    assert!(names(&again).contains(&"VehicleIdDetected"));
+    assert!(!names(&again).contains(&"VehicleLookupRequested"));
+    // An operator asking for the same identifier changes nothing either.
+    let op = ConversationCommand::RequestVehicleLookup {
+        lookup_id: id(700),
+        request_id: id(701),
+        id: crate::vehicle_lookup::VehicleId::parse(crate::vehicle_lookup::IdType::Vin, VIN).unwrap(),
+        requested_by: "user:1".into(),
+    };
+    assert!(run(&mut c, op.clone()).unwrap().is_empty());
+
+    // Not found: the next mention (or the operator) asks again.
+    let nf =
+        report(1, LookupReportOutcome::Data(Box::new(data(crate::vehicle_lookup::VehicleDataStatus::NotFound))), None);
+    assert_eq!(names(&run(&mut c, nf).unwrap()), ["VehicleDataAttached"]);
+    assert_eq!(c.vehicle_lookups[&id(700)].progress, LookupProgress::NotFound);
+    let e = run(&mut c, op).unwrap();
+    assert!(matches!(
+        &e[0],
+        E::VehicleLookupRequested { source: crate::vehicle_lookup::LookupSource::Operator, message_id: None, .. }
+    ));
+}
+
+#[test]
+fn a_lookup_outcome_attaches_vehicle_data_and_a_template_suggestion_once() {
+    let mut c = started();
+    let drafting = c.pending_request.unwrap();
+    run(&mut c, ConversationCommand::ReceiveMessage(Box::new(with_vin("m2", 1)))).unwrap();
+    let found = || LookupReportOutcome::Data(Box::new(data(crate::vehicle_lookup::VehicleDataStatus::Found)));
+    let events = run(&mut c, report(1, found(), Some("По вашему VIN-коду определяется модель КПП: U241E"))).unwrap();
+    assert_eq!(names(&events), ["VehicleDataAttached", "SuggestionGenerated"]);
+    match &events[1] {
+        E::SuggestionGenerated { request_id, decision, source, autosend_block_reason, .. } => {
+            assert_eq!(*request_id, id(700));
+            assert_eq!(*decision, Decision::NeedApproval);
+            assert_eq!(source, "template");
+            assert_eq!(*autosend_block_reason, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.suggestions[&id(801)].status, SuggestionStatus::Pending);
+    assert_eq!(c.pending_request, Some(drafting), "the drafting request is still open");
+    assert_eq!(c.vehicle_lookups[&id(700)].progress, LookupProgress::Answered);
+    // The same outcome delivered twice is applied once.
+    assert!(
+        run(&mut c, report(1, found(), Some("По вашему VIN-коду определяется модель КПП: U241E"))).unwrap().is_empty()
+    );
+    // An answered lookup is not asked again when the VIN comes back.
+    let again = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(with_vin("m3", 2)))).unwrap();
+    assert!(!names(&again).contains(&"VehicleLookupRequested"));
+    // A failure of a later round is recorded; a muted conversation gets no suggestion.
+    run(&mut c, ConversationCommand::Mute { muted: true }).unwrap();
+    let failed = LookupReportOutcome::Failed {
+        id_type: crate::vehicle_lookup::IdType::Vin,
+        value: VIN.into(),
+        reason: "catalogues unavailable".into(),
+    };
+    assert_eq!(names(&run(&mut c, report(2, failed, Some("Текст"))).unwrap()), ["VehicleLookupFailed"]);
+    assert_eq!(c.vehicle_lookups[&id(700)].progress, LookupProgress::Failed);
+}
+
+#[test]
+fn an_identical_pending_suggestion_is_not_repeated() {
+    let mut c = started();
+    run(&mut c, ConversationCommand::ReceiveMessage(Box::new(with_vin("m2", 1)))).unwrap();
+    let found = || LookupReportOutcome::Data(Box::new(data(crate::vehicle_lookup::VehicleDataStatus::Found)));
+    run(&mut c, report(1, found(), Some("Одинаковый текст"))).unwrap();
+    assert_eq!(names(&run(&mut c, report(2, found(), Some("Одинаковый текст"))).unwrap()), ["VehicleDataAttached"]);
 }

@@ -37,7 +37,7 @@ fn min_position(query: Option<&str>, headers: &HeaderMap) -> Result<Option<Posit
     }
 }
 
-async fn consistent(
+pub(crate) async fn consistent(
     state: &AppState,
     projectors: &[&str],
     query: Option<&str>,
@@ -49,11 +49,11 @@ async fn consistent(
     Ok(())
 }
 
-fn encode_cursor(v: &Value) -> String {
+pub(crate) fn encode_cursor(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-fn decode_cursor<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, ApiError> {
+pub(crate) fn decode_cursor<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .ok()
@@ -61,7 +61,7 @@ fn decode_cursor<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, ApiError> {
         .ok_or_else(|| ApiError::invalid("invalid_cursor", "the cursor is not one this API returned"))
 }
 
-fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match l {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
@@ -283,7 +283,10 @@ pub async fn suggestions(
 }
 
 /// The answer of a command endpoint: what changed and the position to wait for.
-fn accepted(outcome: &crate::store::Outcome<aisales_domain::conversation::Conversation>, extra: Value) -> Response {
+pub(crate) fn accepted(
+    outcome: &crate::store::Outcome<aisales_domain::conversation::Conversation>,
+    extra: Value,
+) -> Response {
     let position = conversations::position_of(outcome);
     let mut body =
         json!({ "position": position, "status": outcome.state.status.as_str(), "sequence": outcome.sequence });

@@ -11,6 +11,7 @@ pub mod me;
 pub mod tenant;
 pub mod tokens;
 pub mod users;
+pub mod vehicle_lookups;
 
 use axum::Router;
 use axum::extract::Request;
@@ -191,4 +192,31 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::POST, "/api/suggestions/{id}/approve", Some(ManageConversations), post(conversations::approve))
         .route(Method::POST, "/api/suggestions/{id}/reject", Some(ManageConversations), post(conversations::reject))
         .route(Method::POST, "/api/suggestions/{id}/edit", Some(ManageConversations), post(conversations::edit))
+        .route(
+            Method::POST,
+            "/api/conversations/{id}/vehicle-lookups",
+            Some(ManageConversations),
+            post(vehicle_lookups::request),
+        )
+        .route(Method::GET, "/api/vehicle-lookups", Some(ViewConversations), get(vehicle_lookups::list))
+        .route(Method::GET, "/api/vehicle-lookups/{id}", Some(ViewConversations), get(vehicle_lookups::show))
+        .route(
+            Method::GET,
+            "/api/vehicle-lookups/{id}/evidence/{evidence_id}",
+            Some(ViewConversations),
+            get(vehicle_lookups::evidence),
+        )
+        .route(Method::POST, "/api/vehicle-lookups/{id}/retry", Some(ManageConversations), post(vehicle_lookups::retry))
+        .route(
+            Method::POST,
+            "/api/vehicle-lookups/{id}/correct",
+            Some(ManageConversations),
+            post(vehicle_lookups::correct),
+        )
+        .route(
+            Method::POST,
+            "/api/vehicle-lookups/{id}/confirm-gearbox",
+            Some(ManageConversations),
+            post(vehicle_lookups::confirm_gearbox),
+        )
 }

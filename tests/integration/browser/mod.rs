@@ -2,8 +2,8 @@
 //! Chromium through a ChromeDriver started per test. Fixture identifiers and what they yield are
 //! listed in `tests/fixtures/sites/README.md`.
 
-mod driver;
-mod fixture;
+pub mod driver;
+pub mod fixture;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Vehicle-lookup benchmarks:
+#   1. lookup latency through a separate `aisales worker vehicle-lookup` process on the local fixture
+#      sites with real headless Chromium (p50/p95, browser session acquisition included), and the
+#      worker's resident memory while it runs (the browsers are ChromeDriver's, not counted);
+#   2. detection throughput on one core (typical ~100-character customer messages).
+# Usage: scripts/bench-lookup.sh [--release]   (BENCH_LOOKUPS=N sets the number of lookups, default 24)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/services.sh
+
+require_cargo
+ensure_postgres
+ensure_redis
+ensure_database aisales
+ensure_chromium
+
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://aisales:aisales@127.0.0.1:5432/postgres}
+export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/}
+profile=()
+if [ "${1:-}" = "--release" ]; then profile=(--release); fi
+
+echo "== vehicle lookup: latency on the fixture sites and worker memory"
+cargo test "${profile[@]}" --locked --test integration vehicle_lookup::bench_lookup_latency_and_worker_memory \
+    -- --ignored --nocapture 2>&1 | grep -E '^(lookup|browser attempt|request to answer|worker RSS|test result)'
+
+echo "== detection throughput (one core)"
+taskset -c 0 cargo bench --locked -p aisales-domain --bench detect 2>/dev/null \
+    || cargo bench --locked -p aisales-domain --bench detect

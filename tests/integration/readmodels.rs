@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::conversations::{app_with, fast, tenant};
 use crate::helpers::{ChildGuard, TestApp, create_tenant, eventually};
 
-fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: &str, text: &str) -> Box<Inbound> {
+pub(crate) fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: &str, text: &str) -> Box<Inbound> {
     Box::new(Inbound {
         tenant_id: tenant,
         channel: ChannelKind::GreenApi,
@@ -49,7 +49,7 @@ fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: &str, text:
     })
 }
 
-fn drafted(request_id: Uuid, decision: Decision) -> Box<Drafted> {
+pub(crate) fn drafted(request_id: Uuid, decision: Decision) -> Box<Drafted> {
     Box::new(Drafted {
         request_id,
         suggestion_id: Uuid::now_v7(),

@@ -178,3 +178,33 @@ async fn tracking_reader_delivers_every_event_once_and_in_order_under_concurrent
     pool.close().await;
     db.drop_db().await.unwrap();
 }
+
+/// The tracking reader's query walks the `(tx_id, global_position)` index from the checkpoint,
+/// also as the generic plan a prepared statement ends up with: a plan that scans and sorts the
+/// table makes every batch cost the whole backlog, and catch-up quadratic.
+#[tokio::test]
+async fn the_tracking_read_is_served_by_the_index() {
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(1).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    // Enough rows (and statistics) that the planner would rather sort than walk a useless index.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT 'probe', 'p' || (g / 10), g % 10 + 1, 'Probed', '1', '{}', '{}' FROM generate_series(0, 49999) g",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE events").execute(&mut *conn).await.unwrap();
+    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+    let sql = aisales_projections::events::read_after_sql();
+    sqlx::query(&format!("PREPARE tracking_read(text, bigint, bigint) AS {sql}")).execute(&mut *conn).await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN EXECUTE tracking_read('0', 0, 1000)").fetch_all(&mut *conn).await.unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("events_tx_position"), "the read must use the (tx_id, global_position) index:\n{plan}");
+    assert!(!plan.contains("Sort"), "the read must not sort the table:\n{plan}");
+    drop(conn);
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}

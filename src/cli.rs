@@ -601,15 +601,25 @@ impl Supervisor {
     pub async fn wait(mut self, grace: std::time::Duration) -> anyhow::Result<()> {
         let mut failure: Option<anyhow::Error> = None;
         tokio::select! {
+            biased;
             _ = self.cancel.cancelled() => {}
             Some(res) = self.tasks.join_next() => {
+                // A task that stopped because a stop was asked for (SIGTERM arriving while this
+                // select was being polled) is not a failure.
+                let asked = self.cancel.is_cancelled();
                 let err = match res {
-                    Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped unexpectedly"),
-                    Ok((name, Err(e))) => e.context(format!("{name} failed")),
-                    Err(e) => anyhow::anyhow!("a task panicked: {e}"),
+                    Ok((name, Ok(()))) if asked => {
+                        tracing::debug!(task = name, "task stopped");
+                        None
+                    }
+                    Ok((name, Ok(()))) => Some(anyhow::anyhow!("{name} stopped unexpectedly")),
+                    Ok((name, Err(e))) => Some(e.context(format!("{name} failed"))),
+                    Err(e) => Some(anyhow::anyhow!("a task panicked: {e}")),
                 };
-                tracing::error!(error = format!("{err:#}"), "stopping every task");
-                failure = Some(err);
+                if let Some(err) = err {
+                    tracing::error!(error = format!("{err:#}"), "stopping every task");
+                    failure = Some(err);
+                }
                 self.cancel.cancel();
             }
         }

@@ -114,6 +114,7 @@ pub const VARS: &[VarSpec] = vars![
     "Projectors" => [
         ("PROJECTOR_BATCH_SIZE", "", "events applied per transaction (default: each projector's own size)"),
         ("PROJECTOR_POLL_INTERVAL_MS", "1000", "polling interval when no notification arrives"),
+        ("PROJECTOR_GATHER_MS", "20", "after a wake-up, how long a projector lets new events gather before its batch"),
     ],
     "AI" => [
         ("AI_INTEGRATIONS_OPENAI_API_KEY", "", "OpenAI-compatible API key; without it an offline responder drafts replies"),
@@ -275,6 +276,7 @@ pub struct Settings {
     pub bus: BusSettings,
     pub projector_batch_size: Option<i64>,
     pub projector_poll_interval: Duration,
+    pub projector_gather: Duration,
 
     pub openai_api_key: Option<SecretString>,
     pub openai_base_url: String,
@@ -585,6 +587,9 @@ impl Settings {
             }
             other => other,
         };
+        let projector_gather = Duration::from_millis(
+            r.parse::<u64>("PROJECTOR_GATHER_MS", "a number of milliseconds").unwrap_or(20).min(1000),
+        );
         let projector_poll_interval = Duration::from_millis(
             r.parse::<u64>("PROJECTOR_POLL_INTERVAL_MS", "a number of milliseconds").unwrap_or(1000).max(10),
         );
@@ -666,6 +671,7 @@ impl Settings {
             bus,
             projector_batch_size,
             projector_poll_interval,
+            projector_gather,
             openai_api_key: secret(openai_api_key),
             openai_base_url,
             ai_model,

@@ -87,6 +87,36 @@ pub struct Identity {
     pub conversation_id: Uuid,
 }
 
+/// Identities this process resolved recently. An identity never changes once created (aliases are
+/// new identities), so a cached one is always right; the cache saves a query per inbound message.
+pub struct IdentityCache(quick_cache::sync::Cache<(Uuid, &'static str, String), Identity>);
+
+impl Default for IdentityCache {
+    fn default() -> Self {
+        IdentityCache(quick_cache::sync::Cache::new(50_000))
+    }
+}
+
+impl IdentityCache {
+    /// [`resolve_identity`] through the cache.
+    pub async fn resolve(
+        &self,
+        pool: &PgPool,
+        tenant: Uuid,
+        channel: ChannelKind,
+        account: Uuid,
+        external_id: &str,
+    ) -> sqlx::Result<Identity> {
+        let key = (tenant, channel.as_str(), external_id.to_string());
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found);
+        }
+        let identity = resolve_identity(pool, tenant, channel, account, external_id).await?;
+        self.0.insert(key, identity);
+        Ok(identity)
+    }
+}
+
 /// Finds or creates the one customer and conversation of `(tenant, channel, external_id)`.
 /// Concurrent first messages of the same person agree on one pair (the primary key decides).
 pub async fn resolve_identity(

@@ -58,7 +58,7 @@ pub async fn message(
 ) -> anyhow::Result<Ingested> {
     let tenant = account.tenant_id;
     let kind = account.kind;
-    let identity: Identity = conversations::resolve_identity(&state.pool, tenant, kind, account.id, &m.chat_id).await?;
+    let identity: Identity = state.identities.resolve(&state.pool, tenant, kind, account.id, &m.chat_id).await?;
     let detection = detect::detect(&m.text);
     let vehicle_id = detection
         .vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE)

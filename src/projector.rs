@@ -31,6 +31,9 @@ pub use crate::store::EVENTS_CHANNEL;
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub poll_interval: Duration,
+    /// After a wake-up, how long new events may gather before the batch is read: under a steady
+    /// stream of appends this turns many tiny transactions into fewer larger ones.
+    pub gather: Duration,
     pub lease_interval: Duration,
     pub batch_size: Option<i64>,
     /// Name shown as the owner in `projections status` (application_name of the lease connection).
@@ -41,6 +44,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             poll_interval: Duration::from_millis(1000),
+            gather: Duration::from_millis(20),
             lease_interval: Duration::from_millis(1000),
             batch_size: None,
             instance: instance_name("projector"),
@@ -258,7 +262,7 @@ async fn drive(
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = wake.changed() => {},
+                    _ = wake.changed() => sleep_or_cancel(options.gather, &cancel).await,
                     _ = tokio::time::sleep(options.poll_interval) => {},
                 }
             }

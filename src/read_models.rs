@@ -28,6 +28,7 @@ pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Pro
 pub fn runtime_options(settings: &Settings) -> RuntimeOptions {
     RuntimeOptions {
         poll_interval: settings.projector_poll_interval,
+        gather: settings.projector_gather,
         batch_size: settings.projector_batch_size,
         ..RuntimeOptions::default()
     }

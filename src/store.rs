@@ -179,6 +179,11 @@ const MAX_ATTEMPTS: u32 = 25;
 /// Channel the store notifies after appends (projectors `LISTEN` on it).
 pub const EVENTS_CHANNEL: &str = "events_appended";
 
+/// Shortest time between two notifications of one store: a busy writer sends at most 200 a
+/// second (each is a small transaction of its own), and a projector learns of an append at most
+/// this much later than it could.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Loads and appends events of any [`StoredAggregate`].
 #[derive(Clone)]
 pub struct EventStore {
@@ -229,6 +234,8 @@ async fn notify_loop(waker: std::sync::Weak<Waker>, pool: PgPool) {
             // Projectors also poll: a lost notification only delays them.
             tracing::debug!(error = %e, "could not notify projectors");
         }
+        // At most one notification per interval: appends meanwhile are covered by the next one.
+        tokio::time::sleep(NOTIFY_INTERVAL).await;
     }
 }
 
@@ -539,7 +546,8 @@ pub fn decode_event<A: StoredAggregate>(
 impl StoredAggregate for aisales_domain::conversation::Conversation {
     const SNAPSHOT_EVERY: i64 = 100;
     // 2: vehicle lookups of the conversation are part of the state.
-    const STATE_VERSION: i32 = 2;
+    // 3: recent provider message ids are kept as keys (`provider_key`).
+    const STATE_VERSION: i32 = 3;
 
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aisales_domain::conversation::upcasters()

@@ -114,7 +114,7 @@ impl TestDb {
     /// A pool on this database.
     pub async fn pool(&self, max_connections: u32) -> anyhow::Result<PgPool> {
         let opts = PgConnectOptions::from_str(&self.url)?.disable_statement_logging();
-        Ok(PgPoolOptions::new().max_connections(max_connections).connect_with(opts).await?)
+        Ok(PgPoolOptions::new().test_before_acquire(false).max_connections(max_connections).connect_with(opts).await?)
     }
 
     /// Drops the database (sessions still connected are terminated).

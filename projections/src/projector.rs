@@ -38,6 +38,14 @@ pub trait Projector: Send + Sync + 'static {
     fn generation(&self, _target: Target) -> Option<Box<dyn Projector>> {
         None
     }
+
+    /// Whether a batch's commit must be flushed to disk before the batch counts as done. Read
+    /// models need not: their rows and checkpoint commit together, so a crash can only lose the
+    /// last batches whole, and they are applied again from the checkpoint. A projector with effects
+    /// outside Postgres (the dispatcher) says yes, so that nothing it pushed is forgotten.
+    fn durable_commit(&self) -> bool {
+        false
+    }
 }
 
 /// Which generation of its tables a projector writes: the live tables, or the `__next` tables a
@@ -94,6 +102,10 @@ pub async fn apply_next_batch(
 ) -> anyhow::Result<BatchOutcome> {
     let name = projector.name();
     let mut tx = pool.begin().await?;
+    if !projector.durable_commit() {
+        // Asynchronous commit: no wait for the WAL flush (see `Projector::durable_commit`).
+        sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
+    }
     let (outcome, events) = apply_batch_in(&mut tx, projector, batch_size, None).await?;
     tx.commit().await?;
     // Effects outside Postgres are at least once: a failure here is logged and made up for later

@@ -63,7 +63,53 @@ pub async fn upsert<R: Serialize>(
          ON CONFLICT ({}) DO {set}",
         pk.join(", ")
     );
-    let json = serde_json::to_string(rows)?;
-    sqlx::query(&sql).bind(json).execute(conn).await?;
+    let mut json = serde_json::to_value(rows)?;
+    truncate_timestamps(&mut json);
+    sqlx::query(&sql).bind(json.to_string()).execute(conn).await?;
     Ok(())
+}
+
+/// Cuts RFC 3339 timestamps to microseconds. Postgres keeps microseconds and *rounds* longer
+/// fractions, while a state folded in memory truncates them (`micros`): without this, a read model
+/// row and the same row replayed from the events could differ by a microsecond.
+fn truncate_timestamps(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            let b = s.as_bytes();
+            if b.len() > 26 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' {
+                let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if digits > 6 {
+                    s.replace_range(26..20 + digits, "");
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(truncate_timestamps),
+        serde_json::Value::Object(map) => map.values_mut().for_each(truncate_timestamps),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_timestamps;
+
+    #[test]
+    fn timestamps_are_cut_to_microseconds_and_nothing_else_changes() {
+        let mut v = serde_json::json!({
+            "a": "2026-11-27T02:54:21.932402789Z",
+            "b": ["2026-11-27T02:54:21.932402Z", "2026-11-27T02:54:21.9324029+03:00"],
+            "c": "not.a timestamp at all, but long enough",
+            "d": 5
+        });
+        truncate_timestamps(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "a": "2026-11-27T02:54:21.932402Z",
+                "b": ["2026-11-27T02:54:21.932402Z", "2026-11-27T02:54:21.932402+03:00"],
+                "c": "not.a timestamp at all, but long enough",
+                "d": 5
+            })
+        );
+    }
 }

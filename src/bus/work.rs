@@ -289,6 +289,10 @@ impl Projector for WorkProjector {
     fn batch_size(&self) -> i64 {
         2000
     }
+    fn durable_commit(&self) -> bool {
+        // What was pushed to the streams and the record of it should not disagree after a crash.
+        true
+    }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let mut all = Vec::new();

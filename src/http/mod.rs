@@ -37,6 +37,7 @@ pub struct AppState {
     pub redis: Redis,
     pub keys: Arc<crate::crypto::Keyring>,
     pub changes: api::live::ChangeFeed,
+    pub identities: Arc<crate::conversations::IdentityCache>,
     pub started: Instant,
 }
 
@@ -46,6 +47,7 @@ impl AppState {
             store: EventStore::new(pool.clone()),
             keys: Arc::new(crate::crypto::Keyring::from_settings(&settings)),
             changes: api::live::ChangeFeed::default(),
+            identities: Arc::default(),
             settings,
             pool,
             redis,

@@ -221,6 +221,7 @@ impl TestApp {
         let redis = self.state.redis.clone();
         let options = aisales::projector::RuntimeOptions {
             poll_interval: Duration::from_millis(100),
+            gather: Duration::from_millis(5),
             lease_interval: Duration::from_millis(200),
             batch_size: None,
             instance: format!("test-{}", uuid::Uuid::now_v7()),

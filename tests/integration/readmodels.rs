@@ -257,7 +257,7 @@ async fn live_updates_stream_the_tenants_changes_and_resume_after_last_event_id(
         .unwrap();
     let mut text = String::new();
     let mut last_id = String::new();
-    tokio::time::timeout(Duration::from_secs(15), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(chunk) = stream.chunk().await.unwrap() {
             text.push_str(&String::from_utf8_lossy(&chunk));
             if text.contains("event: conversation") && text.contains("event: message") {
@@ -291,7 +291,7 @@ async fn live_updates_stream_the_tenants_changes_and_resume_after_last_event_id(
         .await
         .unwrap();
     let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(15), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(chunk) = resumed.chunk().await.unwrap() {
             text.push_str(&String::from_utf8_lossy(&chunk));
             if text.contains("event: conversation") {

@@ -28,6 +28,15 @@ use ConversationEvent as E;
 pub const MAX_TEXT: usize = 4096;
 /// Provider message ids remembered for deduplication.
 const RECENT_PROVIDER_IDS: usize = 512;
+/// The deduplication key of a provider message id: its 64-bit FNV-1a hash (stable across builds
+/// and processes, as it ends up in snapshots). Two different ids of one conversation's last 512
+/// colliding has a probability of about 512 / 2^64 per message.
+pub fn provider_key(provider_message_id: &str) -> u64 {
+    provider_message_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// Decided suggestions and final replies remembered (older ones are dropped from the state).
 const KEEP_DECIDED: usize = 256;
 
@@ -287,7 +296,9 @@ pub struct Conversation {
     pub assigned: Option<String>,
     pub messages: u64,
     pub last_customer_message_at: Option<DateTime<Utc>>,
-    pub recent_provider_ids: VecDeque<String>,
+    /// Keys ([`provider_key`]) of the latest provider message ids, for deduplication: fixed-size
+    /// numbers, so that copying the state (every command) allocates nothing for them.
+    pub recent_provider_ids: VecDeque<u64>,
     /// The suggestion request being drafted, if any.
     pub pending_request: Option<Uuid>,
     pub suggestions: BTreeMap<Uuid, SuggestionState>,
@@ -574,7 +585,8 @@ impl Conversation {
     }
 
     fn receive(&self, m: Inbound) -> Vec<ConversationEvent> {
-        if self.recent_provider_ids.iter().any(|id| *id == m.provider_message_id) {
+        let key = provider_key(&m.provider_message_id);
+        if self.recent_provider_ids.contains(&key) {
             return vec![];
         }
         let mut out = Vec::new();
@@ -751,7 +763,7 @@ impl Conversation {
                 if self.customer_name.is_none() {
                     self.customer_name = sender_name;
                 }
-                self.recent_provider_ids.push_back(provider_message_id);
+                self.recent_provider_ids.push_back(provider_key(&provider_message_id));
                 while self.recent_provider_ids.len() > RECENT_PROVIDER_IDS {
                     self.recent_provider_ids.pop_front();
                 }

@@ -549,3 +549,11 @@ fn an_identical_pending_suggestion_is_not_repeated() {
     run(&mut c, report(1, found(), Some("Одинаковый текст"))).unwrap();
     assert_eq!(names(&run(&mut c, report(2, found(), Some("Одинаковый текст"))).unwrap()), ["VehicleDataAttached"]);
 }
+
+#[test]
+fn provider_keys_are_stable_fnv1a() {
+    // Snapshots hold these keys: the function must never change.
+    assert_eq!(provider_key(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(provider_key("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_ne!(provider_key("BAE5F4886AB5D2C4"), provider_key("BAE5F4886AB5D2C5"));
+}

@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         ("REDIS_URL", support::redis_url()),
         ("REDIS_PREFIX", format!("bench{}", Uuid::now_v7().simple())),
         ("WORKER_CONCURRENCY", concurrency.to_string()),
-        ("DATABASE_MAX_CONNECTIONS", "40".into()),
+        ("DATABASE_MAX_CONNECTIONS", "24".into()),
     ];
     let mut projector_env = env.clone();
     projector_env.push(("METRICS_PORT", support::free_port().to_string()));

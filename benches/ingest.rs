@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         ("INTEGRATION_SECRETS_MASTER_KEY", &master_key),
         ("REDIS_URL", &support::redis_url()),
     ]));
-    let pool = db.pool(16).await?;
+    let pool = db.pool(10).await?;
     let redis = aisales::redis_conn::Redis::new(&settings)?;
     let state = AppState::new(settings.clone(), pool.clone(), redis.clone());
     let tenant = {
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         ("HOST", "127.0.0.1".into()),
         ("PORT", port.to_string()),
         ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "0".into()),
-        ("DATABASE_MAX_CONNECTIONS", "32".into()),
+        ("DATABASE_MAX_CONNECTIONS", "24".into()),
     ];
     let server = Aisales::spawn("server", &["serve"], &env)?;
     let mut projector_env = env.clone();

@@ -547,7 +547,8 @@ impl StoredAggregate for aisales_domain::conversation::Conversation {
     const SNAPSHOT_EVERY: i64 = 100;
     // 2: vehicle lookups of the conversation are part of the state.
     // 3: recent provider message ids are kept as keys (`provider_key`).
-    const STATE_VERSION: i32 = 3;
+    // 4: sent replies keep no text.
+    const STATE_VERSION: i32 = 4;
 
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aisales_domain::conversation::upcasters()

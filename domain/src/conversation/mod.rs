@@ -833,6 +833,8 @@ impl Conversation {
                 if let Some(r) = self.replies.get_mut(&reply_id) {
                     r.status = ReplyStatus::Sent;
                     r.provider_message_id = Some(provider_message_id);
+                    // A sent reply needs only its provider id (for delivery statuses), not its text.
+                    r.text = String::new();
                 }
             }
             E::ReplySendRetryScheduled { reply_id, .. } | E::ReplyRetryRequested { reply_id } => {

@@ -312,6 +312,48 @@ async fn live_updates_stream_the_tenants_changes_and_resume_after_last_event_id(
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
+/// Change ids come from a sequence, so a projector transaction holding a lower id can commit after
+/// one holding a higher id. The stream must deliver both: a reader that only remembers the last id
+/// it sent (`id > last`, the first version of this feed) sends the higher one and skips the lower
+/// one for good, which this test catches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_updates_never_skip_a_change_whose_transaction_commits_late() {
+    let app = app_with(&fast(&[])).await;
+    let t = tenant(&app).await;
+    let mut stream = app.request(Method::GET, "/api/events/stream", Some(t.owner())).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let insert = "INSERT INTO read_model_changes (tenant_id, entity, entity_id, change, position) \
+                  VALUES ($1, 'conversation', $2, 'updated', '0/0') RETURNING id";
+    let (early, late) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut slow = app.pool.begin().await.unwrap();
+    let low: i64 = sqlx::query_scalar(insert).bind(t.id).bind(early).fetch_one(&mut *slow).await.unwrap();
+    let high: i64 = sqlx::query_scalar(insert).bind(t.id).bind(late).fetch_one(&app.pool).await.unwrap();
+    assert!(low < high);
+    sqlx::query("SELECT pg_notify('read_model_changes', '')").execute(&app.pool).await.unwrap();
+    // Give the stream time to read what is committed (and, if it were naive, to move past `low`).
+    let mut text = String::new();
+    let _ = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    slow.commit().await.unwrap();
+    sqlx::query("SELECT pg_notify('read_model_changes', '')").execute(&app.pool).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !(text.contains(&early.to_string()) && text.contains(&late.to_string())) {
+            let Some(chunk) = stream.chunk().await.unwrap() else { break };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("both changes arrive; the stream sent:\n{text}"));
+    assert!(
+        text.find(&early.to_string()).unwrap() < text.find(&late.to_string()).unwrap(),
+        "in commit-safe order: {text}"
+    );
+}
+
 /// One random step of a conversation, chosen from what its state allows.
 fn random_command(state: &Conversation, tenant: Uuid, account: Uuid, customer: Uuid, n: usize) -> C {
     let mut rng = rand::rng();

@@ -1,9 +1,14 @@
 //! `GET /api/events/stream`: server-sent events of read-model changes for the caller's tenant.
 //!
 //! Each event's id is the change's id in `read_model_changes`; a client that reconnects with
-//! `Last-Event-ID` receives everything after it (changes are kept for a day; an older id gets a
-//! `reset` event telling the client to reload). Heartbeat comments every 15 s keep proxies from
-//! closing the connection. One `LISTEN` per process wakes every open stream.
+//! `Last-Event-ID` receives everything after it (changes are kept for a day; an unknown or pruned id
+//! gets a `reset` event telling the client to reload). Heartbeat comments every 15 s keep proxies
+//! from closing the connection. One `LISTEN` per process wakes every open stream.
+//!
+//! Changes are written by several projectors in concurrent transactions, so ids do not commit in
+//! order. The stream reads in `(tx_id, id)` order and never past the oldest transaction still in
+//! flight (as the event reader does), which is why no change is ever skipped; the cursor is the
+//! `(tx_id, id)` of the last change sent, found again from its id on resume.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -64,6 +69,7 @@ pub struct StreamQuery {
 #[derive(sqlx::FromRow)]
 struct Change {
     id: i64,
+    tx_id: String,
     entity: String,
     entity_id: Uuid,
     conversation_id: Option<Uuid>,
@@ -88,15 +94,29 @@ pub async fn stream(
         };
     let tenant = caller.tenant_id;
     let pool = state.pool.clone();
-    // Without a resume point the stream starts with what happens from now on.
-    let (oldest, newest): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT min(id), max(id) FROM read_model_changes WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_one(&pool)
-            .await?;
+    let resumed_at: Option<String> = match resume {
+        Some(id) => {
+            sqlx::query_scalar("SELECT tx_id::text FROM read_model_changes WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(&pool)
+                .await?
+        }
+        None => None,
+    };
+    // Without a resume point (or with one no longer kept) the stream starts with what happens from
+    // now on: every change of a transaction not yet finished, nothing older.
+    let reset = resume.is_some() && resumed_at.is_none();
+    let mut cursor: (String, i64) = match (resumed_at, resume) {
+        (Some(tx), Some(id)) => (tx, id),
+        _ => (
+            sqlx::query_scalar::<_, String>("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(&pool)
+                .await?,
+            0,
+        ),
+    };
     let mut wake = state.changes.subscribe(&pool).await;
-    let mut last = resume.unwrap_or(newest.unwrap_or(0));
-    let reset = resume.is_some_and(|r| oldest.is_some_and(|o| r < o - 1));
     let s = async_stream(move |tx| async move {
         if reset {
             let _ = tx
@@ -109,11 +129,15 @@ pub async fn stream(
         }
         loop {
             let rows: Vec<Change> = match sqlx::query_as(
-                "SELECT id, entity, entity_id, conversation_id, change, position, created_at FROM read_model_changes \
-                  WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 500",
+                "SELECT id, tx_id::text AS tx_id, entity, entity_id, conversation_id, change, position, created_at \
+                   FROM read_model_changes \
+                  WHERE tenant_id = $1 AND (tx_id, id) > ($2::text::xid8, $3) \
+                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                  ORDER BY tx_id, id LIMIT 500",
             )
             .bind(tenant)
-            .bind(last)
+            .bind(&cursor.0)
+            .bind(cursor.1)
             .fetch_all(&pool)
             .await
             {
@@ -125,7 +149,6 @@ pub async fn stream(
             };
             let full = rows.len() == 500;
             for c in rows {
-                last = c.id;
                 let data = serde_json::json!({
                     "entity": c.entity, "id": c.entity_id, "conversation_id": c.conversation_id,
                     "change": c.change, "position": c.position, "at": c.created_at,
@@ -134,6 +157,7 @@ pub async fn stream(
                 {
                     return;
                 }
+                cursor = (c.tx_id, c.id);
             }
             if full {
                 continue;

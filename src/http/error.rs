@@ -78,18 +78,44 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Whether a failure is the database being out of reach (restarting, failing over, pool
+/// exhausted) rather than a fault of the request or of the code: such requests answer 503 with
+/// `Retry-After`, so clients and messenger platforms retry instead of giving up.
+fn database_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+        )
+    })
+}
+
+/// Seconds a client is asked to wait before retrying when the database is out of reach.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 5;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if let ApiError::Unexpected(e) = &self {
+        let error = match self {
+            ApiError::Unexpected(e) if database_unreachable(&e) => {
+                tracing::warn!(error = %e, "database unreachable; answering 503");
+                let mut resp =
+                    ApiError::Unavailable("the database is not reachable at the moment; retry shortly".into())
+                        .into_response();
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_S));
+                return resp;
+            }
+            other => other,
+        };
+        let status = error.status();
+        if let ApiError::Unexpected(e) = &error {
             tracing::error!(error = ?e, "request failed");
         }
-        let message = match &self {
+        let message = match &error {
             ApiError::Unexpected(_) => "An internal error occurred; it has been logged.".to_string(),
             other => sentence(&other.to_string()),
         };
-        let mut resp = (status, Json(json!({ "error": { "code": self.code(), "message": message } }))).into_response();
-        if let ApiError::RateLimited { retry_after_s } = self
+        let mut resp = (status, Json(json!({ "error": { "code": error.code(), "message": message } }))).into_response();
+        if let ApiError::RateLimited { retry_after_s } = error
             && let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

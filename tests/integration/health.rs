@@ -84,6 +84,39 @@ async fn ready_is_503_when_postgres_is_unreachable() {
 }
 
 #[tokio::test]
+async fn requests_answer_503_with_retry_after_while_the_database_is_unreachable() {
+    let app = spawn_app(&[
+        ("DATABASE_URL", "postgres://x:secretpw@127.0.0.1:1/none"),
+        ("DATABASE_ACQUIRE_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let resp = app
+        .client
+        .get(format!("{}/api/conversations", app.address))
+        .bearer_auth(format!("aisk_{}", "a".repeat(40)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503, "an unreachable database is not an internal error");
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(!body.to_string().contains("secretpw"), "no credentials in the answer: {body}");
+    // A messenger's webhook delivery is told to come back, not that it failed for good.
+    let resp = app
+        .client
+        .post(format!("{}/webhooks/green-api/{}/{}", app.address, uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+        .json(&serde_json::json!({"typeWebhook": "incomingMessageReceived", "idMessage": "X1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    // Health still answers: the process is alive, only not ready.
+    let resp = app.client.get(format!("{}/health", app.address)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
 async fn unknown_routes_answer_json_404() {
     let app = spawn_app(&[]).await;
     let resp = app.client.get(format!("{}/no/such/route", app.address)).send().await.unwrap();

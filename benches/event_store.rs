@@ -36,12 +36,15 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     println!("database {}", db.name);
 
+    let pool = db.pool(WRITERS as u32).await?;
+
     // 1. Baseline.
+    support::checkpoint(&pool).await;
     let pg = support::pgbench_insert(&db.url, WRITERS as u32, seconds).await?;
     report("pgbench single-row INSERT, 32 clients", format!("{:.0} tx/s (avg {:.2} ms)", pg.tps, pg.latency_ms));
 
     // 2. Appends at 32 writers.
-    let pool = db.pool(WRITERS as u32).await?;
+    support::checkpoint(&pool).await;
     let store = EventStore::new(pool.clone());
     let meta = EventMetadata::system(None, "bench");
     for w in 0..WRITERS {

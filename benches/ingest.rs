@@ -211,10 +211,12 @@ async fn round(
     warmup: u64,
     seconds: u64,
 ) -> anyhow::Result<Round> {
+    support::checkpoint(pool).await;
     let pgbench = support::pgbench_insert(db_url, 32, seconds as u32).await?;
     if std::env::var("BENCH_NO_PROJECTOR").is_err() {
         wait_caught_up(pool, read_models, Duration::from_secs(600)).await?;
     }
+    support::checkpoint(pool).await;
 
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

@@ -63,6 +63,16 @@ pub async fn pgbench_insert(url: &str, clients: u32, seconds: u32) -> anyhow::Re
     })
 }
 
+/// Writes every dirty page out (`CHECKPOINT`) so that a round does not pay for the previous
+/// round's writes, nor for the first-touch full-page images of a checkpoint that the previous round
+/// started. Needs the `pg_checkpoint` role (granted by `scripts/lib/services.sh`); skipped with a
+/// note when the role is missing.
+pub async fn checkpoint(pool: &sqlx::PgPool) {
+    if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
+        println!("(no CHECKPOINT before this round: {e})");
+    }
+}
+
 pub fn num_cpus() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }

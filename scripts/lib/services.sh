@@ -58,6 +58,8 @@ ensure_database() {
     if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
         psql_admin -qc "CREATE DATABASE $db OWNER aisales" >/dev/null
     fi
+    # Lets the benchmarks start each round from a clean checkpoint (PostgreSQL 15+; harmless if older).
+    psql_admin -qc "GRANT pg_checkpoint TO aisales" >/dev/null 2>&1 || true
 }
 
 ensure_chromium() {

@@ -336,7 +336,9 @@ pub async fn status(pool: &PgPool, projectors: &[Arc<dyn Projector>]) -> anyhow:
         let lag = events::count_after(&mut conn, position).await?;
         let owner: Option<String> = sqlx::query_scalar(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-              WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid \
+              WHERE l.locktype = 'advisory' AND l.granted \
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                AND l.classid = $1::bigint::oid \
                 AND l.objid = ((hashtext($2)::bigint + 4294967296) % 4294967296)::oid AND l.objsubid = 2 LIMIT 1",
         )
         .bind(LEASE_SPACE as i64)

@@ -531,18 +531,14 @@ async fn channel_add(settings: Arc<Settings>, cmd: ChannelCommand) -> anyhow::Re
     };
     require_tenant(&pool, tenant).await?;
     let view = add_account(&state, tenant, new).await.map_err(api_to_cli)?;
-    let mut out = serde_json::json!({ "account_id": view.account.id, "webhook_url": view.webhook_url });
-    if view.account.kind == crate::tenancy::ChannelKind::Whatsapp {
-        let keys = crate::crypto::Keyring::from_settings(&settings);
-        let mut conn = pool.acquire().await?;
-        let verify = crate::crypto::get(
-            &mut conn,
-            &keys,
-            Some(tenant),
-            &crate::tenancy::secret_name(view.account.id, "verify_token"),
-        )
-        .await?;
-        out["verify_token"] = serde_json::Value::String(verify);
+    let mut out = serde_json::json!({
+        "account_id": view.account.id,
+        "webhook_url": view.webhook_url,
+        "webhook_registration": view.webhook_registration,
+    });
+    // The credential the provider must present, when the webhook has to be configured by hand.
+    for (name, value) in view.webhook_credentials {
+        out[name] = value;
     }
     println!("{out}");
     Ok(())

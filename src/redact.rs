@@ -100,12 +100,18 @@ pub struct RedactingWriter {
 #[derive(Clone)]
 enum Sink {
     Stdout,
+    Stderr,
     Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>),
 }
 
 impl RedactingWriter {
     pub fn stdout() -> Self {
         RedactingWriter { sink: Sink::Stdout }
+    }
+
+    /// Standard error: one-shot commands keep standard output for their result.
+    pub fn stderr() -> Self {
+        RedactingWriter { sink: Sink::Stderr }
     }
 
     /// Writes into a shared buffer (tests capture logs with it).
@@ -125,6 +131,7 @@ impl Write for LineWriter {
         let clean = redact(&text);
         match &self.sink {
             Sink::Stdout => io::stdout().lock().write_all(clean.as_bytes())?,
+            Sink::Stderr => io::stderr().lock().write_all(clean.as_bytes())?,
             Sink::Buffer(b) => b.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(clean.as_bytes()),
         }
         Ok(buf.len())
@@ -133,6 +140,7 @@ impl Write for LineWriter {
     fn flush(&mut self) -> io::Result<()> {
         match &self.sink {
             Sink::Stdout => io::stdout().flush(),
+            Sink::Stderr => io::stderr().flush(),
             Sink::Buffer(_) => Ok(()),
         }
     }

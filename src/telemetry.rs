@@ -24,16 +24,17 @@ pub fn init(settings: &Settings, role: &str) -> TelemetryGuard {
         "{level},aisales={level},aisales_projections={level},aisales_domain={level},sqlx=warn,hyper=warn,tower_http={level},fantoccini=warn,async_openai=warn"
     );
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Long-running roles log to standard output (PM2's out log); one-shot commands to standard
+    // error, so that what they print (JSON for `tenant create`, `channel add`, …) stays parseable.
+    let writer = || if role == "cli" { RedactingWriter::stderr() } else { RedactingWriter::stdout() };
     let fmt_layer = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(RedactingWriter::stdout())
+            .with_writer(writer())
             .boxed(),
-        LogFormat::Pretty => {
-            tracing_subscriber::fmt::layer().with_writer(RedactingWriter::stdout()).with_ansi(false).boxed()
-        }
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer()).with_ansi(false).boxed(),
     };
     let sentry_guard = settings.sentry_dsn.as_ref().map(|dsn| {
         let mut options = sentry::ClientOptions::default();

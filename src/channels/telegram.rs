@@ -267,6 +267,31 @@ impl TelegramClient {
         tracing::warn!(op = "sendMessage", status = answer.status.as_u16(), error = %error, "Telegram send failed");
         Err(error)
     }
+
+    /// Points the bot's updates at `webhook_url` (`setWebhook`), with `secret_token` coming back in
+    /// `X-Telegram-Bot-Api-Secret-Token` on every update. Telegram only delivers to HTTPS URLs.
+    pub async fn set_webhook(
+        &self,
+        bot_token: &SecretString,
+        webhook_url: &str,
+        secret_token: &str,
+    ) -> Result<(), SendError> {
+        if !webhook_url.starts_with("https://") {
+            return Err(SendError::permanent("Telegram delivers updates only to an https:// webhook URL"));
+        }
+        let url = format!("{}/bot{}/setWebhook", self.base_url.trim_end_matches('/'), bot_token.expose_secret());
+        let body = json!({
+            "url": webhook_url,
+            "secret_token": secret_token,
+            "allowed_updates": ["message", "edited_message", "business_message"],
+        });
+        let answer = exchange(self.http.post(url).json(&body), self.timeout).await?;
+        let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        if answer.status.is_success() && value.get("ok") == Some(&Value::Bool(true)) {
+            return Ok(());
+        }
+        Err(classify(answer.status.as_u16(), &answer.headers, &answer.body))
+    }
 }
 
 /// Classifies a Bot API error answer `{"ok":false,"error_code":…,"description":…,"parameters":…}`.

@@ -650,3 +650,67 @@ async fn a_worker_killed_between_send_and_ack_still_sends_exactly_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(fake.sent_messages().len(), 1);
 }
+
+/// Adding an account points the provider at its webhook (GREEN-API `setSettings` with the
+/// `webhookUrlToken`, Telegram `setWebhook` with the `secret_token`), so real notifications pass
+/// the webhook's authentication; when that cannot be done, the credential is shown once so that an
+/// operator can configure it by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_an_account_points_the_provider_at_its_webhook() {
+    let green = FakeGreenApi::start().await;
+    let telegram = FakeTelegram::start().await;
+    let app =
+        app_with(&fast(&[("APP_URL", "https://sales.example.com".into()), ("TELEGRAM_API_URL", telegram.url())])).await;
+    let t = tenant(&app).await;
+
+    let acc = app
+        .post_json(
+            "/api/channels",
+            t.owner(),
+            json!({"kind": "green_api", "id_instance": FakeGreenApi::ID_INSTANCE.to_string(), "api_token": FakeGreenApi::TOKEN, "api_url": green.url()}),
+        )
+        .await;
+    assert_eq!(acc["webhook_registration"]["status"], "registered", "{acc}");
+    assert!(acc.get("webhook_credentials").is_none(), "nothing to configure by hand: {acc}");
+    let settings = green.settings();
+    assert_eq!(settings["webhookUrl"], acc["webhook_url"]);
+    assert!(acc["webhook_url"].as_str().unwrap().starts_with("https://sales.example.com/webhooks/green-api/"));
+    let token = settings["webhookUrlToken"].as_str().unwrap().to_string();
+    let path = acc["webhook_url"].as_str().unwrap().trim_start_matches("https://sales.example.com").to_string();
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", "REG-1", "Здравствуйте");
+    assert_eq!(post_green(&app, &path, &token, &body).await.status(), StatusCode::OK);
+
+    let acc =
+        app.post_json("/api/channels", t.owner(), json!({"kind": "telegram", "bot_token": FakeTelegram::TOKEN})).await;
+    assert_eq!(acc["webhook_registration"]["status"], "registered", "{acc}");
+    let (url, secret_token) = telegram.webhook().expect("setWebhook was called");
+    assert_eq!(url, acc["webhook_url"].as_str().unwrap());
+    let update = telegram_text_update(2001, 555222, 555222, "Пётр", 7, "Привет");
+    let r = app
+        .client
+        .post(format!("{}/webhooks/telegram/{}", app.address, t.id))
+        .header("x-telegram-bot-api-secret-token", &secret_token)
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Without a public address nothing can be registered: the credential is shown this once.
+    let local = app_with(&fast(&[("TELEGRAM_API_URL", telegram.url())])).await;
+    let lt = tenant(&local).await;
+    let acc = local
+        .post_json(
+            "/api/channels",
+            lt.owner(),
+            json!({"kind": "green_api", "id_instance": FakeGreenApi::ID_INSTANCE.to_string(), "api_token": FakeGreenApi::TOKEN, "api_url": green.url()}),
+        )
+        .await;
+    assert_eq!(acc["webhook_registration"]["status"], "manual", "{acc}");
+    assert!(acc["webhook_registration"]["message"].as_str().unwrap().contains("APP_URL"));
+    let id = acc["id"].as_str().unwrap();
+    let shown = acc["webhook_credentials"]["webhook_token"].as_str().unwrap().to_string();
+    assert_eq!(shown, secret(&local, lt.id, id, "webhook_token").await);
+    let again = local.get_json(&format!("/api/channels/{id}"), lt.owner()).await;
+    assert!(!again.to_string().contains(&shown), "afterwards only masked: {again}");
+}

@@ -47,6 +47,24 @@ pub struct AccountView {
     pub account: ChannelAccount,
     pub webhook_url: String,
     pub secrets: serde_json::Map<String, Value>,
+    /// At creation only: whether the provider was pointed at `webhook_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_registration: Option<WebhookRegistration>,
+    /// At creation only, and only when the webhook must be configured on the provider's side by
+    /// hand: the credential the provider has to present (`webhook_token` for GREEN-API's
+    /// `webhookUrlToken`, `webhook_secret` for Telegram's `secret_token`, `verify_token` for
+    /// WhatsApp's verification). Shown this once; afterwards only masked.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub webhook_credentials: serde_json::Map<String, Value>,
+}
+
+/// What became of pointing the provider at an account's webhook when the account was added.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookRegistration {
+    /// `registered` (the provider now posts to `webhook_url` with the credential), `manual`
+    /// (configure it on the provider's side) or `failed` (the provider refused or was unreachable).
+    pub status: &'static str,
+    pub message: String,
 }
 
 /// The names of the secrets each kind keeps.
@@ -151,7 +169,93 @@ pub async fn add_account(state: &AppState, tenant: Uuid, new: NewAccount) -> Res
             .map_err(|e| ApiError::Unexpected(e.into()))?;
     }
     tx.commit().await?;
-    view(state, account).await
+    let mut out = view(state, account).await?;
+    let secret = |name: &str| secrets.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (registration, credential) = match out.account.kind {
+        ChannelKind::GreenApi => {
+            let token = secret("webhook_token");
+            (register_green_api(state, &out, &secret("api_token"), &token).await, ("webhook_token", token))
+        }
+        ChannelKind::Telegram => {
+            let token = secret("webhook_secret");
+            (register_telegram(state, &out, &secret("bot_token"), &token).await, ("webhook_secret", token))
+        }
+        ChannelKind::Whatsapp => (
+            WebhookRegistration {
+                status: "manual",
+                message: "set the callback URL and verify token in the Meta app's WhatsApp webhook settings".into(),
+            },
+            ("verify_token", secret("verify_token")),
+        ),
+    };
+    if registration.status != "registered" {
+        out.webhook_credentials.insert(credential.0.to_string(), Value::String(credential.1));
+    }
+    match registration.status {
+        "failed" => {
+            tracing::warn!(account = %out.account.id, kind = out.account.kind.as_str(), reason = %registration.message, "webhook registration failed")
+        }
+        status => {
+            tracing::info!(account = %out.account.id, kind = out.account.kind.as_str(), status, "channel account added")
+        }
+    }
+    out.webhook_registration = Some(registration);
+    Ok(out)
+}
+
+/// A client for the one call registration makes.
+fn registration_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("HTTP client builds")
+}
+
+fn relative_url_registration() -> WebhookRegistration {
+    WebhookRegistration {
+        status: "manual",
+        message: "APP_URL is not set, so the webhook URL is relative: set APP_URL to this server's public address \
+                  and add the account again, or configure the webhook on the provider's side"
+            .into(),
+    }
+}
+
+/// GREEN-API `setSettings`: webhooks to this account's URL with its `webhookUrlToken`.
+async fn register_green_api(state: &AppState, view: &AccountView, api_token: &str, token: &str) -> WebhookRegistration {
+    if !view.webhook_url.starts_with("http") {
+        return relative_url_registration();
+    }
+    let creds = crate::channels::green_api::GreenApiCredentials {
+        api_url: view.account.config.get("api_url").and_then(Value::as_str).map(str::to_string),
+        id_instance: view.account.external_key.parse().unwrap_or_default(),
+        api_token: api_token.to_string().into(),
+    };
+    let client =
+        crate::channels::green_api::GreenApiClient::new(registration_http(), state.settings.green_api_url.clone());
+    match client.set_settings(&creds, &view.webhook_url, token).await {
+        Ok(()) => WebhookRegistration {
+            status: "registered",
+            message: "GREEN-API now posts notifications to the webhook URL with the account's webhookUrlToken".into(),
+        },
+        Err(e) => WebhookRegistration { status: "failed", message: format!("GREEN-API setSettings: {e}") },
+    }
+}
+
+/// Telegram `setWebhook`: updates to this account's URL with its `secret_token`.
+async fn register_telegram(state: &AppState, view: &AccountView, bot_token: &str, secret: &str) -> WebhookRegistration {
+    if !view.webhook_url.starts_with("http") {
+        return relative_url_registration();
+    }
+    let client =
+        crate::channels::telegram::TelegramClient::new(registration_http(), state.settings.telegram_api_url.clone());
+    match client.set_webhook(&bot_token.to_string().into(), &view.webhook_url, secret).await {
+        Ok(()) => WebhookRegistration {
+            status: "registered",
+            message: "Telegram now posts updates to the webhook URL with the account's secret token".into(),
+        },
+        Err(e) => WebhookRegistration { status: "failed", message: format!("Telegram setWebhook: {e}") },
+    }
 }
 
 async fn view(state: &AppState, account: ChannelAccount) -> Result<AccountView, ApiError> {
@@ -163,7 +267,13 @@ async fn view(state: &AppState, account: ChannelAccount) -> Result<AccountView, 
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         secrets.insert((*name).to_string(), hint.map(Value::String).unwrap_or(Value::Null));
     }
-    Ok(AccountView { webhook_url: webhook_url(state.settings.public_base_url(), &account), account, secrets })
+    Ok(AccountView {
+        webhook_url: webhook_url(state.settings.public_base_url(), &account),
+        account,
+        secrets,
+        webhook_registration: None,
+        webhook_credentials: serde_json::Map::new(),
+    })
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -1,5 +1,5 @@
-//! A fake Telegram Bot API: `POST /bot{token}/sendMessage` with the real `{"ok":true,"result":…}`
-//! answers and `{"ok":false,"error_code":…,"description":…}` errors.
+//! A fake Telegram Bot API: `POST /bot{token}/sendMessage` and `setWebhook` with the real
+//! `{"ok":true,"result":…}` answers and `{"ok":false,"error_code":…,"description":…}` errors.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
@@ -16,6 +16,7 @@ struct TelegramState {
     next_message_id: HashMap<i64, i64>,
     sent: Vec<(i64, String, i64)>,
     blocked: HashSet<i64>,
+    webhook: Option<(String, String)>,
 }
 
 /// A fake bot.
@@ -55,6 +56,11 @@ impl FakeTelegram {
         lock(&self.state).sent.clone()
     }
 
+    /// The webhook set by `setWebhook`: `(url, secret_token)`.
+    pub fn webhook(&self) -> Option<(String, String)> {
+        lock(&self.state).webhook.clone()
+    }
+
     /// From now on the user of `chat_id` has blocked the bot (403 on every send).
     pub fn block_chat(&self, chat_id: i64) {
         lock(&self.state).blocked.insert(chat_id);
@@ -84,8 +90,28 @@ fn handle(state: &Mutex<TelegramState>, req: &RecordedRequest) -> Reply {
     }
     match method {
         "sendMessage" => send_message(&mut lock(state), &req.body),
+        "setWebhook" => set_webhook(&mut lock(state), &req.body),
         _ => FakeTelegram::error(404, "Not Found", None),
     }
+}
+
+/// `setWebhook` as Telegram checks it: an HTTPS URL, and a secret token of 1–256 characters
+/// from `A-Z a-z 0-9 _ -`.
+fn set_webhook(state: &mut TelegramState, body: &Value) -> Reply {
+    let bad = |description: &str| FakeTelegram::error(400, description, None);
+    let url = body.get("url").and_then(Value::as_str).unwrap_or_default();
+    if url.is_empty() {
+        return bad("Bad Request: bad webhook: URL must be provided");
+    }
+    if !url.starts_with("https://") {
+        return bad("Bad Request: bad webhook: An HTTPS URL must be provided for webhook");
+    }
+    let secret = body.get("secret_token").and_then(Value::as_str).unwrap_or_default();
+    if secret.len() > 256 || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return bad("Bad Request: secret token contains unallowed characters");
+    }
+    state.webhook = Some((url.to_string(), secret.to_string()));
+    Reply::json(200, json!({"ok": true, "result": true, "description": "Webhook was set"}))
 }
 
 fn send_message(state: &mut TelegramState, body: &Value) -> Reply {

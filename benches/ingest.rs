@@ -194,7 +194,11 @@ fn print_round(name: &str, r: &Round) {
         format!("{:.0} requests/s = {:.0}% of pgbench, {} errors", r.rate, 100.0 * r.rate / r.pgbench.tps, r.errors),
     );
     report(&format!("[{name}] webhook latency"), r.latency);
-    report(&format!("[{name}] projection lag (oldest unapplied event)"), r.lag);
+    if std::env::var("BENCH_NO_PROJECTOR").is_ok() {
+        report(&format!("[{name}] projection lag"), "not measured (BENCH_NO_PROJECTOR: no projector running)");
+    } else {
+        report(&format!("[{name}] projection lag (oldest unapplied event)"), r.lag);
+    }
     report(&format!("[{name}] server RSS now / peak"), format!("{:.0} / {:.0} MiB", r.rss.0, r.rss.1));
 }
 

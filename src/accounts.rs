@@ -36,6 +36,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         map.get(k).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
     }
 
+    pub fn remove(&self, k: &K) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(k);
+    }
+
     pub fn put(&self, k: K, v: V) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.capacity {
@@ -88,6 +92,12 @@ pub async fn secret(
     let v = crypto::get(&mut conn, keys, Some(account.tenant_id), &name).await?;
     SECRETS.put((account.tenant_id, name), v.clone());
     Ok(v)
+}
+
+/// Drops this process's cached copy of a secret that was just replaced (other processes see the
+/// new value within [`TTL`]).
+pub fn forget_secret(account: &ChannelAccount, what: &str) {
+    SECRETS.remove(&(account.tenant_id, tenancy::secret_name(account.id, what)));
 }
 
 /// GREEN-API credentials of an account.

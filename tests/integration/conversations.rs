@@ -680,6 +680,33 @@ async fn adding_an_account_points_the_provider_at_its_webhook() {
     let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", "REG-1", "Здравствуйте");
     assert_eq!(post_green(&app, &path, &token, &body).await.status(), StatusCode::OK);
 
+    // Registering again (say, after APP_URL changed) rotates the token on both sides.
+    let green_id = acc["id"].as_str().unwrap().to_string();
+    let again = app.post_json(&format!("/api/channels/{green_id}/webhook"), t.owner(), json!({})).await;
+    assert_eq!(again["webhook_registration"]["status"], "registered", "{again}");
+    let rotated = green.settings()["webhookUrlToken"].as_str().unwrap().to_string();
+    assert_ne!(rotated, token);
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", "REG-2", "Ещё вопрос");
+    assert_eq!(post_green(&app, &path, &token, &body).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post_green(&app, &path, &rotated, &body).await.status(), StatusCode::OK);
+    // Another tenant's account answers 404 like a missing one, and nothing changes.
+    let stranger = create_tenant(&app.pool, "Чужой магазин").await;
+    let r = app
+        .request(Method::POST, &format!("/api/channels/{green_id}/webhook"), Some(stranger.owner()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(green.settings()["webhookUrlToken"], rotated.as_str());
+    // A registration the provider refuses changes nothing.
+    green.fail_next_status(1, 500);
+    let refused = app.post_json(&format!("/api/channels/{green_id}/webhook"), t.owner(), json!({})).await;
+    assert_eq!(refused["webhook_registration"]["status"], "failed", "{refused}");
+    assert!(refused.get("webhook_credentials").is_none());
+    assert_eq!(green.settings()["webhookUrlToken"], rotated.as_str());
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", "REG-3", "И ещё");
+    assert_eq!(post_green(&app, &path, &rotated, &body).await.status(), StatusCode::OK);
+
     let acc =
         app.post_json("/api/channels", t.owner(), json!({"kind": "telegram", "bot_token": FakeTelegram::TOKEN})).await;
     assert_eq!(acc["webhook_registration"]["status"], "registered", "{acc}");
@@ -713,4 +740,10 @@ async fn adding_an_account_points_the_provider_at_its_webhook() {
     assert_eq!(shown, secret(&local, lt.id, id, "webhook_token").await);
     let again = local.get_json(&format!("/api/channels/{id}"), lt.owner()).await;
     assert!(!again.to_string().contains(&shown), "afterwards only masked: {again}");
+    // Registering again without a public address: a fresh credential to configure by hand.
+    let again = local.post_json(&format!("/api/channels/{id}/webhook"), lt.owner(), json!({})).await;
+    assert_eq!(again["webhook_registration"]["status"], "manual", "{again}");
+    let fresh = again["webhook_credentials"]["webhook_token"].as_str().unwrap();
+    assert_ne!(fresh, shown);
+    assert_eq!(fresh, secret(&local, lt.id, id, "webhook_token").await);
 }

@@ -180,13 +180,7 @@ pub async fn add_account(state: &AppState, tenant: Uuid, new: NewAccount) -> Res
             let token = secret("webhook_secret");
             (register_telegram(state, &out, &secret("bot_token"), &token).await, ("webhook_secret", token))
         }
-        ChannelKind::Whatsapp => (
-            WebhookRegistration {
-                status: "manual",
-                message: "set the callback URL and verify token in the Meta app's WhatsApp webhook settings".into(),
-            },
-            ("verify_token", secret("verify_token")),
-        ),
+        ChannelKind::Whatsapp => (whatsapp_registration(), ("verify_token", secret("verify_token"))),
     };
     if registration.status != "registered" {
         out.webhook_credentials.insert(credential.0.to_string(), Value::String(credential.1));
@@ -201,6 +195,65 @@ pub async fn add_account(state: &AppState, tenant: Uuid, new: NewAccount) -> Res
     }
     out.webhook_registration = Some(registration);
     Ok(out)
+}
+
+/// `POST /api/channels/{id}/webhook`: points the provider at the account's webhook again with a
+/// fresh credential, after `APP_URL` changed or when the first registration failed. The stored
+/// credential is replaced only when the provider took the new one, or when it has to be configured
+/// by hand (it is then shown this once); a failed registration changes nothing.
+pub async fn register_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AccountView>, ApiError> {
+    let account = tenancy::channel_account(&state.pool, caller.tenant_id, id)
+        .await?
+        .filter(|a| a.disabled_at.is_none())
+        .ok_or(ApiError::NotFound("channel account"))?;
+    let stored = |what: &'static str| {
+        let (state, account) = (state.clone(), account.clone());
+        async move {
+            let mut conn = state.pool.acquire().await?;
+            crypto::get(&mut conn, &state.keys, Some(account.tenant_id), &tenancy::secret_name(account.id, what))
+                .await
+                .map_err(|e| ApiError::Unexpected(e.into()))
+        }
+    };
+    let mut out = view(&state, account.clone()).await?;
+    let (name, fresh, registration) = match account.kind {
+        ChannelKind::GreenApi => {
+            let fresh = crate::config::random_token(40);
+            let r = register_green_api(&state, &out, &stored("api_token").await?, &fresh).await;
+            ("webhook_token", fresh, r)
+        }
+        ChannelKind::Telegram => {
+            let fresh = crate::config::random_token(40);
+            let r = register_telegram(&state, &out, &stored("bot_token").await?, &fresh).await;
+            ("webhook_secret", fresh, r)
+        }
+        ChannelKind::Whatsapp => ("verify_token", crate::config::random_token(32), whatsapp_registration()),
+    };
+    if registration.status != "failed" {
+        let mut conn = state.pool.acquire().await?;
+        crypto::put(&mut conn, &state.keys, Some(account.tenant_id), &tenancy::secret_name(account.id, name), &fresh)
+            .await
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        crate::accounts::forget_secret(&account, name);
+        out = AccountView { webhook_registration: None, ..view(&state, account.clone()).await? };
+    }
+    if registration.status == "manual" {
+        out.webhook_credentials.insert(name.to_string(), Value::String(fresh));
+    }
+    tracing::info!(account = %account.id, kind = account.kind.as_str(), status = registration.status, "webhook registered again");
+    out.webhook_registration = Some(registration);
+    Ok(Json(out))
+}
+
+fn whatsapp_registration() -> WebhookRegistration {
+    WebhookRegistration {
+        status: "manual",
+        message: "set the callback URL and verify token in the Meta app's WhatsApp webhook settings".into(),
+    }
 }
 
 /// A client for the one call registration makes.

@@ -148,6 +148,7 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::POST, "/api/channels", Some(ManageChannels), post(channels::create))
         .route(Method::GET, "/api/channels/{id}", Some(ManageChannels), get(channels::show))
         .route(Method::DELETE, "/api/channels/{id}", Some(ManageChannels), delete(channels::disable))
+        .route(Method::POST, "/api/channels/{id}/webhook", Some(ManageChannels), post(channels::register_webhook))
         .route(Method::GET, "/api/conversations", Some(ViewConversations), get(conversations::list))
         .route(Method::GET, "/api/conversations/{id}", Some(ViewConversations), get(conversations::show))
         .route(Method::GET, "/api/conversations/{id}/messages", Some(ViewConversations), get(conversations::messages))

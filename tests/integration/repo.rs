@@ -116,6 +116,21 @@ fn nixpacks_installs_chromium_and_chromedriver() {
     assert!(setup.contains("\"chromium\"") && setup.contains("\"chromedriver\""), "{setup}");
 }
 
+/// What Nixpacks 1.41 needs from Cargo.toml to plan the build (`nixpacks plan .`): a resolver it
+/// can parse ("1" or "2") and the root package's `rust-version` spelled out, not inherited, as a full
+/// version (it becomes the `rust-bin.stable."X.Y.Z"` package).
+#[test]
+fn cargo_toml_is_readable_by_nixpacks() {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let value = |line: &str| line.split('=').nth(1).map(|v| v.trim().trim_matches('"').to_string());
+    let resolver = text.lines().find(|l| l.starts_with("resolver")).and_then(value).expect("workspace.resolver");
+    assert!(resolver == "1" || resolver == "2", "resolver {resolver} is not parseable by Nixpacks");
+    let versions: Vec<String> = text.lines().filter(|l| l.starts_with("rust-version =")).filter_map(value).collect();
+    assert_eq!(versions.len(), 2, "rust-version in [workspace.package] and literally in the root [package]");
+    assert_eq!(versions[0], versions[1], "the two rust-version lines agree");
+    assert_eq!(versions[0].split('.').count(), 3, "a full X.Y.Z version: {}", versions[0]);
+}
+
 #[test]
 fn every_metric_has_help_text() {
     let re = regex::Regex::new(r#"metrics::(counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();

@@ -11,7 +11,7 @@
 //!
 //! Settings (environment): BENCH_SECONDS (measured window, default 20), BENCH_WARMUP (default 5),
 //! BENCH_STORED_MESSAGES (default 1000000; 0 skips the second round), BENCH_CONNECTIONS (32),
-//! BENCH_KEEP_DB=1.
+//! BENCH_KEEP_DB=1; PROJECTOR_GATHER_MS and PROJECTOR_BATCH_SIZE are passed to the projector.
 
 mod support;
 
@@ -104,6 +104,12 @@ async fn main() -> anyhow::Result<()> {
     let server = Aisales::spawn("server", &["serve"], &env)?;
     let mut projector_env = env.clone();
     projector_env.push(("METRICS_PORT", support::free_port().to_string()));
+    // Tuning of the projector under test, passed through when set.
+    for name in ["PROJECTOR_GATHER_MS", "PROJECTOR_BATCH_SIZE"] {
+        if let Ok(v) = std::env::var(name) {
+            projector_env.push((name, v));
+        }
+    }
     // BENCH_NO_PROJECTOR=1 (diagnostics): ingest alone, no read models kept.
     let projector = if std::env::var("BENCH_NO_PROJECTOR").is_ok() {
         None

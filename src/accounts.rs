@@ -124,9 +124,12 @@ pub struct Clients {
 impl Clients {
     pub fn new(settings: &Settings, http: reqwest::Client) -> Self {
         Clients {
-            green_api: crate::channels::green_api::GreenApiClient::new(http.clone(), settings.green_api_url.clone()),
-            telegram: crate::channels::telegram::TelegramClient::new(http.clone(), settings.telegram_api_url.clone()),
-            whatsapp: crate::channels::whatsapp::WhatsAppClient::new(http, settings.whatsapp_api_url.clone()),
+            green_api: crate::channels::green_api::GreenApiClient::new(http.clone(), settings.green_api_url.clone())
+                .with_timeout(settings.channel_timeout),
+            telegram: crate::channels::telegram::TelegramClient::new(http.clone(), settings.telegram_api_url.clone())
+                .with_timeout(settings.channel_timeout),
+            whatsapp: crate::channels::whatsapp::WhatsAppClient::new(http, settings.whatsapp_api_url.clone())
+                .with_timeout(settings.channel_timeout),
         }
     }
 }

@@ -129,6 +129,7 @@ pub const VARS: &[VarSpec] = vars![
         ("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0", "WhatsApp Cloud API base URL"),
         ("WHATSAPP_APP_SECRET", "", "default app secret for X-Hub-Signature-256 checks"),
         ("WHATSAPP_VERIFY_TOKEN", "", "default token for the webhook verification challenge"),
+        ("CHANNEL_TIMEOUT_SECS", "20", "timeout of one messenger API call; a send without an answer in time is reconciled, not repeated"),
     ],
     "Vehicle lookup" => [
         ("WEBDRIVER_URL", "http://127.0.0.1:9515", "ChromeDriver endpoint used by the vehicle-lookup worker"),
@@ -289,6 +290,7 @@ pub struct Settings {
     pub whatsapp_api_url: String,
     pub whatsapp_app_secret: Option<SecretString>,
     pub whatsapp_verify_token: Option<SecretString>,
+    pub channel_timeout: Duration,
 
     pub webdriver_url: String,
     pub podzamenu_base_url: String,
@@ -609,6 +611,8 @@ impl Settings {
         let whatsapp_api_url = r.url("WHATSAPP_API_URL", &["http", "https"]);
         let whatsapp_app_secret = r.raw("WHATSAPP_APP_SECRET");
         let whatsapp_verify_token = r.raw("WHATSAPP_VERIFY_TOKEN");
+        let channel_timeout =
+            Duration::from_secs(r.parse::<u64>("CHANNEL_TIMEOUT_SECS", "a number of seconds").unwrap_or(20).max(1));
 
         let webdriver_url = r.url("WEBDRIVER_URL", &["http", "https"]);
         let podzamenu_base_url = r.url("PODZAMENU_BASE_URL", &["http", "https"]);
@@ -682,6 +686,7 @@ impl Settings {
             whatsapp_api_url,
             whatsapp_app_secret: secret(whatsapp_app_secret),
             whatsapp_verify_token: secret(whatsapp_verify_token),
+            channel_timeout,
             webdriver_url,
             podzamenu_base_url,
             prof_rf_base_url,

@@ -548,7 +548,8 @@ impl StoredAggregate for aisales_domain::conversation::Conversation {
     // 2: vehicle lookups of the conversation are part of the state.
     // 3: recent provider message ids are kept as keys (`provider_key`).
     // 4: sent replies keep no text.
-    const STATE_VERSION: i32 = 4;
+    // 5: replies know when they may be sent (`not_before`).
+    const STATE_VERSION: i32 = 5;
 
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aisales_domain::conversation::upcasters()

@@ -295,6 +295,9 @@ impl Projector for WorkProjector {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        // What a batch leaves to push after its commit belongs to that batch only: a batch that
+        // failed to commit (and is applied again, here or elsewhere) must not leave its jobs behind.
+        self.due_now.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut all = Vec::new();
         for e in events {
             for c in changes(e)? {

@@ -230,11 +230,22 @@ pub async fn run(
                 let lease_ms = visibility.as_millis() as u64;
                 let leased: redis::RedisResult<Option<String>> =
                     redis::cmd("SET").arg(&lease_key).arg(&consumer).arg("NX").arg("PX").arg(lease_ms).query_async(&mut c).await;
-                if matches!(leased, Ok(None)) {
-                    metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "leased_elsewhere").increment(1);
-                    return;
+                match leased {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "leased_elsewhere").increment(1);
+                        return;
+                    }
+                    // Not knowing whether we hold the lease is not holding it: the entry stays
+                    // pending and is seen again.
+                    Err(e) => {
+                        tracing::warn!(kind = kind.as_str(), job = %job.job_id, error = %e, "could not take the job's lease; leaving it pending");
+                        return;
+                    }
                 }
-                let renew = {
+                // Stops renewing the lease however this task ends (a panicking handler included),
+                // so that a lease never outlives its job by more than its expiry.
+                let _renew = AbortOnDrop({
                     let (mut c, key, consumer) = (redis.conn(), lease_key.clone(), consumer.clone());
                     tokio::spawn(async move {
                         loop {
@@ -242,7 +253,7 @@ pub async fn run(
                             let _: redis::RedisResult<i64> = RENEW.key(&key).arg(&consumer).arg(lease_ms).invoke_async(&mut c).await;
                         }
                     })
-                };
+                });
                 let started = Instant::now();
                 let lag = (chrono::Utc::now() - job.dispatched_at).num_milliseconds().max(0) as f64 / 1000.0;
                 metrics::histogram!("aisales_job_start_lag_seconds", "kind" => kind.as_str()).record(lag);
@@ -251,7 +262,7 @@ pub async fn run(
                     Err(_) => Err(anyhow::anyhow!("job timed out after {} s", timeout.as_secs())),
                 };
                 metrics::histogram!("aisales_job_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
-                renew.abort();
+                drop(_renew);
                 let _: redis::RedisResult<i64> = RELEASE.key(&lease_key).arg(&consumer).invoke_async(&mut c).await;
                 match result {
                     Ok(()) => {
@@ -315,5 +326,14 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) {
     tokio::select! {
         _ = cancel.cancelled() => {},
         _ = tokio::time::sleep(d) => {},
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -213,18 +213,25 @@ pub enum SendError {
     /// exhausted quota): the operator has to act. `reason` is the provider's own text.
     #[error("permanent provider error: {reason}")]
     Permanent { reason: String },
+    /// The request may have reached the provider, but no answer came back (a timeout after the
+    /// connection was made, a broken answer): it may or may not have taken effect. For a send,
+    /// retrying could deliver the message twice; other calls may treat it as transient.
+    #[error("unconfirmed provider call: {reason}")]
+    Unconfirmed { reason: String },
 }
 
 impl SendError {
     /// Whether a retry may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SendError::Transient { .. })
+        matches!(self, SendError::Transient { .. } | SendError::Unconfirmed { .. })
     }
 
     /// The provider's (or the transport's) explanation.
     pub fn reason(&self) -> &str {
         match self {
-            SendError::Transient { reason, .. } | SendError::Permanent { reason } => reason,
+            SendError::Transient { reason, .. }
+            | SendError::Permanent { reason }
+            | SendError::Unconfirmed { reason } => reason,
         }
     }
 
@@ -232,7 +239,7 @@ impl SendError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SendError::Transient { retry_after, .. } => *retry_after,
-            SendError::Permanent { .. } => None,
+            SendError::Permanent { .. } | SendError::Unconfirmed { .. } => None,
         }
     }
 
@@ -349,16 +356,19 @@ pub(crate) fn time_at(v: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
 }
 
 /// Classifies a failure to get an answer at all: always transient.
+/// A failed connection never reached the provider (transient); any failure after the connection
+/// was made (no answer in time, a broken answer) may have been acted on (unconfirmed).
 pub(crate) fn transport_error(err: reqwest::Error, timeout: Duration) -> SendError {
+    if err.is_connect() {
+        return SendError::transient("could not connect to the provider", None);
+    }
     let reason = if err.is_timeout() {
         format!("no answer within {}s", timeout.as_secs_f32())
-    } else if err.is_connect() {
-        "could not connect to the provider".to_string()
     } else {
         // Without the URL: its path may carry a token.
         format!("network error: {}", err.without_url())
     };
-    SendError::transient(reason, None)
+    SendError::Unconfirmed { reason }
 }
 
 /// The `Retry-After` header as a duration (seconds or an HTTP date).

@@ -139,7 +139,20 @@ impl SendHandler {
             let minutes = ((Utc::now() - since).num_minutes() + 2).clamp(1, 1440) as u32;
             match self.clients.green_api.last_outgoing_messages(&creds, minutes).await {
                 Ok(journal) => {
-                    let found = journal.iter().find(|r| {
+                    // Sends already recorded for other replies (the same text twice in a chat) are
+                    // not this one.
+                    let ids: Vec<String> = journal.iter().map(|r| r.id_message.clone()).collect();
+                    let known: Vec<String> = sqlx::query_scalar(
+                        "SELECT provider_message_id FROM outbound_messages \
+                          WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = ANY($3) AND reply_id <> $4",
+                    )
+                    .bind(state.tenant_id)
+                    .bind(account.kind.as_str())
+                    .bind(&ids)
+                    .bind(reply_id)
+                    .fetch_all(&self.services.pool)
+                    .await?;
+                    let found = journal.iter().filter(|r| !known.contains(&r.id_message)).find(|r| {
                         crate::channels::green_api::normalize_chat_id(&r.chat_id)
                             == crate::channels::green_api::normalize_chat_id(&state.chat_id)
                             && r.text.as_deref().map(str::trim) == Some(reply.text.trim())
@@ -219,6 +232,11 @@ impl JobHandler for SendHandler {
             }
             ReplyStatus::Queued => {}
         }
+        // Not before its time (human-like delay, retry backoff): a copy of the job that arrives
+        // early is dropped; the job itself is pushed again when it is due.
+        if reply.not_before.is_some_and(|t| t > Utc::now() + chrono::Duration::milliseconds(500)) {
+            return Ok(());
+        }
         let max = self.services.settings.bus.send_max_attempts;
         if reply.attempts >= max {
             return self
@@ -260,9 +278,17 @@ impl JobHandler for SendHandler {
                 )
                 .await
             }
+            // The provider may have taken it: sending again could deliver it twice. The reply stays
+            // "sending"; once the claim is stale the job comes back and is reconciled (GREEN-API's
+            // journal says whether it went out; other channels report "delivery unknown").
+            Err(SendError::Unconfirmed { reason }) => {
+                tracing::warn!(reply = %reply_id, attempt, reason = %reason, "send unconfirmed; will reconcile instead of resending");
+                Ok(())
+            }
             Err(SendError::Transient { reason, retry_after }) if attempt < max => {
                 let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(300));
-                let wait = retry_after.unwrap_or(backoff).max(Duration::from_secs(1));
+                // A provider's hint is honoured up to an hour (a larger one would overflow dates).
+                let wait = retry_after.unwrap_or(backoff).clamp(Duration::from_secs(1), Duration::from_secs(3600));
                 tracing::warn!(reply = %reply_id, attempt, retry_in_s = wait.as_secs(), reason = %reason, "send failed; retrying later");
                 self.record(
                     job,

@@ -105,7 +105,11 @@ impl JobHandler for SuggestHandler {
             .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} is gone"))?;
         let debounce = chrono::Duration::seconds(i64::from(tenant.settings.suggestion_debounce_secs));
 
-        // Wait until the customer has stopped writing for the burst window (bounded).
+        // Wait until the customer has stopped writing for the burst window, within half the job's
+        // time limit: the rest is for drafting, so a customer who keeps writing still gets a draft
+        // instead of a job that times out on every delivery.
+        let waited = std::time::Instant::now();
+        let budget = s.settings.bus.job_timeout / 2;
         let mut state = s.store.load::<Conversation>(&job.aggregate_id).await?.state;
         for _ in 0..10 {
             if state.pending_request != Some(request_id) {
@@ -113,10 +117,11 @@ impl JobHandler for SuggestHandler {
             }
             let ready_at = state.last_customer_message_at.map_or(Utc::now(), |t| t + debounce);
             let wait = (ready_at - Utc::now()).num_milliseconds();
-            if wait <= 0 {
+            let left = budget.saturating_sub(waited.elapsed()).as_millis() as i64;
+            if wait <= 0 || left <= 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(wait.min(30_000) as u64)).await;
+            tokio::time::sleep(Duration::from_millis(wait.min(30_000).min(left) as u64)).await;
             state = s.store.load::<Conversation>(&job.aggregate_id).await?.state;
         }
         if state.pending_request != Some(request_id) {

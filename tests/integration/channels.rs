@@ -137,6 +137,8 @@ async fn green_api_timeout_is_transient_and_the_journal_shows_the_send() {
     let err = client.send_message(&fake.credentials(), "79001234567", "Вы ещё ищете коробку?").await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert!(err.reason().contains("no answer within"), "{err}");
+    // It may have been taken: a send must not simply be repeated.
+    assert!(matches!(err, SendError::Unconfirmed { .. }), "{err:?}");
 
     // The provider did accept it: a worker reconciles through the journal before retrying.
     fake.set_latency(Duration::ZERO);

@@ -651,6 +651,39 @@ async fn a_worker_killed_between_send_and_ack_still_sends_exactly_once() {
     assert_eq!(fake.sent_messages().len(), 1);
 }
 
+/// The provider takes the send but its answer does not come back in time. Sending again would
+/// deliver the message twice: the reply stays "sending", and once its claim is stale the job is
+/// reconciled from the provider's journal instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_without_an_answer_is_reconciled_not_repeated() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url()), ("CHANNEL_TIMEOUT_SECS", "1".into())])).await;
+    app.start_background();
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &fake).await;
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79004441111@c.us", "Олег", "SLOW1", "Здравствуйте");
+    let a: Value = post_green(&app, &path, &token, &body).await.json().await.unwrap();
+    let conversation = a["result"]["messages"][0]["conversation_id"].as_str().unwrap().to_string();
+    let pending = suggestions(&app, t.owner(), &conversation, "pending", 1).await;
+
+    fake.hang_next(Duration::from_secs(5));
+    app.post_json(&format!("/api/suggestions/{}/approve", pending[0]["id"].as_str().unwrap()), t.owner(), json!({}))
+        .await;
+    let sent = outbound(&app, t.owner(), &conversation, "sent").await;
+    assert_eq!(fake.sent_messages().len(), 1, "exactly one send");
+    assert_eq!(sent["provider_message_id"], fake.sent_messages()[0].2.as_str());
+    let reconciled: bool = sqlx::query_scalar(
+        "SELECT (payload->'ReplySent'->>'reconciled')::boolean FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'",
+    )
+    .bind(&conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(reconciled, "recorded from the provider's journal, not sent again");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fake.sent_messages().len(), 1);
+}
+
 /// Adding an account points the provider at its webhook (GREEN-API `setSettings` with the
 /// `webhookUrlToken`, Telegram `setWebhook` with the `secret_token`), so real notifications pass
 /// the webhook's authentication; when that cannot be done, the credential is shown once so that an

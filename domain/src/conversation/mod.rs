@@ -256,6 +256,10 @@ pub struct ReplyState {
     pub started_at: Option<DateTime<Utc>>,
     pub provider_message_id: Option<String>,
     pub text: String,
+    /// Not to be sent before this instant: the human-like delay of a queued reply, then the
+    /// backoff (or the provider's Retry-After) of a scheduled retry.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// Where a vehicle lookup of the conversation stands, as the conversation knows it.
@@ -809,7 +813,7 @@ impl Conversation {
                 self.set_suggestion(suggestion_id, SuggestionStatus::Rejected)
             }
             E::OperatorReplied { .. } => {}
-            E::ReplyQueued { reply_id, text, .. } => {
+            E::ReplyQueued { reply_id, text, send_after, .. } => {
                 self.replies.insert(
                     reply_id,
                     ReplyState {
@@ -818,6 +822,7 @@ impl Conversation {
                         started_at: None,
                         provider_message_id: None,
                         text,
+                        not_before: Some(send_after),
                     },
                 );
                 self.prune_replies();
@@ -837,10 +842,18 @@ impl Conversation {
                     r.text = String::new();
                 }
             }
-            E::ReplySendRetryScheduled { reply_id, .. } | E::ReplyRetryRequested { reply_id } => {
+            E::ReplySendRetryScheduled { reply_id, retry_at, .. } => {
                 if let Some(r) = self.replies.get_mut(&reply_id) {
                     r.status = ReplyStatus::Queued;
                     r.started_at = None;
+                    r.not_before = Some(retry_at);
+                }
+            }
+            E::ReplyRetryRequested { reply_id } => {
+                if let Some(r) = self.replies.get_mut(&reply_id) {
+                    r.status = ReplyStatus::Queued;
+                    r.started_at = None;
+                    r.not_before = None;
                 }
             }
             E::ReplyFailed { reply_id, .. } => {

@@ -24,12 +24,14 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // Our API tokens (prefix aisk_) wherever they appear.
         rule(r"\baisk_[A-Za-z0-9]{8,}", |_| "aisk_[redacted]".into()),
         // Telegram bot tokens: <bot id>:<secret>.
-        rule(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}", |_| "[redacted-bot-token]".into()),
+        // `bot` glued in front in Bot API URLs (`/bot123456:AA…/sendMessage`), where `\b` does not match.
+        rule(r"(\bbot|\b)\d{6,12}:[A-Za-z0-9_\-]{30,}", |c| format!("{}[redacted-bot-token]", &c[1])),
         // GREEN-API token in a request path: /waInstance<id>/<method>/<token>.
         rule(r"(/waInstance\d+/[A-Za-z]+/)[A-Za-z0-9]{16,}", |c| format!("{}[redacted]", &c[1])),
         // key=value or "key":"value" pairs whose key names a secret.
         rule(
-            r#"(?i)("?(?:password|passwd|secret|token|api[_-]?key|apitokeninstance|access[_-]?token|authorization|cookie|set-cookie|session)[A-Za-z_]*"?\s*[:=]\s*"?)([^"&,;\s}]{3,})"#,
+            // Quotes may come escaped (`\"key\":\"value\"`) when the pair sits inside a JSON log line.
+            r#"(?i)((?:\\?")?(?:password|passwd|secret|token|api[_-]?key|apitokeninstance|access[_-]?token|authorization|cookie|set-cookie|session)[A-Za-z_]*(?:\\?")?\s*[:=]\s*(?:\\?")?)([^"\\&,;\s}]{3,})"#,
             |c| format!("{}[redacted]", &c[1]),
         ),
         // Session cookies.
@@ -183,5 +185,22 @@ mod tests {
         let url = "POST https://api.green-api.com/waInstance1101000001/sendMessage/d75b3a66374942c5b3c019c698abc2067e151558acbd412345";
         assert!(!redact(url).contains("d75b3a66374942c5"), "{}", redact(url));
         assert!(!redact("cookie aisales_session=xyz.abc").contains("xyz.abc"));
+    }
+
+    #[test]
+    fn bot_tokens_in_bot_api_urls_are_masked() {
+        let url = "POST https://api.telegram.org/bot7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0/sendMessage";
+        let out = redact(url);
+        assert!(!out.contains("AAHdqTcvCH1vGWJx"), "{out}");
+        assert!(out.contains("/bot[redacted-bot-token]/sendMessage"), "{out}");
+    }
+
+    #[test]
+    fn secret_pairs_inside_json_log_lines_are_masked() {
+        // What a JSON log line holds when a message quoted a pair: the quotes are escaped.
+        let line = r#"{"fields":{"message":"body {\"password\":\"hunter22\",\"api_token\":\"d75b3a66\"}"}}"#;
+        let out = redact(line);
+        assert!(!out.contains("hunter22"), "{out}");
+        assert!(!out.contains("d75b3a66"), "{out}");
     }
 }

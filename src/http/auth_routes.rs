@@ -22,10 +22,14 @@ pub struct Login {
 }
 
 /// The client's address: the last `X-Forwarded-For` hop when behind a trusted proxy, else the peer.
+/// The last hop of the last header line is the one the trusted proxy added: some proxies append a
+/// line of their own rather than extend the client's, and whatever the client sent comes first.
 pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_proxy: bool) -> String {
     if trust_proxy
         && let Some(ip) = headers
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next_back())
             .map(str::trim)
@@ -62,6 +66,20 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&headers, Some(peer), state.settings.trust_proxy);
     ratelimit::check(&state.redis, Limit::LoginPerIp, &ip, state.settings.limits.login_per_minute).await?;
+    // JSON only: a cross-site form (text/plain, form-urlencoded) cannot post this, so another site
+    // cannot log a visitor into an account of its choosing.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::invalid_with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the credentials as JSON with Content-Type: application/json",
+        ));
+    }
     let Login { email, password } = serde_json::from_slice(&body)
         .map_err(|_| ApiError::invalid("invalid_json", "send {\"email\": \"...\", \"password\": \"...\"}"))?;
     let email = email.trim().to_lowercase();
@@ -89,18 +107,31 @@ pub async fn login(
         return Err(invalid_credentials());
     }
     if !ok {
-        let limits = &state.settings.limits;
-        sqlx::query(
-            "UPDATE users SET failed_logins = failed_logins + 1, \
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(mins => $3) ELSE locked_until END \
-             WHERE id = $1",
-        )
-        .bind(user_id)
-        .bind(limits.lockout_attempts as i32)
-        .bind(limits.lockout.num_minutes() as i32)
-        .execute(&state.pool)
-        .await
-        .ok();
+        // Counted off the response path, so that a wrong password for a known email takes no
+        // longer to answer than an unknown email. After a lockout has run out the count starts
+        // again, so one typo does not lock the account anew.
+        let limits = state.settings.limits.clone();
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            let counted = sqlx::query(
+                "UPDATE users SET \
+                   failed_logins = CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END, \
+                   locked_until = CASE \
+                     WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END) >= $2 \
+                       THEN now() + make_interval(mins => $3) \
+                     WHEN locked_until <= now() THEN NULL \
+                     ELSE locked_until END \
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(limits.lockout_attempts as i32)
+            .bind(limits.lockout.num_minutes() as i32)
+            .execute(&pool)
+            .await;
+            if let Err(e) = counted {
+                tracing::warn!(error = %e, "could not count a failed login");
+            }
+        });
         return Err(invalid_credentials());
     }
     let mut tx = state.pool.begin().await?;
@@ -142,4 +173,21 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(header::SET_COOKIE, cookie_header(&state, "", 0));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_ip_is_the_hop_the_trusted_proxy_added() {
+        let peer: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        // The client's own (forged) header line first, the proxy's line after it.
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "1.2.3.4, 203.0.113.9".parse().unwrap());
+        assert_eq!(client_ip(&headers, Some(peer), true), "203.0.113.9");
+        assert_eq!(client_ip(&headers, Some(peer), false), "10.0.0.2", "not trusted without TRUST_PROXY");
+        assert_eq!(client_ip(&HeaderMap::new(), Some(peer), true), "10.0.0.2");
+    }
 }

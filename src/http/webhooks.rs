@@ -63,15 +63,26 @@ async fn find(
         }
         None => accounts::active_of_kind(&state.pool, tenant, kind).await?,
     };
-    let account = found.filter(|a| a.kind == kind).ok_or_else(account_not_found)?;
-    ratelimit::check(
-        &state.redis,
-        Limit::WebhookPerAccount,
-        &account.id.to_string(),
-        state.settings.limits.webhook_per_minute,
-    )
-    .await?;
-    Ok(account)
+    found.filter(|a| a.kind == kind).ok_or_else(account_not_found)
+}
+
+/// Counts a webhook request against the account's limit once its credential has been checked.
+/// Requests that fail the check have a bucket of their own, so that anyone who knows a webhook URL
+/// cannot use up the limit of the provider's real notifications.
+async fn admit(
+    state: &AppState,
+    account: &ChannelAccount,
+    checked: Result<(), channels::WebhookAuthError>,
+) -> Result<(), ApiError> {
+    let limit = state.settings.limits.webhook_per_minute;
+    match checked {
+        Ok(()) => ratelimit::check(&state.redis, Limit::WebhookPerAccount, &account.id.to_string(), limit).await,
+        Err(e) => {
+            let key = format!("unauthenticated:{}", account.id);
+            ratelimit::check(&state.redis, Limit::WebhookPerAccount, &key, limit).await?;
+            Err(unauthorized(e))
+        }
+    }
 }
 
 async fn secret(state: &AppState, account: &ChannelAccount, what: &str) -> Result<Option<String>, ApiError> {
@@ -113,7 +124,8 @@ pub async fn green_api(
     let account = find(&state, &tenant, Some(&account), ChannelKind::GreenApi).await?;
     let expected = secret(&state, &account, "webhook_token").await?;
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    channels::green_api::verify_webhook_token(expected.as_deref().unwrap_or_default(), auth).map_err(unauthorized)?;
+    admit(&state, &account, channels::green_api::verify_webhook_token(expected.as_deref().unwrap_or_default(), auth))
+        .await?;
     let n = channels::green_api::parse(&body).map_err(malformed)?;
     apply(&state, &account, vec![n], &body, &headers).await
 }
@@ -136,7 +148,7 @@ pub async fn telegram(
             .unwrap_or_default(),
     };
     let given = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok());
-    channels::telegram::verify_secret_token(&expected, given).map_err(unauthorized)?;
+    admit(&state, &account, channels::telegram::verify_secret_token(&expected, given)).await?;
     let n = channels::telegram::parse(&body).map_err(malformed)?;
     apply(&state, &account, vec![n], &body, &headers).await
 }
@@ -159,7 +171,7 @@ pub async fn whatsapp(
             .unwrap_or_default(),
     };
     let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-    channels::whatsapp::verify_signature(app_secret.as_bytes(), &body, signature).map_err(unauthorized)?;
+    admit(&state, &account, channels::whatsapp::verify_signature(app_secret.as_bytes(), &body, signature)).await?;
     let notifications = channels::whatsapp::parse(&body).map_err(malformed)?;
     apply(&state, &account, notifications, &body, &headers).await
 }
@@ -181,6 +193,14 @@ pub async fn whatsapp_verify(
     Query(q): Query<Challenge>,
 ) -> Result<Response, ApiError> {
     let account = find(&state, &tenant, None, ChannelKind::Whatsapp).await?;
+    // Challenges are rare: all of them share the bucket of unauthenticated requests.
+    ratelimit::check(
+        &state.redis,
+        Limit::WebhookPerAccount,
+        &format!("unauthenticated:{}", account.id),
+        state.settings.limits.webhook_per_minute,
+    )
+    .await?;
     let expected = match secret(&state, &account, "verify_token").await? {
         Some(s) => s,
         None => state

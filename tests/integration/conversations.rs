@@ -651,6 +651,31 @@ async fn a_worker_killed_between_send_and_ack_still_sends_exactly_once() {
     assert_eq!(fake.sent_messages().len(), 1);
 }
 
+/// Anyone who knows a webhook URL can post to it, but requests that fail the credential check are
+/// counted apart: they cannot use up the limit that the provider's real notifications need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unauthenticated_webhook_floods_do_not_use_up_the_accounts_limit() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url()), ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "3".into())])).await;
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &fake).await;
+    let mut flood = Vec::new();
+    for i in 0..6 {
+        let body =
+            green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Кто-то", &format!("F{i}"), "x");
+        flood.push(post_green(&app, &path, "wrong-token", &body).await.status());
+    }
+    assert_eq!(flood[..3], [StatusCode::UNAUTHORIZED; 3]);
+    assert_eq!(flood[3..], [StatusCode::TOO_MANY_REQUESTS; 3], "the flood is limited in its own bucket");
+    for i in 0..3 {
+        let body =
+            green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", &format!("OK{i}"), "Привет");
+        assert_eq!(post_green(&app, &path, &token, &body).await.status(), StatusCode::OK, "real notification {i}");
+    }
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79001112233@c.us", "Анна", "OK3", "Привет");
+    assert_eq!(post_green(&app, &path, &token, &body).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// The provider takes the send but its answer does not come back in time. Sending again would
 /// deliver the message twice: the reply stays "sending", and once its claim is stale the job is
 /// reconciled from the provider's journal instead.

@@ -376,9 +376,54 @@ async fn twenty_wrong_passwords_lock_the_account_without_revealing_it_exists() {
         .await
         .unwrap();
     assert!(locked);
-    // Once the lock has passed, the right password works again and resets the counter.
+    // Once the lock has passed, one typo starts a new count instead of locking the account again…
     sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+    let r = login(&app, "owner@shop.example", "Typo-Password-1").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let locked = crate::helpers::eventually(std::time::Duration::from_secs(10), "the typo to be counted", || async {
+        let (failed, locked): (i32, bool) = sqlx::query_as(
+            "SELECT failed_logins, coalesce(locked_until > now(), false) FROM users WHERE email = 'owner@shop.example'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (failed == 1).then_some(locked)
+    })
+    .await;
+    assert!(!locked, "one typo after a lockout locked the account again");
+    // …and the right password works again and resets the counter.
     let r = login(&app, "owner@shop.example", "Right-Password-1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// A cross-site form can post `text/plain` or form data but not JSON: login takes JSON only, so
+/// another site cannot sign a visitor into an account of its choosing.
+#[tokio::test]
+async fn login_takes_json_only() {
+    let app = spawn_app(&[]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    create_user(&app.pool, t.id, "owner@forms.example", "Right-Password-1", Role::Owner).await;
+    let body = r#"{"email":"owner@forms.example","password":"Right-Password-1"}"#;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let r = app
+            .client
+            .post(format!("{}/auth/login", app.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    let r = app
+        .client
+        .post(format!("{}/auth/login", app.address))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 

@@ -89,12 +89,30 @@ fn invalid(field: &str, why: &str) -> ApiError {
     ApiError::invalid("invalid_channel", format!("{field} {why}"))
 }
 
-fn check_url(field: &str, url: &Option<String>) -> Result<(), ApiError> {
-    match url {
-        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
-            Err(invalid(field, "must be an http(s) URL"))
-        }
-        _ => Ok(()),
+/// A GREEN-API host given with an account. The server calls it with the account's token and shows
+/// parts of its answers, so it must not be a way into the server's own network: outside development
+/// it must be GREEN-API's (`green-api.com` or a subdomain, over HTTPS) or the origin of
+/// `GREEN_API_URL`; never with credentials, a query or a fragment.
+fn check_provider_url(settings: &crate::config::Settings, field: &str, url: &Option<String>) -> Result<(), ApiError> {
+    let Some(raw) = url else { return Ok(()) };
+    let parsed = reqwest::Url::parse(raw.trim()).map_err(|_| invalid(field, "must be an http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(field, "must be an http(s) URL"));
+    }
+    if !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(invalid(field, "must not carry credentials, a query or a fragment"));
+    }
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let greenapi = parsed.scheme() == "https" && (host == "green-api.com" || host.ends_with(".green-api.com"));
+    let configured = reqwest::Url::parse(&settings.green_api_url).is_ok_and(|c| c.origin() == parsed.origin());
+    if greenapi || configured || !settings.app_env.is_strict() {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be a GREEN-API host (https://….green-api.com) or the origin of GREEN_API_URL"))
     }
 }
 
@@ -110,8 +128,8 @@ pub async fn add_account(state: &AppState, tenant: Uuid, new: NewAccount) -> Res
                 if api_token.trim().len() < 8 {
                     return Err(invalid("api_token", "is too short to be a GREEN-API token"));
                 }
-                check_url("api_url", &api_url)?;
-                check_url("media_url", &media_url)?;
+                check_provider_url(&state.settings, "api_url", &api_url)?;
+                check_provider_url(&state.settings, "media_url", &media_url)?;
                 let api_url = api_url.unwrap_or_else(|| state.settings.green_api_url.clone());
                 let config = json!({ "id_instance": id_instance, "api_url": api_url.trim_end_matches('/'), "media_url": media_url });
                 (ChannelKind::GreenApi, id_instance, label, config, vec![("api_token", api_token.trim().to_string())])
@@ -365,5 +383,63 @@ pub async fn disable(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("channel account"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production(green_api_url: &str) -> crate::config::Settings {
+        crate::config::Settings::for_tests(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://u:p@db.internal:5432/aisales"),
+            ("REDIS_URL", "redis://redis.internal:6379/"),
+            ("SESSION_SECRET", "0123456789abcdef0123456789abcdef0123"),
+            ("INTEGRATION_SECRETS_MASTER_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            ("APP_URL", "https://sales.example.com"),
+            ("GREEN_API_URL", green_api_url),
+        ])
+    }
+
+    fn check(settings: &crate::config::Settings, url: &str) -> Result<(), String> {
+        check_provider_url(settings, "api_url", &Some(url.to_string())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn in_production_only_green_api_hosts_are_called() {
+        let s = production("https://api.green-api.com");
+        check(&s, "https://3100.api.green-api.com/v3").unwrap();
+        check(&s, "https://api.green-api.com").unwrap();
+        check(&s, "https://green-api.com").unwrap();
+        for bad in [
+            "http://10.0.0.5:8080/internal",
+            "http://127.0.0.1:6379",
+            "https://green-api.com.evil.example",
+            "https://evilgreen-api.com",
+            "http://3100.api.green-api.com",
+            "https://3100.api.green-api.com/v3?x=",
+            "https://user:pw@3100.api.green-api.com",
+            "https://3100.api.green-api.com/#frag",
+            "ftp://api.green-api.com",
+            "not a url",
+        ] {
+            assert!(check(&s, bad).is_err(), "{bad} is refused");
+        }
+    }
+
+    #[test]
+    fn the_configured_green_api_origin_is_allowed() {
+        let s = production("http://green-proxy.internal:8080");
+        check(&s, "http://green-proxy.internal:8080/v3").unwrap();
+        assert!(check(&s, "http://green-proxy.internal:8081").is_err());
+    }
+
+    #[test]
+    fn development_may_use_local_fakes_but_no_query_or_credentials() {
+        let s = crate::config::Settings::for_tests(&[]);
+        check(&s, "http://127.0.0.1:4010").unwrap();
+        assert!(check(&s, "http://127.0.0.1:4010/?x=1").is_err());
+        assert!(check(&s, "http://u:p@127.0.0.1:4010").is_err());
     }
 }

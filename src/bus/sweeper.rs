@@ -36,8 +36,29 @@ struct Row {
     requested_at: DateTime<Utc>,
 }
 
+/// How long a probe (`aisales streams ping`) is pushed again before it is given up: a probe is
+/// a check of the bus, not work, and nothing records its failure on an aggregate.
+pub const PROBE_EXPIRY_SECS: f64 = 600.0;
+
+/// Gives up probe jobs: those older than [`PROBE_EXPIRY_SECS`] (no probe worker running), or `job_id`
+/// (dead-lettered). Returns how many were given up.
+pub async fn expire_probes(pool: &PgPool, job_id: Option<&str>, reason: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE work_items SET status = 'failed', last_error = $3, updated_at = now() \
+          WHERE kind = 'probe' AND status IN ('requested', 'started') \
+            AND (job_id = $1 OR ($1 IS NULL AND requested_at < now() - make_interval(secs => $2)))",
+    )
+    .bind(job_id)
+    .bind(PROBE_EXPIRY_SECS)
+    .bind(reason)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Pushes every job that is due and not dispatched recently; returns how many.
 pub async fn sweep_once(pool: &PgPool, redis: &Redis, options: &SweeperOptions) -> anyhow::Result<usize> {
+    expire_probes(pool, None, "no probe worker answered in time").await?;
     let base = options.redispatch_after.as_secs_f64();
     let slow = Kind::VehicleLookup.redispatch_after(options.redispatch_after).as_secs_f64();
     let rows: Vec<Row> = sqlx::query_as(

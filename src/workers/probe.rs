@@ -36,7 +36,9 @@ impl JobHandler for ProbeHandler {
         }
     }
 
-    async fn dead_letter(&self, _job: &Job, _reason: &str) -> anyhow::Result<()> {
+    /// Nothing to record on the probe; its job is given up so the sweeper stops pushing it.
+    async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()> {
+        crate::bus::sweeper::expire_probes(&self.services.pool, Some(&job.job_id), reason).await?;
         Ok(())
     }
 

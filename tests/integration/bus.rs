@@ -265,3 +265,42 @@ async fn redis_losing_its_data_mid_run_loses_no_job() {
     nothing_stuck(&app).await;
     let _ = json!({});
 }
+
+/// A probe nobody answers (no probe worker running) is given up after a while instead of being
+/// pushed to its stream forever; other kinds of work are never given up this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unanswered_probes_are_given_up_and_other_work_is_not() {
+    let app = app_with(&fast(&[])).await;
+    let settings = &app.state.settings;
+    for (job, kind, age) in [("probe:old", "probe", 700), ("probe:new", "probe", 5), ("send:old", "message-send", 700)]
+    {
+        sqlx::query(
+            "INSERT INTO work_items (job_id, kind, aggregate_type, aggregate_id, status, due_at, requested_at, updated_at) \
+             VALUES ($1, $2, 'probe', 'x', 'requested', now(), now() - make_interval(secs => $3), now())",
+        )
+        .bind(job)
+        .bind(kind)
+        .bind(f64::from(age))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let options = aisales::bus::sweeper::SweeperOptions {
+        prefix: settings.bus.redis_prefix.clone(),
+        interval: settings.bus.sweep_interval,
+        redispatch_after: settings.bus.redispatch_after,
+        stream_max_len: settings.bus.stream_max_len,
+        instance: "test".into(),
+    };
+    aisales::bus::sweeper::sweep_once(&app.pool, &app.state.redis, &options).await.unwrap();
+    let statuses: HashMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT job_id, status FROM work_items")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(statuses["probe:old"], "failed");
+    assert_eq!(statuses["probe:new"], "requested");
+    assert_eq!(statuses["send:old"], "requested");
+}

@@ -287,7 +287,8 @@ async fn slow_page_within_the_step_timeout_succeeds_beyond_it_fails_retryable() 
     let LookupOutcome::Found { gearbox, evidence, .. } = found(&outcome) else { unreachable!() };
     assert_eq!(gearbox.oem.as_deref(), Some("30500-33570"));
     let wait = evidence.steps.iter().find(|s| s.name == "podzamenu.wait_result").unwrap();
-    assert!(wait.millis >= 1400, "{wait:?}");
+    // Part of the 1.5 s delay may pass while the page is still loading (the previous step).
+    assert!(wait.millis >= 1000, "the result step waited for the slow data: {wait:?}");
     assert!(started.elapsed() < Duration::from_secs(40));
 
     // The page itself takes longer than the step bound.

@@ -83,7 +83,16 @@ impl Harness {
     /// Closes the pool, checks no browser or profile is left, stops ChromeDriver.
     async fn finish(self) {
         self.pool.close_all().await;
-        let leftovers = processes_using(&self.profiles);
+        // Killed processes take a moment to go (a helper Chromium was starting may appear late):
+        // whatever is still there after a few seconds was left behind.
+        let mut leftovers = processes_using(&self.profiles);
+        for _ in 0..50 {
+            if leftovers.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            leftovers = processes_using(&self.profiles);
+        }
         drop(self);
         assert!(leftovers.is_empty(), "browser processes left after close_all: {leftovers:?}");
     }

@@ -154,7 +154,9 @@ async fn green_api_message_to_approved_reply_sent_exactly_once_and_delivered() {
     assert_eq!(c["customer"]["name"], "Иван");
     assert_eq!(c["status"], "open");
     assert_eq!(c["unread_count"], 1);
-    let msgs = app.get_json(&format!("/api/conversations/{conversation}/messages"), t.owner()).await;
+    // The messages read model is waited for as well (`min_position` on this endpoint covers it).
+    let msgs =
+        app.get_json(&format!("/api/conversations/{conversation}/messages?min_position={position}"), t.owner()).await;
     assert_eq!(msgs["items"][0]["text"], "Здравствуйте! Нужна АКПП на Камри");
     assert_eq!(msgs["items"][0]["direction"], "in");
 
@@ -200,8 +202,11 @@ async fn green_api_message_to_approved_reply_sent_exactly_once_and_delivered() {
     let status = green_api_status(FakeGreenApi::ID_INSTANCE, "79001234567@c.us", &sends[0].2, "delivered");
     assert_eq!(post_green(&app, &path, &token, &status).await.status(), StatusCode::OK);
     outbound(&app, t.owner(), &conversation, "delivered").await;
-    let c = app.get_json(&format!("/api/conversations/{conversation}"), t.owner()).await;
-    assert_eq!(c["status"], "waiting_customer");
+    let path = format!("/api/conversations/{conversation}");
+    eventually(Duration::from_secs(20), "the conversation to wait for the customer", || async {
+        (try_get(&app, &path, t.owner()).await?["status"] == "waiting_customer").then_some(())
+    })
+    .await;
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(fake.sent_messages().len(), 1, "still exactly one send after redispatch windows passed");
@@ -255,8 +260,7 @@ async fn telegram_message_to_approved_reply() {
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].0, 555111);
     assert_eq!(sends[0].1, "Здравствуйте! Пришлите VIN, проверим наличие.");
-    let s = app.get_json(&format!("/api/conversations/{conversation}/suggestions"), t.owner()).await;
-    assert_eq!(s["items"][0]["status"], "edited");
+    suggestions(&app, t.owner(), &conversation, "edited", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -465,10 +469,10 @@ async fn ai_drafts_and_auto_sends_when_every_lock_allows_it() {
     assert_eq!(sent["text"], "Добрый день! Подскажите VIN автомобиля.");
     assert_eq!(sent["author"], "auto");
     assert_eq!(green.sent_messages().len(), 1);
-    let s = app.get_json(&format!("/api/conversations/{conversation}/suggestions"), t.owner()).await;
-    assert_eq!(s["items"][0]["decision"], "AUTO_SEND");
-    assert_eq!(s["items"][0]["status"], "auto_sent");
-    assert_eq!(s["items"][0]["source"], "ai");
+    let s = suggestions(&app, t.owner(), &conversation, "auto_sent", 1).await;
+    assert_eq!(s[0]["decision"], "AUTO_SEND");
+    assert_eq!(s[0]["status"], "auto_sent");
+    assert_eq!(s[0]["source"], "ai");
     // What the model was asked.
     let requests = ai.completion_requests();
     assert_eq!(requests.len(), 1);

@@ -141,9 +141,13 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         (v["items"].as_array()?.len() == 1).then_some(())
     })
     .await;
-    let customers: Value =
-        app.request(Method::GET, "/api/customers", Some(b.owner())).send().await.unwrap().json().await.unwrap();
-    let b_customer = customers["items"][0]["id"].as_str().unwrap().to_string();
+    // The customers read model is a projector of its own: wait for it too.
+    let b_customer = crate::helpers::eventually(std::time::Duration::from_secs(10), "B's customer", || async {
+        let r = app.request(Method::GET, "/api/customers", Some(b.owner())).send().await.ok()?;
+        let v: Value = r.json().await.ok()?;
+        v["items"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
 
     let cases = [
         (Method::GET, format!("/api/conversations/{b_conversation}")),

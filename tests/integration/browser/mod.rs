@@ -296,8 +296,9 @@ async fn slow_page_within_the_step_timeout_succeeds_beyond_it_fails_retryable() 
     let LookupOutcome::Found { gearbox, evidence, .. } = found(&outcome) else { unreachable!() };
     assert_eq!(gearbox.oem.as_deref(), Some("30500-33570"));
     let wait = evidence.steps.iter().find(|s| s.name == "podzamenu.wait_result").unwrap();
-    // Part of the 1.5 s delay may pass while the page is still loading (the previous step).
-    assert!(wait.millis >= 1000, "the result step waited for the slow data: {wait:?}");
+    assert!(matches!(wait.outcome, StepOutcome::Ok), "{wait:?}");
+    // The data came 1.5 s late and the lookup waited for it (rather than reading the spinner).
+    assert!(started.elapsed() >= Duration::from_millis(1500), "{wait:?}");
     assert!(started.elapsed() < Duration::from_secs(40));
 
     // The page itself takes longer than the step bound.
@@ -361,7 +362,8 @@ async fn chromedriver_killed_mid_lookup_is_retryable_and_nothing_stays_stuck() {
     let Err(failure) = &outcome else { panic!("expected a failure, got {}", describe(&outcome)) };
     assert!(failure.retryable, "{failure}");
     assert!(failure.reason.contains("WebDriver unreachable"), "{}", failure.reason);
-    assert!(killed_at.elapsed() < Duration::from_secs(5), "took {:?} after the kill", killed_at.elapsed());
+    // Noticed at once, not after a step timeout (generous for a loaded machine).
+    assert!(killed_at.elapsed() < Duration::from_secs(15), "took {:?} after the kill", killed_at.elapsed());
     // prof-rf is not tried without a browser.
     assert_eq!(failure.evidence.sources_tried, vec![Source::Podzamenu]);
 

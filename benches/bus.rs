@@ -121,11 +121,7 @@ async fn main() -> anyhow::Result<()> {
     worker.stop();
     projector.stop();
     pool.close().await;
-    if std::env::var("BENCH_KEEP_DB").is_ok() {
-        println!("kept database {}", db.name);
-    } else {
-        db.drop_db().await?;
-    }
+    support::keep_or_drop(db).await?;
     Ok(())
 }
 

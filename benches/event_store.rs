@@ -109,8 +109,7 @@ async fn main() -> anyhow::Result<()> {
     // 4. Backlog and catch-up.
     if backlog == 0 {
         pool.close().await;
-        db.drop_db().await?;
-        return Ok(());
+        return support::keep_or_drop(db).await;
     }
     let mut spec = HistorySpec::new(tenant, account, 100);
     spec.append_batch = 500;
@@ -159,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         aisales::read_models::all(&settings, &pool, &redis).iter().map(|p| p.name().to_string()).collect();
     let started = Instant::now();
     let projector = Aisales::spawn("projector", &["projector"], &env)?;
-    wait_caught_up(&pool, &projectors, Duration::from_secs(1800)).await?;
+    support::wait_caught_up(&pool, &projectors, Duration::from_secs(1800)).await?;
     let took = started.elapsed().as_secs_f64();
     projector.stop();
     report(
@@ -192,11 +191,7 @@ async fn main() -> anyhow::Result<()> {
     report("rebuild of every read model, one after another", format!("{rebuild_total:.1} s"));
 
     pool.close().await;
-    if std::env::var("BENCH_KEEP_DB").is_ok() {
-        println!("kept database {}", db.name);
-    } else {
-        db.drop_db().await?;
-    }
+    support::keep_or_drop(db).await?;
     Ok(())
 }
 
@@ -240,36 +235,4 @@ async fn receive(
         )
         .await?;
     Ok(())
-}
-
-/// Waits until the checkpoint of every projector in `names` is at the head.
-async fn wait_caught_up(pool: &sqlx::PgPool, names: &[String], timeout: Duration) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let head: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT tx_id::text::bigint, global_position FROM events ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await?;
-    let Some(head) = head else { return Ok(()) };
-    let mut last_print = Instant::now();
-    loop {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as(
-                "SELECT name, position FROM projector_checkpoints WHERE name = ANY($1) AND (tx_id, position) >= ($2::text::xid8, $3)",
-            )
-                .bind(names)
-                .bind(head.0.to_string())
-                .bind(head.1)
-                .fetch_all(pool)
-                .await?;
-        if rows.len() == names.len() {
-            return Ok(());
-        }
-        if last_print.elapsed() > Duration::from_secs(10) {
-            println!("  catching up: {} of {} at the head ({})", rows.len(), names.len(), head.1);
-            last_print = Instant::now();
-        }
-        anyhow::ensure!(started.elapsed() < timeout, "projectors did not catch up within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

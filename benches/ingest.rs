@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{messages} customer messages, {events} events, seeded in {:.0} s", seeded.elapsed().as_secs_f64()),
         );
         let caught = Instant::now();
-        wait_caught_up(&pool, &read_models, Duration::from_secs(3600)).await?;
+        support::wait_caught_up(&pool, &read_models, Duration::from_secs(3600)).await?;
         report("projector caught up with the history", format!("{:.0} s", caught.elapsed().as_secs_f64()));
         sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
 
@@ -176,11 +176,7 @@ async fn main() -> anyhow::Result<()> {
         p.stop();
     }
     pool.close().await;
-    if std::env::var("BENCH_KEEP_DB").is_ok() {
-        println!("kept database {}", db.name);
-    } else {
-        db.drop_db().await?;
-    }
+    support::keep_or_drop(db).await?;
     Ok(())
 }
 
@@ -224,7 +220,7 @@ async fn round(
     support::checkpoint(pool).await;
     let pgbench = support::pgbench_insert(db_url, 32, seconds as u32).await?;
     if std::env::var("BENCH_NO_PROJECTOR").is_err() {
-        wait_caught_up(pool, read_models, Duration::from_secs(600)).await?;
+        support::wait_caught_up(pool, read_models, Duration::from_secs(600)).await?;
     }
     support::checkpoint(pool).await;
 
@@ -332,36 +328,4 @@ fn notification(n: u64, id_message: &str, i: u64) -> String {
         "messageData": {"typeMessage": "textMessage", "textMessageData": {"textMessage": "Здравствуйте, нужна АКПП на Камри 2008, сколько стоит?"}}
     })
     .to_string()
-}
-
-/// Waits until every projector in `names` has applied everything readable.
-async fn wait_caught_up(pool: &sqlx::PgPool, names: &[String], timeout: Duration) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut last_print = Instant::now();
-    loop {
-        let head: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT tx_id::text::bigint, global_position FROM events ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
-            )
-            .fetch_optional(pool)
-            .await?;
-        let Some(head) = head else { return Ok(()) };
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as(
-                "SELECT name, position FROM projector_checkpoints WHERE name = ANY($1) AND (tx_id, position) >= ($2::text::xid8, $3)",
-            )
-                .bind(names)
-                .bind(head.0.to_string())
-                .bind(head.1)
-                .fetch_all(pool)
-                .await?;
-        if rows.len() == names.len() {
-            return Ok(());
-        }
-        if last_print.elapsed() > Duration::from_secs(15) {
-            println!("  catching up: {} of {} at the head ({})", rows.len(), names.len(), head.1);
-            last_print = Instant::now();
-        }
-        anyhow::ensure!(started.elapsed() < timeout, "read models did not catch up within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -239,3 +239,47 @@ pub async fn tenant_with_account(pool: &sqlx::PgPool) -> anyhow::Result<(uuid::U
     .context("account created")?;
     Ok((tenant.id, account.id))
 }
+
+/// Drops the benchmark's database, or keeps it for inspection with `BENCH_KEEP_DB=1`.
+pub async fn keep_or_drop(db: aisales::testkit::TestDb) -> anyhow::Result<()> {
+    if std::env::var("BENCH_KEEP_DB").is_ok() {
+        println!("kept database {}", db.name);
+    } else {
+        db.drop_db().await?;
+    }
+    Ok(())
+}
+
+/// Waits until every projector in `names` has applied everything readable (the head is read
+/// again each round, so events still arriving are waited for too).
+pub async fn wait_caught_up(pool: &sqlx::PgPool, names: &[String], timeout: Duration) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut last_print = std::time::Instant::now();
+    loop {
+        let head: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT tx_id::text::bigint, global_position FROM events \
+              ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?;
+        let Some(head) = head else { return Ok(()) };
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, position FROM projector_checkpoints \
+              WHERE name = ANY($1) AND (tx_id, position) >= ($2::text::xid8, $3)",
+        )
+        .bind(names)
+        .bind(head.0.to_string())
+        .bind(head.1)
+        .fetch_all(pool)
+        .await?;
+        if rows.len() == names.len() {
+            return Ok(());
+        }
+        if last_print.elapsed() > Duration::from_secs(10) {
+            println!("  catching up: {} of {} at the head ({})", rows.len(), names.len(), head.1);
+            last_print = std::time::Instant::now();
+        }
+        anyhow::ensure!(started.elapsed() < timeout, "projectors did not catch up within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

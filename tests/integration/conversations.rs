@@ -93,6 +93,24 @@ pub async fn suggestions(app: &TestApp, token: &str, conversation: &str, status:
     .await
 }
 
+/// The reply shows as sent, the provider got exactly one send (also a few seconds later), and the
+/// send was recorded from the provider's journal rather than made again.
+async fn sent_once_from_the_journal(app: &TestApp, t: &TestTenant, fake: &FakeGreenApi, conversation: &str) {
+    let sent = outbound(app, t.owner(), conversation, "sent").await;
+    assert_eq!(fake.sent_messages().len(), 1, "exactly one send");
+    assert_eq!(sent["provider_message_id"], fake.sent_messages()[0].2.as_str());
+    let reconciled: bool = sqlx::query_scalar(
+        "SELECT (payload->'ReplySent'->>'reconciled')::boolean FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'",
+    )
+    .bind(conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(reconciled, "recorded from the provider's journal, not sent again");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fake.sent_messages().len(), 1);
+}
+
 /// Waits until an outbound message reaches `status`.
 pub async fn outbound(app: &TestApp, token: &str, conversation: &str, status: &str) -> Value {
     let path = format!("/api/conversations/{conversation}/messages");
@@ -640,19 +658,7 @@ async fn a_worker_killed_between_send_and_ack_still_sends_exactly_once() {
 
     // A new worker takes the job over, finds the send in the provider's journal and records it.
     let _second = crate::helpers::ChildGuard::spawn(worker());
-    let sent = outbound(&app, t.owner(), &conversation, "sent").await;
-    assert_eq!(fake.sent_messages().len(), 1, "exactly one send");
-    assert_eq!(sent["provider_message_id"], fake.sent_messages()[0].2.as_str());
-    let reconciled: bool = sqlx::query_scalar(
-        "SELECT (payload->'ReplySent'->>'reconciled')::boolean FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'",
-    )
-    .bind(&conversation)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(reconciled, "recorded from the provider's journal, not sent again");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(fake.sent_messages().len(), 1);
+    sent_once_from_the_journal(&app, &t, &fake, &conversation).await;
 }
 
 /// Anyone who knows a webhook URL can post to it, but requests that fail the credential check are
@@ -698,19 +704,7 @@ async fn a_send_without_an_answer_is_reconciled_not_repeated() {
     fake.hang_next(Duration::from_secs(5));
     app.post_json(&format!("/api/suggestions/{}/approve", pending[0]["id"].as_str().unwrap()), t.owner(), json!({}))
         .await;
-    let sent = outbound(&app, t.owner(), &conversation, "sent").await;
-    assert_eq!(fake.sent_messages().len(), 1, "exactly one send");
-    assert_eq!(sent["provider_message_id"], fake.sent_messages()[0].2.as_str());
-    let reconciled: bool = sqlx::query_scalar(
-        "SELECT (payload->'ReplySent'->>'reconciled')::boolean FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'",
-    )
-    .bind(&conversation)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(reconciled, "recorded from the provider's journal, not sent again");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(fake.sent_messages().len(), 1);
+    sent_once_from_the_journal(&app, &t, &fake, &conversation).await;
 }
 
 /// Adding an account points the provider at its webhook (GREEN-API `setSettings` with the

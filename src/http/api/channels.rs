@@ -257,7 +257,8 @@ pub async fn register_webhook(
             .await
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         crate::accounts::forget_secret(&account, name);
-        out = AccountView { webhook_registration: None, ..view(&state, account.clone()).await? };
+        // Shown again with the new credential's masked hint.
+        out = view(&state, account.clone()).await?;
     }
     if registration.status == "manual" {
         out.webhook_credentials.insert(name.to_string(), Value::String(fresh));

@@ -71,3 +71,92 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<MigrationInfo>> {
     MIGRATOR.run(pool).await?;
     Ok(todo)
 }
+
+/// Connections kept out of the pool for the event store's single statements (appends and loads),
+/// reused without the round trip sqlx makes when a connection goes back to its pool.
+///
+/// sqlx 0.8 sends `Sync` and waits for `ReadyForQuery` each time a pooled connection is released.
+/// An append is one `INSERT`, so that doubled its round trips. A connection here is reused only
+/// after a statement finished, successfully or with an error Postgres reported: it then holds no
+/// half-read answer, and, since the store runs single statements, no open transaction. After
+/// anything else (an I/O error, a statement whose future was dropped) it is closed. Up to a quarter
+/// of the pool's size is kept this way, on top of the pool; when all are busy the store uses the
+/// pool as before.
+pub struct HeldConnections {
+    connect: PgConnectOptions,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    idle: std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant)>>,
+}
+
+/// A connection that is unused this long is closed instead of reused.
+const HELD_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl HeldConnections {
+    /// Up to a quarter of `pool`'s size (at least one), connecting as the pool does.
+    pub fn for_pool(pool: &PgPool) -> std::sync::Arc<Self> {
+        let n = (pool.options().get_max_connections() as usize / 4).max(1);
+        std::sync::Arc::new(HeldConnections {
+            connect: (*pool.connect_options()).clone(),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A held connection, or `None` when all are in use.
+    pub async fn acquire(self: &std::sync::Arc<Self>) -> Option<sqlx::Result<HeldConnection>> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(_, since)| since.elapsed() < HELD_IDLE_LIMIT);
+            idle.pop().map(|(c, _)| c)
+        };
+        let conn = match reused {
+            Some(c) => c,
+            None => match sqlx::ConnectOptions::connect(&self.connect).await {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        Some(Ok(HeldConnection { conn: Some(conn), owner: self.clone(), _permit: permit, reusable: false }))
+    }
+}
+
+/// A connection of [`HeldConnections`]; back to them when dropped after [`HeldConnection::finished`].
+pub struct HeldConnection {
+    conn: Option<sqlx::PgConnection>,
+    owner: std::sync::Arc<HeldConnections>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    reusable: bool,
+}
+
+impl HeldConnection {
+    /// Records how the statement run on this connection ended: it is reused only when it
+    /// completed or Postgres itself reported the error.
+    pub fn finished<T>(&mut self, result: &sqlx::Result<T>) {
+        self.reusable = matches!(result, Ok(_) | Err(sqlx::Error::Database(_)));
+    }
+}
+
+impl std::ops::Deref for HeldConnection {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &sqlx::PgConnection {
+        self.conn.as_ref().expect("a held connection is present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for HeldConnection {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        self.conn.as_mut().expect("a held connection is present until dropped")
+    }
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+        {
+            let mut idle = self.owner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.push((conn, std::time::Instant::now()));
+        }
+    }
+}

@@ -18,6 +18,10 @@
 //! command is decided again on freshly loaded state. A refusal or a no-op decided on a cached
 //! copy is re-checked on freshly loaded state before it is reported.
 //!
+//! Appends and loads run on connections the store keeps out of the pool ([`HeldConnections`]):
+//! sqlx makes a round trip each time a connection goes back to its pool, as many as the append
+//! itself.
+//!
 //! Projectors are woken by `NOTIFY events_appended`, sent by the writer after its append
 //! committed: one notification at a time per store, covering every append that committed while
 //! the previous one was on its way. A `NOTIFY` inside the appending transaction (a trigger) would
@@ -32,8 +36,11 @@ use aisales_projections::Position;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
+
+use crate::db::{HeldConnection, HeldConnections};
 
 /// How an aggregate is kept in the store.
 pub trait StoredAggregate: Aggregate + Clone + 'static {
@@ -188,8 +195,42 @@ const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    held: Arc<HeldConnections>,
     waker: Arc<Waker>,
     cache: Option<Arc<AggregateCache>>,
+}
+
+/// A connection for one statement of the store: a held one when free, else one from the pool.
+enum StoreConnection {
+    Held(HeldConnection),
+    Pooled(PoolConnection<Postgres>),
+}
+
+impl StoreConnection {
+    fn finished<T>(&mut self, result: &sqlx::Result<T>) {
+        if let StoreConnection::Held(c) = self {
+            c.finished(result);
+        }
+    }
+}
+
+impl std::ops::Deref for StoreConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            StoreConnection::Held(c) => c,
+            StoreConnection::Pooled(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StoreConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            StoreConnection::Held(c) => c,
+            StoreConnection::Pooled(c) => c,
+        }
+    }
 }
 
 /// Aggregates this process used recently: state and the sequence it is at.
@@ -248,7 +289,14 @@ impl EventStore {
     /// A store caching up to `capacity` aggregates (0: none, every command loads).
     pub fn with_cache_capacity(pool: PgPool, capacity: usize) -> Self {
         let cache = (capacity > 0).then(|| Arc::new(AggregateCache::new(capacity)));
-        EventStore { pool, waker: Arc::default(), cache }
+        EventStore { held: HeldConnections::for_pool(&pool), pool, waker: Arc::default(), cache }
+    }
+
+    async fn connection(&self) -> sqlx::Result<StoreConnection> {
+        match self.held.acquire().await {
+            Some(held) => Ok(StoreConnection::Held(held?)),
+            None => Ok(StoreConnection::Pooled(self.pool.acquire().await?)),
+        }
     }
 
     fn cached<A: StoredAggregate>(&self, aggregate_id: &str) -> Option<Loaded<A>> {
@@ -276,7 +324,8 @@ impl EventStore {
     /// Loads the aggregate: its latest snapshot (if of the current state version) plus the events
     /// after it, in one round trip.
     pub async fn load<A: StoredAggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
-        let rows: Vec<LoadRow> = sqlx::query_as(
+        let mut conn = self.connection().await?;
+        let rows: sqlx::Result<Vec<LoadRow>> = sqlx::query_as(
             "SELECT NULL::bigint, NULL::text, NULL::text, s.payload::text, s.last_sequence \
                FROM aggregate_snapshots s \
               WHERE s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.state_version = $3 \
@@ -291,8 +340,11 @@ impl EventStore {
         .bind(A::TYPE)
         .bind(aggregate_id)
         .bind(A::STATE_VERSION)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&mut *conn)
+        .await;
+        conn.finished(&rows);
+        drop(conn);
+        let rows = rows?;
 
         let upcasters = A::upcasters();
         let mut state = A::default();
@@ -371,6 +423,7 @@ impl EventStore {
             );
         }
         let meta = serde_json::to_string(&metadata.to_map()).expect("string map serializes");
+        let mut conn = self.connection().await?;
         let result: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
              SELECT $1, $2, x.seq, x.typ, x.ver, x.payload::json, $6::json, $7 \
@@ -385,8 +438,10 @@ impl EventStore {
         .bind(&meta)
         .bind(metadata.tenant_id)
         .bind(&payloads)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await;
+        conn.finished(&result);
+        drop(conn);
         match result {
             Ok(rows) => {
                 self.waker.poke(&self.pool);

@@ -241,3 +241,52 @@ async fn commands_on_a_stale_cached_copy_are_decided_again_on_the_stored_state()
     assert_eq!(loaded.sequence, out.sequence);
     db.drop_db().await.unwrap();
 }
+
+/// The store's held connections are reused after a statement that finished, also with an error
+/// Postgres reported, and never after a statement that was abandoned half-way.
+#[tokio::test]
+async fn held_connections_are_reused_only_after_a_finished_statement() {
+    use aisales::db::HeldConnections;
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(4).await.unwrap();
+    let held = HeldConnections::for_pool(&pool);
+    let backend = |r: &sqlx::Result<i32>| *r.as_ref().unwrap();
+    async fn pid(c: &mut sqlx::PgConnection) -> sqlx::Result<i32> {
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(c).await
+    }
+
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    c.finished(&r);
+    let first = backend(&r);
+    drop(c);
+
+    // Reused after success, and after an error Postgres reported; the connection still works.
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    assert_eq!(backend(&r), first, "reused after a statement that succeeded");
+    let err = sqlx::query_scalar::<_, i32>("SELECT 1 / 0").fetch_one(&mut *c).await;
+    assert!(matches!(err, Err(sqlx::Error::Database(_))), "{err:?}");
+    c.finished(&err);
+    drop(c);
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    assert_eq!(backend(&r), first, "reused after an error Postgres reported");
+
+    // One held connection for a pool of four, and it is in use: the caller is told to use the pool.
+    assert!(held.acquire().await.is_none());
+
+    // A statement abandoned half-way (its future dropped) closes the connection.
+    let abandoned =
+        tokio::time::timeout(std::time::Duration::from_millis(100), sqlx::query("SELECT pg_sleep(2)").execute(&mut *c))
+            .await;
+    assert!(abandoned.is_err(), "the statement was still running");
+    drop(c);
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    c.finished(&r);
+    assert_ne!(backend(&r), first, "a connection with a half-read answer is never handed out again");
+    drop(c);
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}

@@ -7,6 +7,8 @@
 //!   serialises batches with a transaction lock and moves the checkpoint by compare-and-set.
 //! * **Wake-up.** `LISTEN events_appended` (the event store notifies after its appends commit)
 //!   wakes the projectors; they also poll every `poll_interval`, so a lost notification only delays them.
+//! * **One read.** The projectors of a process share an [`EventFeed`]: the first to reach new
+//!   events reads them, the others take the same events from memory.
 //! * **Stop.** On cancellation each projector finishes the batch in hand (a batch is one
 //!   transaction) and exits; nothing half-applied is left.
 
@@ -15,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aisales_projections::events::{self, Position};
-use aisales_projections::{BatchOutcome, Projector, apply_next_batch};
+use aisales_projections::{BatchOutcome, EventFeed, Projector, apply_next_batch_from};
 use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::watch;
@@ -84,6 +86,8 @@ impl ProjectorRuntime {
         let owned: Arc<Vec<AtomicBool>> = Arc::new(names.iter().map(|_| AtomicBool::new(false)).collect());
         let (wake_tx, wake_rx) = watch::channel(0u64);
         let (lease_tx, lease_rx) = watch::channel(0u64);
+        // The projectors of this process read each new event once, together.
+        let feed = Arc::new(EventFeed::default());
 
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake_tx, cancel.clone()));
@@ -99,6 +103,7 @@ impl ProjectorRuntime {
             tasks.spawn(drive(
                 self.pool.clone(),
                 p.clone(),
+                feed.clone(),
                 i,
                 owned.clone(),
                 wake_rx.clone(),
@@ -231,6 +236,7 @@ async fn hold_leases(
 async fn drive(
     pool: PgPool,
     projector: Arc<dyn Projector>,
+    feed: Arc<EventFeed>,
     index: usize,
     owned: Arc<Vec<AtomicBool>>,
     mut wake: watch::Receiver<u64>,
@@ -252,7 +258,7 @@ async fn drive(
         // Mark notifications seen before reading, so none that arrive during the batch is missed.
         wake.borrow_and_update();
         let started = Instant::now();
-        match apply_next_batch(&pool, projector.as_ref(), options.batch_size).await {
+        match apply_next_batch_from(&pool, projector.as_ref(), options.batch_size, Some(&feed)).await {
             Ok(outcome) => {
                 failures = 0;
                 record(name, &outcome, started.elapsed(), &pool).await;

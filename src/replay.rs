@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aisales_domain::conversation::{Conversation, ConversationEvent as E};
-use aisales_projections::conversation_views::{self, Decoded, Folded};
+use aisales_projections::conversation_views::{self, Folded};
 use aisales_projections::events::{self, StoredEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +39,8 @@ pub struct Replay {
     pub events: Vec<AuditEvent>,
     pub folded: Folded,
     pub aggregate: Conversation,
-    pub decoded: Vec<Decoded>,
+    /// The stored events replayed (each decoded once, on first use).
+    pub stored: Vec<StoredEvent>,
 }
 
 /// Reads the conversation's events up to `until`; `None` when it does not exist (or, with
@@ -84,7 +85,7 @@ pub async fn load(
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok(Some(Replay { events, folded, aggregate, decoded }))
+    Ok(Some(Replay { events, folded, aggregate, stored }))
 }
 
 impl Replay {
@@ -102,10 +103,11 @@ impl Replay {
 
     /// A readable timeline: one line per event, who did what and when.
     pub fn timeline(&self) -> Vec<String> {
-        self.decoded
+        self.stored
             .iter()
             .zip(&self.events)
-            .map(|(d, e)| {
+            .map(|(stored, e)| {
+                let what = conversation_views::event_of(stored).map_or_else(|err| format!("({err})"), describe);
                 let who = e.metadata.get("actor").cloned().unwrap_or_else(|| "?".into());
                 format!(
                     "#{:<5} {}  {:<28} {:<22} {}",
@@ -113,7 +115,7 @@ impl Replay {
                     e.recorded_at.format("%Y-%m-%d %H:%M:%S%.3f"),
                     who,
                     e.event_type,
-                    describe(&d.event)
+                    what
                 )
             })
             .collect()

@@ -131,6 +131,10 @@ fn describe_metrics() {
     describe_gauge!("aisales_projector_owned", "1 when this process owns the projector");
     describe_counter!("aisales_projector_events_applied_total", "Events applied by a projector in this process");
     describe_counter!("aisales_projector_batch_failures_total", "Projector batches that failed and were rolled back");
+    describe_counter!(
+        "aisales_projector_feed_events_total",
+        "Events projectors took from the shared feed (memory), read for all (shared_read) or read for themselves (own_read)"
+    );
     describe_histogram!("aisales_projector_batch_duration_seconds", Unit::Seconds, "Time to apply one projector batch");
     describe_counter!(
         "aisales_projector_after_commit_failures_total",

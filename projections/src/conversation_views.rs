@@ -19,29 +19,27 @@ use crate::rows;
 pub const CONVERSATION: &str = "conversation";
 
 /// A decoded conversation event with what projectors need from its envelope.
-pub struct Decoded {
+pub struct Decoded<'a> {
     pub conversation_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub sequence: i64,
     pub recorded_at: DateTime<Utc>,
     pub position: String,
-    pub event: E,
-    metadata: String,
+    pub event: &'a E,
+    metadata: &'a str,
 }
 
-impl Decoded {
+impl Decoded<'_> {
     /// The `actor` of the event's metadata (`user:…`, `token:…`, `customer`, `system`, …).
     pub fn actor(&self) -> Option<String> {
-        serde_json::from_str::<HashMap<String, String>>(&self.metadata).ok().and_then(|m| m.get("actor").cloned())
+        serde_json::from_str::<HashMap<String, String>>(self.metadata).ok().and_then(|m| m.get("actor").cloned())
     }
 }
 
-/// Decodes the conversation events of a batch (other aggregates are skipped). An event that cannot
-/// be read is an error: a projector never skips what it does not understand.
-pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded>> {
-    let mut out = Vec::with_capacity(events.len());
-    for e in events.iter().filter(|e| e.aggregate_type == CONVERSATION) {
-        let event = decode_event(&e.event_type, &e.event_version, &e.payload).map_err(|err| {
+/// The conversation event a stored event holds, decoded once for every projector that reads it.
+pub fn event_of(e: &StoredEvent) -> anyhow::Result<&E> {
+    e.decoded(|e| {
+        decode_event(&e.event_type, &e.event_version, &e.payload).map_err(|err| {
             anyhow::anyhow!(
                 "conversation {} event {} ({} v{}): {err}",
                 e.aggregate_id,
@@ -49,7 +47,16 @@ pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded>> {
                 e.event_type,
                 e.event_version
             )
-        })?;
+        })
+    })
+}
+
+/// Decodes the conversation events of a batch (other aggregates are skipped). An event that cannot
+/// be read is an error: a projector never skips what it does not understand.
+pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded<'_>>> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events.iter().filter(|e| e.aggregate_type == CONVERSATION) {
+        let event = event_of(e)?;
         out.push(Decoded {
             conversation_id: e.aggregate_id.parse()?,
             tenant_id: e.tenant_id,
@@ -57,7 +64,7 @@ pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded>> {
             recorded_at: e.recorded_at,
             position: e.position().to_string(),
             event,
-            metadata: e.metadata.clone(),
+            metadata: &e.metadata,
         });
     }
     Ok(out)
@@ -179,7 +186,7 @@ impl ConversationRow {
     pub fn apply(&mut self, d: &Decoded) {
         self.last_sequence = d.sequence;
         self.updated_at = d.recorded_at;
-        match &d.event {
+        match d.event {
             E::ConversationStarted { .. } => {}
             E::MessageReceived { text, received_at, sender_name, .. } => {
                 self.messages_count += 1;
@@ -253,7 +260,7 @@ impl ConversationRow {
             customer_name,
             customer_phone,
             started_at,
-        } = &d.event
+        } = d.event
         else {
             return None;
         };
@@ -439,14 +446,14 @@ impl Projector for Messages {
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let decoded = decode(events)?;
         let table = self.target.table("rm_messages");
-        let referenced = ids(decoded.iter().filter_map(|d| reply_id_of(&d.event)));
+        let referenced = ids(decoded.iter().filter_map(|d| reply_id_of(d.event)));
         let mut rows: HashMap<Uuid, MessageRow> =
             rows::load(conn, &table, "message_id", &referenced, |r: &MessageRow| r.message_id).await?;
         let mut touched: Vec<Uuid> = Vec::new();
         let mut changes = Vec::new();
         for d in &decoded {
             let tenant = d.tenant_id.unwrap_or_default();
-            let (id, change) = match &d.event {
+            let (id, change) = match d.event {
                 E::MessageReceived { message_id, provider_message_id, text, attachments, received_at, .. } => {
                     rows.insert(
                         *message_id,
@@ -621,7 +628,7 @@ fn suggestion_id_of(e: &E) -> Option<Uuid> {
 /// Applies one event to the suggestion rows; returns the id of the suggestion it touched.
 pub fn apply_suggestion_event(rows: &mut HashMap<Uuid, SuggestionRow>, d: &Decoded) -> anyhow::Result<Option<Uuid>> {
     let tenant = d.tenant_id.unwrap_or_default();
-    let id = match &d.event {
+    let id = match d.event {
         E::SuggestionGenerated {
             suggestion_id,
             request_id,
@@ -709,7 +716,7 @@ impl Projector for Suggestions {
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let decoded = decode(events)?;
         let table = self.target.table("rm_suggestions");
-        let referenced = ids(decoded.iter().filter_map(|d| suggestion_id_of(&d.event)));
+        let referenced = ids(decoded.iter().filter_map(|d| suggestion_id_of(d.event)));
         let mut rows: HashMap<Uuid, SuggestionRow> =
             rows::load(conn, &table, "suggestion_id", &referenced, |r: &SuggestionRow| r.suggestion_id).await?;
         let mut touched = HashSet::new();
@@ -813,7 +820,7 @@ impl Projector for Escalations {
         }
         let mut out: Vec<EscalationRow> = Vec::new();
         for d in relevant {
-            match &d.event {
+            match d.event {
                 E::ConversationEscalated { reason, suggestion_id } => {
                     let row = EscalationRow {
                         conversation_id: d.conversation_id,
@@ -926,7 +933,7 @@ impl Projector for Customers {
         let mut rows: HashMap<Uuid, CustomerRow> =
             rows::load(conn, &table, "conversation_id", &convs, |r: &CustomerRow| r.conversation_id).await?;
         for d in relevant {
-            match &d.event {
+            match d.event {
                 E::ConversationStarted {
                     tenant_id,
                     channel,
@@ -1077,7 +1084,7 @@ impl Projector for Statistics {
                 day,
                 ..Default::default()
             });
-            match &d.event {
+            match d.event {
                 E::MessageReceived { received_at, .. } => {
                     s.messages_in += 1;
                     let w = waiting.entry(d.conversation_id).or_insert(None);

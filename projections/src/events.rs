@@ -5,8 +5,10 @@
 //! past `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still in flight, so an
 //! event appended by a slow transaction can never be skipped by a checkpoint that moved past it.
 
+use std::any::Any;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -71,9 +73,62 @@ pub struct StoredEvent {
     pub metadata: String,
     pub recorded_at: DateTime<Utc>,
     pub tenant_id: Option<Uuid>,
+    /// The payload decoded once: the projectors of a process share one read of an event (see
+    /// [`crate::feed`]), and each would otherwise parse it again.
+    #[sqlx(skip)]
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl StoredEvent {
+    /// An event as read from the log (for tests and tools that build events by hand).
+    #[expect(clippy::too_many_arguments, reason = "one argument per column of the log")]
+    pub fn new(
+        position: Position,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+        event_type: &str,
+        event_version: &str,
+        payload: String,
+        metadata: String,
+        recorded_at: DateTime<Utc>,
+        tenant_id: Option<Uuid>,
+    ) -> Self {
+        StoredEvent {
+            tx_id: position.tx_id,
+            global_position: position.global_position,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            sequence,
+            event_type: event_type.into(),
+            event_version: event_version.into(),
+            payload,
+            metadata,
+            recorded_at,
+            tenant_id,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The payload decoded by `decode`, which runs at most once per event and type: every later
+    /// call, from any projector holding this event, gets the same value. A failure is not kept.
+    pub fn decoded<T: Any + Send + Sync>(&self, decode: impl FnOnce(&Self) -> anyhow::Result<T>) -> anyhow::Result<&T> {
+        if let Some(t) = self.decoded.get().and_then(|v| v.downcast_ref::<T>()) {
+            return Ok(t);
+        }
+        let value = decode(self)?;
+        // Under a race the first value stays; both were decoded from the same bytes.
+        let _ = self.decoded.set(Arc::new(value));
+        self.decoded.get().and_then(|v| v.downcast_ref::<T>()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "event {} of {} {} was already decoded as another type",
+                self.sequence,
+                self.aggregate_type,
+                self.aggregate_id
+            )
+        })
+    }
+
     pub fn position(&self) -> Position {
         Position::new(self.tx_id, self.global_position)
     }

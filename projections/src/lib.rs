@@ -9,10 +9,12 @@
 pub mod checkpoint;
 pub mod conversation_views;
 pub mod events;
+pub mod feed;
 pub mod projector;
 pub mod rows;
 pub mod stream_stats;
 pub mod vehicle_lookup_views;
 
 pub use events::{Position, StoredEvent};
-pub use projector::{BatchOutcome, Projector, Target, apply_batch_in, apply_next_batch};
+pub use feed::{Batch, EventFeed};
+pub use projector::{BatchOutcome, Projector, Target, apply_batch_in, apply_next_batch, apply_next_batch_from};

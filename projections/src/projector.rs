@@ -5,6 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::checkpoint;
 use crate::events::{self, Position, StoredEvent};
+use crate::feed::{Batch, EventFeed};
 
 /// A named consumer of the event log. Each has one checkpoint row.
 #[async_trait]
@@ -100,13 +101,24 @@ pub async fn apply_next_batch(
     projector: &dyn Projector,
     batch_size: Option<i64>,
 ) -> anyhow::Result<BatchOutcome> {
+    apply_next_batch_from(pool, projector, batch_size, None).await
+}
+
+/// [`apply_next_batch`], taking the events from `feed` (shared with the process's other
+/// projectors) when it holds them.
+pub async fn apply_next_batch_from(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    batch_size: Option<i64>,
+    feed: Option<&EventFeed>,
+) -> anyhow::Result<BatchOutcome> {
     let name = projector.name();
     let mut tx = pool.begin().await?;
     if !projector.durable_commit() {
         // Asynchronous commit: no wait for the WAL flush (see `Projector::durable_commit`).
         sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
     }
-    let (outcome, events) = apply_batch_in(&mut tx, projector, batch_size, None).await?;
+    let (outcome, events) = apply_batch_with(&mut tx, projector, batch_size, None, feed).await?;
     tx.commit().await?;
     // Effects outside Postgres are at least once: a failure here is logged and made up for later
     // (the dispatcher's sweeper pushes what was not pushed).
@@ -126,14 +138,25 @@ pub async fn apply_batch_in(
     projector: &dyn Projector,
     batch_size: Option<i64>,
     upto: Option<Position>,
-) -> anyhow::Result<(BatchOutcome, Vec<StoredEvent>)> {
+) -> anyhow::Result<(BatchOutcome, Batch)> {
+    apply_batch_with(conn, projector, batch_size, upto, None).await
+}
+
+async fn apply_batch_with(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    batch_size: Option<i64>,
+    upto: Option<Position>,
+    feed: Option<&EventFeed>,
+) -> anyhow::Result<(BatchOutcome, Batch)> {
     let name = projector.name();
     lock(conn, name).await?;
     let cp = checkpoint::load_or_create(conn, name).await?;
     let limit = batch_size.unwrap_or(projector.batch_size());
-    let events = match upto {
-        Some(upto) => events::read_between(conn, cp.position, upto, limit).await?,
-        None => events::read_after(conn, cp.position, limit).await?,
+    let events = match (upto, feed) {
+        (Some(upto), _) => Batch::owned(events::read_between(conn, cp.position, upto, limit).await?),
+        (None, Some(feed)) => feed.read_after(conn, cp.position, limit).await?,
+        (None, None) => Batch::owned(events::read_after(conn, cp.position, limit).await?),
     };
     let Some(last) = events.last() else {
         return Ok((BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None }, events));

@@ -172,8 +172,8 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
     use Change::*;
     Ok(match e.aggregate_type.as_str() {
         aisales_projections::conversation_views::CONVERSATION => {
-            let ev =
-                aisales_projections::conversation_views::decode_event(&e.event_type, &e.event_version, &e.payload)?;
+            // Decoded once for every projector of the process (the read models decode it too).
+            let ev = aisales_projections::conversation_views::event_of(e)?.clone();
             let conversation = &e.aggregate_id;
             match ev {
                 CE::SuggestionRequested { request_id, not_before, .. } => vec![Request {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aisales::testkit::TestDb;
-use aisales_projections::Position;
 use aisales_projections::events::{read_after, read_after_naive};
+use aisales_projections::{EventFeed, Position};
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -205,6 +205,67 @@ async fn the_tracking_read_is_served_by_the_index() {
     assert!(plan.contains("events_tx_position"), "the read must use the (tx_id, global_position) index:\n{plan}");
     assert!(!plan.contains("Sort"), "the read must not sort the table:\n{plan}");
     drop(conn);
+    pool.close().await;
+    db.drop_db().await.unwrap();
+}
+
+/// Projectors of one process share their reads through an [`EventFeed`]. Readers of different
+/// paces and batch sizes, on a feed small enough that slow ones fall off its start and read for
+/// themselves, each still get every event exactly once and every aggregate in sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_sharing_a_feed_each_get_every_event_once_and_in_order() {
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(WRITERS as u32 + 8).await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let feed = Arc::new(EventFeed::new(120));
+    // (batch limit, pause between batches in ms)
+    let paces = [(1000, 1), (7, 0), (50, 5), (300, 40)];
+    let readers: Vec<_> = paces
+        .iter()
+        .map(|&(limit, pause)| {
+            let (pool, done, feed) = (pool.clone(), done.clone(), feed.clone());
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.unwrap();
+                let mut checkpoint = Position::START;
+                let mut delivered: Vec<(String, i64)> = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let batch = feed.read_after(&mut conn, checkpoint, limit).await.unwrap();
+                    assert!(batch.len() <= limit as usize, "a batch never exceeds its limit");
+                    if let Some(last) = batch.last() {
+                        assert!(last.position() > checkpoint);
+                        checkpoint = last.position();
+                    }
+                    delivered.extend(batch.iter().map(|e| (e.aggregate_id.clone(), e.sequence)));
+                    if finished && batch.is_empty() && delivered.len() as i64 >= committed(&pool).await {
+                        return delivered;
+                    }
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            })
+        })
+        .collect();
+
+    let writers: Vec<_> = (0..WRITERS).map(|w| tokio::spawn(writer(pool.clone(), w))).collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let expected = WRITERS * AGGREGATES_PER_WRITER * EVENTS_PER_AGGREGATE as usize;
+    for (reader, pace) in readers.into_iter().zip(paces) {
+        let delivered = tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .expect("every reader delivers every committed event")
+            .unwrap();
+        let unique: HashSet<&(String, i64)> = delivered.iter().collect();
+        assert_eq!(unique.len(), delivered.len(), "no event delivered twice to the reader {pace:?}");
+        assert_eq!(delivered.len(), expected, "every event delivered to the reader {pace:?}");
+        let mut last_seq: HashMap<&str, i64> = HashMap::new();
+        for (agg, seq) in &delivered {
+            let prev = last_seq.insert(agg, *seq).unwrap_or(0);
+            assert_eq!(*seq, prev + 1, "events of {agg} delivered in sequence to the reader {pace:?}");
+        }
+    }
     pool.close().await;
     db.drop_db().await.unwrap();
 }

@@ -42,6 +42,17 @@ fn lease_key(prefix: &str, job_id: &str) -> String {
     format!("{prefix}:lease:{job_id}")
 }
 
+/// Value of a job's lease: the consumer holding it and the stream entry it is working from.
+fn lease_holder(consumer: &str, entry: &str) -> String {
+    format!("{consumer}|{entry}")
+}
+
+/// Whether a lease value names a stream entry other than `entry`: the job is in hand under
+/// another copy of it.
+fn held_under_another_entry(holder: &str, entry: &str) -> bool {
+    holder.rsplit_once('|').is_some_and(|(_, held)| held != entry)
+}
+
 /// Does one kind of job. Every method must be idempotent: a job can arrive more than once.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
@@ -192,7 +203,11 @@ pub async fn run(
             if deliveries > options.max_deliveries {
                 let mut c = redis.conn();
                 let holder: Option<String> = c.get(lease_key(&options.prefix, &job.job_id)).await.unwrap_or(None);
-                if holder.is_some() {
+                if let Some(holder) = holder {
+                    if held_under_another_entry(&holder, &id) {
+                        // A copy of a job in hand under another entry: not a poison entry either.
+                        let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
+                    }
                     // Still being worked on (a long job): not a poison entry.
                     continue;
                 }
@@ -217,7 +232,7 @@ pub async fn run(
             let stream = stream.clone();
             let timeout = options.job_timeout;
             let lease_key = lease_key(&options.prefix, &job.job_id);
-            let consumer = options.consumer.clone();
+            let consumer = lease_holder(&options.consumer, &id);
             let visibility = options.visibility_timeout;
             tasks.spawn(async move {
                 let _permit = permit;
@@ -233,7 +248,18 @@ pub async fn run(
                 match leased {
                     Ok(Some(_)) => {}
                     Ok(None) => {
-                        metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "leased_elsewhere").increment(1);
+                        // A second copy of a job someone is working on (the dispatcher pushes a job
+                        // again when it is not done in time) is acknowledged: the holder finishes the
+                        // job from its own entry, or, if it dies, that entry is reclaimed and the job
+                        // pushed again. Left pending, the copy would gather deliveries while the job
+                        // runs and be dead-lettered, failing work that was going well.
+                        let holder: Option<String> = c.get(&lease_key).await.unwrap_or(None);
+                        if holder.as_deref().is_some_and(|h| held_under_another_entry(h, &id)) {
+                            let _: redis::RedisResult<usize> = c.xack(&stream, GROUP, &[&id]).await;
+                            metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "duplicate").increment(1);
+                        } else {
+                            metrics::counter!("aisales_jobs_processed_total", "kind" => kind.as_str(), "outcome" => "leased_elsewhere").increment(1);
+                        }
                         return;
                     }
                     // Not knowing whether we hold the lease is not holding it: the entry stays
@@ -263,10 +289,10 @@ pub async fn run(
                 };
                 metrics::histogram!("aisales_job_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
                 drop(_renew);
-                let _: redis::RedisResult<i64> = RELEASE.key(&lease_key).arg(&consumer).invoke_async(&mut c).await;
+                // Acknowledged before the lease goes: an entry seen without a lease between the two
+                // would look abandoned, and after its last delivery be dead-lettered.
                 match result {
                     Ok(()) => {
-                        let mut c = redis.conn();
                         if let Err(e) = c.xack::<_, _, _, usize>(&stream, GROUP, &[&id]).await {
                             tracing::warn!(kind = kind.as_str(), job = %job.job_id, error = %e, "ack failed; the job will be seen again (harmless)");
                         }
@@ -277,6 +303,7 @@ pub async fn run(
                         tracing::warn!(kind = kind.as_str(), job = %job.job_id, delivery = deliveries, error = format!("{e:#}"), "job failed; it will be delivered again");
                     }
                 }
+                let _: redis::RedisResult<i64> = RELEASE.key(&lease_key).arg(&consumer).invoke_async(&mut c).await;
             });
         }
     }
@@ -335,5 +362,19 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{held_under_another_entry, lease_holder};
+
+    #[test]
+    fn a_lease_tells_copies_of_a_job_from_the_entry_in_hand() {
+        let holder = lease_holder("aisales-worker@host:12|7", "1764218400000-0");
+        assert!(!held_under_another_entry(&holder, "1764218400000-0"), "the entry in hand itself");
+        assert!(held_under_another_entry(&holder, "1764218460000-0"), "another copy of the job");
+        // A lease written without an entry (an older worker) is never taken for a copy's.
+        assert!(!held_under_another_entry("aisales-worker@host:12", "1764218460000-0"));
     }
 }

@@ -29,7 +29,8 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
         // halved event-store appends at 32 writers). A connection that died is found by the
         // query itself, reported as an error, and dropped from the pool.
         .test_before_acquire(false)
-        .max_connections(settings.database_max_connections)
+        // A quarter of the connections is left to the event store's held connections.
+        .max_connections(settings.database_max_connections - settings.database_max_connections / 4)
         .min_connections(0)
         .acquire_timeout(settings.database_acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(300))
@@ -79,9 +80,9 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<MigrationInfo>> {
 /// An append is one `INSERT`, so that doubled its round trips. A connection here is reused only
 /// after a statement finished, successfully or with an error Postgres reported: it then holds no
 /// half-read answer, and, since the store runs single statements, no open transaction. After
-/// anything else (an I/O error, a statement whose future was dropped) it is closed. Up to a quarter
-/// of the pool's size is kept this way, on top of the pool; when all are busy the store uses the
-/// pool as before.
+/// anything else (an I/O error, a statement whose future was dropped) it is closed. Up to a third
+/// of the pool's size is kept this way, on top of the pool ([`pool`] leaves that share of
+/// `DATABASE_MAX_CONNECTIONS` free); when all are busy the store uses the pool as before.
 pub struct HeldConnections {
     connect: PgConnectOptions,
     permits: std::sync::Arc<tokio::sync::Semaphore>,
@@ -92,9 +93,9 @@ pub struct HeldConnections {
 const HELD_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl HeldConnections {
-    /// Up to a quarter of `pool`'s size (at least one), connecting as the pool does.
+    /// Up to a third of `pool`'s size (at least one), connecting as the pool does.
     pub fn for_pool(pool: &PgPool) -> std::sync::Arc<Self> {
-        let n = (pool.options().get_max_connections() as usize / 4).max(1);
+        let n = (pool.options().get_max_connections() as usize / 3).max(1);
         std::sync::Arc::new(HeldConnections {
             connect: (*pool.connect_options()).clone(),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(n)),

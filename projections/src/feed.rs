@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use crate::events::{self, Position, StoredEvent};
 
 /// Events kept in memory by default (older chunks are dropped first).
-pub const DEFAULT_FEED_EVENTS: usize = 20_000;
+pub const DEFAULT_FEED_EVENTS: usize = 4_000;
 
 /// A run of events in global order, borrowed from a chunk the feed shares.
 #[derive(Debug, Clone, Default)]

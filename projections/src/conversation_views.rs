@@ -1070,10 +1070,14 @@ impl Projector for Statistics {
             return Ok(());
         }
         let waiting_table = self.target.table("rm_stats_waiting");
-        let convs = ids(decoded.iter().map(|d| d.conversation_id));
-        let loaded: HashMap<Uuid, Waiting> =
-            rows::load(conn, &waiting_table, "conversation_id", &convs, |r: &Waiting| r.conversation_id).await?;
-        let mut waiting: HashMap<Uuid, Option<Waiting>> = loaded.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        // The stored wait is only needed where a reply ends it. Elsewhere a customer message can
+        // only start a wait, and one already stored is older: those are inserted unless present,
+        // instead of every customer message loading and rewriting its conversation's row.
+        let replied = ids(decoded.iter().filter(|d| matches!(d.event, E::ReplySent { .. })).map(|d| d.conversation_id));
+        let mut loaded: HashMap<Uuid, Waiting> =
+            rows::load(conn, &waiting_table, "conversation_id", &replied, |r: &Waiting| r.conversation_id).await?;
+        let mut waiting: HashMap<Uuid, Option<Waiting>> = replied.iter().map(|id| (*id, loaded.remove(id))).collect();
+        let mut started: HashMap<Uuid, Waiting> = HashMap::new();
         let mut stats: HashMap<(Uuid, NaiveDate), DailyStats> = HashMap::new();
         let mut times = Vec::new();
         for d in &decoded {
@@ -1087,13 +1091,15 @@ impl Projector for Statistics {
             match d.event {
                 E::MessageReceived { received_at, .. } => {
                     s.messages_in += 1;
-                    let w = waiting.entry(d.conversation_id).or_insert(None);
-                    if w.is_none() {
-                        *w = Some(Waiting {
-                            conversation_id: d.conversation_id,
-                            tenant_id: tenant,
-                            waiting_since: *received_at,
-                        });
+                    let w =
+                        Waiting { conversation_id: d.conversation_id, tenant_id: tenant, waiting_since: *received_at };
+                    match waiting.get_mut(&d.conversation_id) {
+                        Some(known) => {
+                            known.get_or_insert(w);
+                        }
+                        None => {
+                            started.entry(d.conversation_id).or_insert(w);
+                        }
                     }
                 }
                 E::ReplySent { sent_at, .. } => {
@@ -1155,6 +1161,15 @@ impl Projector for Statistics {
             &["conversation_id"],
             &["conversation_id", "tenant_id", "waiting_since"],
             &keep,
+        )
+        .await?;
+        let started: Vec<&Waiting> = started.values().collect();
+        rows::insert_missing(
+            conn,
+            &waiting_table,
+            &["conversation_id"],
+            &["conversation_id", "tenant_id", "waiting_since"],
+            &started,
         )
         .await?;
         let clear: Vec<Uuid> = clear.into_iter().map(|(id, _)| id).collect();

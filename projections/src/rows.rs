@@ -44,11 +44,34 @@ pub async fn upsert<R: Serialize>(
     columns: &[&str],
     rows: &[R],
 ) -> anyhow::Result<()> {
+    write(conn, table, pk, columns, rows, true).await
+}
+
+/// Inserts those of `rows` whose `pk` is not in `table` yet, and leaves the others as stored.
+pub async fn insert_missing<R: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    pk: &[&str],
+    columns: &[&str],
+    rows: &[R],
+) -> anyhow::Result<()> {
+    write(conn, table, pk, columns, rows, false).await
+}
+
+async fn write<R: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    pk: &[&str],
+    columns: &[&str],
+    rows: &[R],
+    replace: bool,
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let cols = columns.join(", ");
-    let updates: Vec<&str> = columns.iter().copied().filter(|c| !pk.contains(c)).collect();
+    let updates: Vec<&str> =
+        if replace { columns.iter().copied().filter(|c| !pk.contains(c)).collect() } else { Vec::new() };
     let set = if updates.is_empty() {
         "NOTHING".to_string()
     } else {

@@ -85,6 +85,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<MigrationInfo>> {
 /// `DATABASE_MAX_CONNECTIONS` free); when all are busy the store uses the pool as before.
 pub struct HeldConnections {
     connect: PgConnectOptions,
+    /// Bound on opening a connection, the pool's acquire timeout.
+    connect_timeout: std::time::Duration,
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     idle: std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant)>>,
 }
@@ -98,6 +100,7 @@ impl HeldConnections {
         let n = (pool.options().get_max_connections() as usize / 3).max(1);
         std::sync::Arc::new(HeldConnections {
             connect: (*pool.connect_options()).clone(),
+            connect_timeout: pool.options().get_acquire_timeout(),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
             idle: std::sync::Mutex::new(Vec::new()),
         })
@@ -113,10 +116,14 @@ impl HeldConnections {
         };
         let conn = match reused {
             Some(c) => c,
-            None => match sqlx::ConnectOptions::connect(&self.connect).await {
-                Ok(c) => c,
-                Err(e) => return Some(Err(e)),
-            },
+            // Bounded like an acquire from the pool: an unreachable server is reported (503), not waited on.
+            None => {
+                match tokio::time::timeout(self.connect_timeout, sqlx::ConnectOptions::connect(&self.connect)).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => return Some(Err(e)),
+                    Err(_) => return Some(Err(sqlx::Error::PoolTimedOut)),
+                }
+            }
         };
         Some(Ok(HeldConnection { conn: Some(conn), owner: self.clone(), _permit: permit, reusable: false }))
     }

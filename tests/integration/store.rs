@@ -290,3 +290,31 @@ async fn held_connections_are_reused_only_after_a_finished_statement() {
     pool.close().await;
     db.drop_db().await.unwrap();
 }
+
+/// Opening a held connection is bounded like an acquire from the pool: a server that accepts the
+/// connection and never answers is reported as a timeout, not waited on.
+#[tokio::test]
+async fn opening_a_held_connection_is_bounded_by_the_acquire_timeout() {
+    use aisales::db::HeldConnections;
+    use std::time::{Duration, Instant};
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let opts = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(port).username("aisales");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy_with(opts);
+    let held = HeldConnections::for_pool(&pool);
+    let started = Instant::now();
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(30), held.acquire()).await.expect("acquire gave up by itself");
+    assert!(matches!(outcome, Some(Err(sqlx::Error::PoolTimedOut))), "{:?}", outcome.map(|r| r.err()));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    accepted.abort();
+}

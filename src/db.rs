@@ -1,10 +1,10 @@
 //! PostgreSQL pool and migrations.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSeverity};
 use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::Settings;
@@ -29,8 +29,9 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
         // halved event-store appends at 32 writers). A connection that died is found by the
         // query itself, reported as an error, and dropped from the pool.
         .test_before_acquire(false)
-        // A quarter of the connections is left to the event store's held connections.
-        .max_connections(settings.database_max_connections - settings.database_max_connections / 4)
+        // About a quarter of the connections is left to the event store's held connections
+        // (a third of the pool's size, see `HeldConnections::for_pool`): together at most the setting.
+        .max_connections((settings.database_max_connections * 3 / 4).max(1))
         .min_connections(0)
         .acquire_timeout(settings.database_acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(300))
@@ -80,9 +81,11 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<MigrationInfo>> {
 /// An append is one `INSERT`, so that doubled its round trips. A connection here is reused only
 /// after a statement finished, successfully or with an error Postgres reported: it then holds no
 /// half-read answer, and, since the store runs single statements, no open transaction. After
-/// anything else (an I/O error, a statement whose future was dropped) it is closed. Up to a third
-/// of the pool's size is kept this way, on top of the pool ([`pool`] leaves that share of
-/// `DATABASE_MAX_CONNECTIONS` free); when all are busy the store uses the pool as before.
+/// anything else (an I/O error, a FATAL error the server sends before it closes the session, a
+/// statement whose future was dropped) it is closed. Up to a third of the pool's size is kept this
+/// way, on top of the pool ([`pool`] leaves that share of `DATABASE_MAX_CONNECTIONS` free), one set
+/// per pool and process whichever stores use it; when all are busy the store uses the pool as
+/// before.
 pub struct HeldConnections {
     connect: PgConnectOptions,
     /// Bound on opening a connection, the pool's acquire timeout.
@@ -95,15 +98,36 @@ pub struct HeldConnections {
 const HELD_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl HeldConnections {
-    /// Up to a third of `pool`'s size (at least one), connecting as the pool does.
+    /// The held connections of `pool`'s database in this process: up to a third of the pool's
+    /// size (none for a pool of one or two), connecting as the pool does. Every store on the same
+    /// database shares one set, so that a process running the API and the workers (`serve --all`)
+    /// stays within `DATABASE_MAX_CONNECTIONS`.
     pub fn for_pool(pool: &PgPool) -> std::sync::Arc<Self> {
-        let n = (pool.options().get_max_connections() as usize / 3).max(1);
-        std::sync::Arc::new(HeldConnections {
+        type Registry = std::sync::Mutex<HashMap<String, std::sync::Weak<HeldConnections>>>;
+        static SETS: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
+        let opts = pool.connect_options();
+        let key = format!(
+            "{}:{}:{:?}:{}:{:?}",
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_socket(),
+            opts.get_username(),
+            opts.get_database()
+        );
+        let mut sets = SETS.lock().unwrap_or_else(|p| p.into_inner());
+        sets.retain(|_, set| set.strong_count() > 0);
+        if let Some(set) = sets.get(&key).and_then(std::sync::Weak::upgrade) {
+            return set;
+        }
+        let n = pool.options().get_max_connections() as usize / 3;
+        let set = std::sync::Arc::new(HeldConnections {
             connect: (*pool.connect_options()).clone(),
             connect_timeout: pool.options().get_acquire_timeout(),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
             idle: std::sync::Mutex::new(Vec::new()),
-        })
+        });
+        sets.insert(key, std::sync::Arc::downgrade(&set));
+        set
     }
 
     /// A held connection, or `None` when all are in use.
@@ -139,9 +163,16 @@ pub struct HeldConnection {
 
 impl HeldConnection {
     /// Records how the statement run on this connection ended: it is reused only when it
-    /// completed or Postgres itself reported the error.
+    /// completed or Postgres itself reported an error that leaves the session open (not FATAL or
+    /// PANIC, which a server shutting down or terminating the backend sends before it hangs up).
     pub fn finished<T>(&mut self, result: &sqlx::Result<T>) {
-        self.reusable = matches!(result, Ok(_) | Err(sqlx::Error::Database(_)));
+        self.reusable = match result {
+            Ok(_) => true,
+            Err(sqlx::Error::Database(e)) => e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|e| !matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+            Err(_) => false,
+        };
     }
 }
 

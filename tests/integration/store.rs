@@ -285,8 +285,30 @@ async fn held_connections_are_reused_only_after_a_finished_statement() {
     let mut c = held.acquire().await.unwrap().unwrap();
     let r = pid(&mut c).await;
     c.finished(&r);
-    assert_ne!(backend(&r), first, "a connection with a half-read answer is never handed out again");
+    let second = backend(&r);
+    assert_ne!(second, first, "a connection with a half-read answer is never handed out again");
     drop(c);
+
+    // A session the server ends (FATAL before it hangs up, as on a restart) is not reused either.
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(second).execute(&pool).await.unwrap();
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    // Postgres reports it as a database error (57P01, FATAL), which alone would count as finished.
+    assert!(
+        matches!(&r, Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("57P01")),
+        "the terminated session answers no more: {r:?}"
+    );
+    c.finished(&r);
+    drop(c);
+    let mut c = held.acquire().await.unwrap().unwrap();
+    let r = pid(&mut c).await;
+    c.finished(&r);
+    assert!(r.is_ok(), "{r:?}");
+    assert_ne!(backend(&r), second, "the terminated session is not handed out again");
+    drop(c);
+
+    // Every store of a process on this database shares the one set.
+    assert!(std::sync::Arc::ptr_eq(&held, &HeldConnections::for_pool(&pool)));
     pool.close().await;
     db.drop_db().await.unwrap();
 }

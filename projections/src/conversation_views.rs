@@ -1033,6 +1033,8 @@ impl Statistics {
     }
 }
 
+const WAITING_COLUMNS: &[&str] = &["conversation_id", "tenant_id", "waiting_since"];
+
 #[derive(Serialize, Deserialize)]
 struct Waiting {
     conversation_id: Uuid,
@@ -1155,23 +1157,9 @@ impl Projector for Statistics {
         .await?;
         let (keep, clear): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, w)| w.is_some());
         let keep: Vec<Waiting> = keep.into_iter().filter_map(|(_, w)| w).collect();
-        rows::upsert(
-            conn,
-            &waiting_table,
-            &["conversation_id"],
-            &["conversation_id", "tenant_id", "waiting_since"],
-            &keep,
-        )
-        .await?;
+        rows::upsert(conn, &waiting_table, &["conversation_id"], WAITING_COLUMNS, &keep).await?;
         let started: Vec<&Waiting> = started.values().collect();
-        rows::insert_missing(
-            conn,
-            &waiting_table,
-            &["conversation_id"],
-            &["conversation_id", "tenant_id", "waiting_since"],
-            &started,
-        )
-        .await?;
+        rows::insert_missing(conn, &waiting_table, &["conversation_id"], WAITING_COLUMNS, &started).await?;
         let clear: Vec<Uuid> = clear.into_iter().map(|(id, _)| id).collect();
         if !clear.is_empty() {
             sqlx::query(&format!("DELETE FROM {waiting_table} WHERE conversation_id = ANY($1)"))

@@ -77,6 +77,18 @@ const WRITERS: usize = 12;
 const AGGREGATES_PER_WRITER: usize = 10;
 const EVENTS_PER_AGGREGATE: i64 = 20;
 
+/// Checks what a reader delivered: no event twice, every event, each aggregate in sequence.
+fn assert_every_event_once_in_order(delivered: &[(String, i64)], expected: usize, reader: &str) {
+    let unique: HashSet<&(String, i64)> = delivered.iter().collect();
+    assert_eq!(unique.len(), delivered.len(), "no event delivered twice to {reader}");
+    assert_eq!(delivered.len(), expected, "every event delivered to {reader}");
+    let mut last_seq: HashMap<&str, i64> = HashMap::new();
+    for (agg, seq) in delivered {
+        let prev = last_seq.insert(agg, *seq).unwrap_or(0);
+        assert_eq!(*seq, prev + 1, "events of {agg} delivered in sequence to {reader}");
+    }
+}
+
 async fn writer(pool: PgPool, w: usize) {
     let mut next: HashMap<String, i64> = (0..AGGREGATES_PER_WRITER).map(|a| (format!("w{w}-a{a}"), 1)).collect();
     let total = AGGREGATES_PER_WRITER as i64 * EVENTS_PER_AGGREGATE;
@@ -163,14 +175,7 @@ async fn tracking_reader_delivers_every_event_once_and_in_order_under_concurrent
     let naive_delivered = naive.await.unwrap();
 
     let expected = WRITERS * AGGREGATES_PER_WRITER * EVENTS_PER_AGGREGATE as usize;
-    let unique: HashSet<&(String, i64)> = delivered.iter().collect();
-    assert_eq!(unique.len(), delivered.len(), "no event delivered twice");
-    assert_eq!(delivered.len(), expected, "every event delivered");
-    let mut last_seq: HashMap<&str, i64> = HashMap::new();
-    for (agg, seq) in &delivered {
-        let prev = last_seq.insert(agg, *seq).unwrap_or(0);
-        assert_eq!(*seq, prev + 1, "events of {agg} delivered in sequence");
-    }
+    assert_every_event_once_in_order(&delivered, expected, "the tracking reader");
     assert!(
         naive_delivered < expected,
         "the naive reader should lose events in this scenario (it delivered {naive_delivered} of {expected})"
@@ -257,14 +262,7 @@ async fn readers_sharing_a_feed_each_get_every_event_once_and_in_order() {
             .await
             .expect("every reader delivers every committed event")
             .unwrap();
-        let unique: HashSet<&(String, i64)> = delivered.iter().collect();
-        assert_eq!(unique.len(), delivered.len(), "no event delivered twice to the reader {pace:?}");
-        assert_eq!(delivered.len(), expected, "every event delivered to the reader {pace:?}");
-        let mut last_seq: HashMap<&str, i64> = HashMap::new();
-        for (agg, seq) in &delivered {
-            let prev = last_seq.insert(agg, *seq).unwrap_or(0);
-            assert_eq!(*seq, prev + 1, "events of {agg} delivered in sequence to the reader {pace:?}");
-        }
+        assert_every_event_once_in_order(&delivered, expected, &format!("the reader {pace:?}"));
     }
     pool.close().await;
     db.drop_db().await.unwrap();

@@ -12,6 +12,15 @@
 //! previous sequence committed, each aggregate's events are in sequence order in the global
 //! `(tx_id, global_position)` order too.
 //!
+//! Appends of concurrent commands are written together (group commit): a few writer tasks per
+//! store each take every append waiting at that moment and write them in one statement, so one
+//! transaction, one commit and one round trip serve many commands. Nothing waits for company: an
+//! append arriving at an idle writer is written at once, and batches form only while writes are
+//! in flight. A batch is all or nothing, so when it fails (a conflict of one of its commands, a
+//! deadlock with another process, any error) each of its appends is written again on its own and
+//! gets its own answer: one command's conflict never fails another's. A batch holds its appends
+//! in `(aggregate_type, aggregate_id)` order, so two batches lock keys in the same order.
+//!
 //! Commands run on a cached copy of the aggregate when this process holds one (a bounded cache of
 //! recently used aggregates), which saves the load round trip. The cache is only ever trusted for
 //! appends, which the primary key verifies: an append from a stale copy conflicts, and the
@@ -132,6 +141,10 @@ pub enum StoreError {
     /// Another writer appended to the aggregate first (SQLSTATE 23505 on the primary key).
     #[error("the aggregate was changed concurrently")]
     Conflict,
+    /// The writer of an append stopped (its runtime shut down) before reporting whether the
+    /// append was written.
+    #[error("the append was interrupted before its outcome was known")]
+    Interrupted,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored data could not be read: {0}")]
@@ -198,6 +211,238 @@ pub struct EventStore {
     held: Arc<HeldConnections>,
     waker: Arc<Waker>,
     cache: Option<Arc<AggregateCache>>,
+    writers: Arc<Writers>,
+}
+
+/// The events of one command, serialized and ready to be appended after `expected_sequence`.
+#[derive(Debug, Clone)]
+pub struct Append {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    expected_sequence: i64,
+    event_types: Vec<String>,
+    event_versions: Vec<String>,
+    payloads: Vec<String>,
+    metadata: String,
+    tenant_id: Option<Uuid>,
+}
+
+impl Append {
+    /// `events` of aggregate `A` (at least one) to be appended after `expected_sequence`.
+    pub fn of<A: StoredAggregate>(
+        aggregate_id: &str,
+        expected_sequence: i64,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<Append, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::Corrupt("an append needs at least one event".into()));
+        }
+        let payloads = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| StoreError::Corrupt(format!("event cannot be serialized: {err}")))?;
+        Ok(Append {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            expected_sequence,
+            event_types: events.iter().map(DomainEvent::event_type).collect(),
+            event_versions: events.iter().map(DomainEvent::event_version).collect(),
+            payloads,
+            metadata: serde_json::to_string(&metadata.to_map()).expect("string map serializes"),
+            tenant_id: metadata.tenant_id,
+        })
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.payloads.len()
+    }
+
+    /// Always false: an append holds at least one event.
+    pub fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
+
+    fn key(&self) -> (&str, &str, i64) {
+        (self.aggregate_type, &self.aggregate_id, self.expected_sequence)
+    }
+
+    fn committed(&self, position: Position) -> Committed {
+        Committed {
+            first_sequence: self.expected_sequence + 1,
+            last_sequence: self.expected_sequence + self.len() as i64,
+            position,
+        }
+    }
+}
+
+/// Writer tasks per store: each writes one batch at a time.
+const WRITERS: usize = 4;
+
+/// Most appends written in one statement.
+const MAX_BATCH: usize = 64;
+
+/// An append waiting for a writer, and where its outcome goes.
+struct Queued {
+    append: Append,
+    done: tokio::sync::oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+/// The queue of appends and the writer tasks that drain it (started with the first append).
+struct Writers {
+    queue: tokio::sync::mpsc::Sender<Queued>,
+    /// Handed to the writers when they start; dropped with them, which closes the queue.
+    waiting: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Queued>>>,
+}
+
+impl Writers {
+    fn new() -> Self {
+        let (queue, waiting) = tokio::sync::mpsc::channel(4 * MAX_BATCH * WRITERS);
+        Writers { queue, waiting: std::sync::Mutex::new(Some(waiting)) }
+    }
+
+    fn start(&self, pool: &PgPool, held: &Arc<HeldConnections>) {
+        let Some(receiver) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_queued(receiver.clone(), pool.clone(), held.clone()));
+        }
+    }
+}
+
+/// A writer: takes whatever is queued (up to [`MAX_BATCH`]) and writes it, until the store is gone.
+async fn write_queued(
+    receiver: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>>,
+    pool: PgPool,
+    held: Arc<HeldConnections>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if receiver.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (appends, done): (Vec<Append>, Vec<_>) = batch.drain(..).map(|q| (q.append, q.done)).unzip();
+        for (result, done) in write_batch(&pool, &held, appends).await.into_iter().zip(done) {
+            // The caller may have stopped waiting; the append is written all the same.
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Writes `appends` in one statement; when that fails, each on its own. Outcomes in input order.
+async fn write_batch(
+    pool: &PgPool,
+    held: &Arc<HeldConnections>,
+    appends: Vec<Append>,
+) -> Vec<Result<Committed, StoreError>> {
+    if appends.len() > 1 {
+        let mut order: Vec<usize> = (0..appends.len()).collect();
+        order.sort_by(|&a, &b| appends[a].key().cmp(&appends[b].key()));
+        let sorted: Vec<&Append> = order.iter().map(|&i| &appends[i]).collect();
+        match insert(pool, held, &sorted).await {
+            Ok(committed) => {
+                metrics::histogram!("aisales_event_store_batch_appends").record(appends.len() as f64);
+                let mut out: Vec<Option<Result<Committed, StoreError>>> = (0..appends.len()).map(|_| None).collect();
+                for (i, c) in order.into_iter().zip(committed) {
+                    out[i] = Some(Ok(c));
+                }
+                return out.into_iter().map(|r| r.expect("every append has an outcome")).collect();
+            }
+            Err(e) => {
+                metrics::counter!("aisales_event_store_batches_split_total").increment(1);
+                tracing::debug!(appends = appends.len(), error = %e, "batch not written; writing its appends one by one");
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(appends.len());
+    for a in &appends {
+        metrics::histogram!("aisales_event_store_batch_appends").record(1.0);
+        out.push(insert(pool, held, &[a]).await.map(|mut c| c.remove(0)));
+    }
+    out
+}
+
+/// An event as an append reports it back: (aggregate type, aggregate id, sequence, tx id, global position).
+type WrittenRow = (String, String, i64, i64, i64);
+
+/// One statement appending every event of `appends` (in this order, which for more than one
+/// must be [`Append::key`] order); the outcome of each append.
+async fn insert(pool: &PgPool, held: &Arc<HeldConnections>, appends: &[&Append]) -> Result<Vec<Committed>, StoreError> {
+    let rows: usize = appends.iter().map(|a| a.len()).sum();
+    let mut types = Vec::with_capacity(rows);
+    let mut ids = Vec::with_capacity(rows);
+    let mut seqs = Vec::with_capacity(rows);
+    let mut event_types = Vec::with_capacity(rows);
+    let mut versions = Vec::with_capacity(rows);
+    let mut payloads = Vec::with_capacity(rows);
+    let mut metadata = Vec::with_capacity(rows);
+    let mut tenants = Vec::with_capacity(rows);
+    for a in appends {
+        for i in 0..a.len() {
+            types.push(a.aggregate_type);
+            ids.push(a.aggregate_id.as_str());
+            seqs.push(a.expected_sequence + 1 + i as i64);
+            event_types.push(a.event_types[i].as_str());
+            versions.push(a.event_versions[i].as_str());
+            payloads.push(a.payloads[i].as_str());
+            metadata.push(a.metadata.as_str());
+            tenants.push(a.tenant_id);
+        }
+    }
+    let mut conn = connection(pool, held).await?;
+    let result: sqlx::Result<Vec<WrittenRow>> = sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+         SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
+                AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
+         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .bind(&tenants)
+    .fetch_all(&mut *conn)
+    .await;
+    conn.finished(&result);
+    drop(conn);
+    let written = match result {
+        Ok(written) => written,
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => return Err(StoreError::Conflict),
+        Err(e) => return Err(e.into()),
+    };
+    // The position of each append is that of its last event.
+    let positions: HashMap<(&str, &str, i64), Position> = written
+        .iter()
+        .map(|(agg, id, seq, tx_id, pos)| ((agg.as_str(), id.as_str(), *seq), Position::new(*tx_id, *pos)))
+        .collect();
+    appends
+        .iter()
+        .map(|a| {
+            let last = a.expected_sequence + a.len() as i64;
+            let position =
+                positions.get(&(a.aggregate_type, a.aggregate_id.as_str(), last)).copied().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "the append to {} {} was not reported back",
+                        a.aggregate_type, a.aggregate_id
+                    ))
+                })?;
+            Ok(a.committed(position))
+        })
+        .collect()
+}
+
+/// A connection for one statement of the store: a held one when free, else one from the pool.
+async fn connection(pool: &PgPool, held: &Arc<HeldConnections>) -> sqlx::Result<StoreConnection> {
+    match held.acquire().await {
+        Some(held) => Ok(StoreConnection::Held(held?)),
+        None => Ok(StoreConnection::Pooled(pool.acquire().await?)),
+    }
 }
 
 /// A connection for one statement of the store: a held one when free, else one from the pool.
@@ -289,14 +534,17 @@ impl EventStore {
     /// A store caching up to `capacity` aggregates (0: none, every command loads).
     pub fn with_cache_capacity(pool: PgPool, capacity: usize) -> Self {
         let cache = (capacity > 0).then(|| Arc::new(AggregateCache::new(capacity)));
-        EventStore { held: HeldConnections::for_pool(&pool), pool, waker: Arc::default(), cache }
+        EventStore {
+            held: HeldConnections::for_pool(&pool),
+            pool,
+            waker: Arc::default(),
+            cache,
+            writers: Arc::new(Writers::new()),
+        }
     }
 
     async fn connection(&self) -> sqlx::Result<StoreConnection> {
-        match self.held.acquire().await {
-            Some(held) => Ok(StoreConnection::Held(held?)),
-            None => Ok(StoreConnection::Pooled(self.pool.acquire().await?)),
-        }
+        connection(&self.pool, &self.held).await
     }
 
     fn cached<A: StoredAggregate>(&self, aggregate_id: &str) -> Option<Loaded<A>> {
@@ -396,7 +644,8 @@ impl EventStore {
             .collect()
     }
 
-    /// Appends `events` after `expected_sequence`. Fails with [`StoreError::Conflict`] when another
+    /// Appends `events` after `expected_sequence`, written together with the appends of other
+    /// commands waiting at the same moment. Fails with [`StoreError::Conflict`] when another
     /// writer appended first.
     pub async fn append<A: StoredAggregate>(
         &self,
@@ -408,58 +657,43 @@ impl EventStore {
         if events.is_empty() {
             return Ok(None);
         }
-        let n = events.len();
-        let mut seqs = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        for (i, e) in events.iter().enumerate() {
-            seqs.push(expected_sequence + 1 + i as i64);
-            types.push(e.event_type());
-            versions.push(e.event_version());
-            payloads.push(
-                serde_json::to_string(e)
-                    .map_err(|err| StoreError::Corrupt(format!("event cannot be serialized: {err}")))?,
-            );
+        let append = Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?;
+        self.writers.start(&self.pool, &self.held);
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let result = match self.writers.queue.send(Queued { append, done }).await {
+            Ok(()) => outcome.await.unwrap_or(Err(StoreError::Interrupted)),
+            // The writers are gone with the runtime that started them: write here.
+            Err(tokio::sync::mpsc::error::SendError(q)) => {
+                write_batch(&self.pool, &self.held, vec![q.append]).await.pop().expect("one outcome per append")
+            }
+        };
+        self.recorded(A::TYPE, events.len(), &result);
+        result.map(Some)
+    }
+
+    /// Appends of several commands in one transaction where possible: each gets its own outcome,
+    /// and a conflict of one leaves the others written (they are then written one by one).
+    pub async fn append_together(&self, appends: Vec<Append>) -> Vec<Result<Committed, StoreError>> {
+        let kinds: Vec<(&'static str, usize)> = appends.iter().map(|a| (a.aggregate_type, a.len())).collect();
+        let results = write_batch(&self.pool, &self.held, appends).await;
+        for ((aggregate, events), result) in kinds.into_iter().zip(&results) {
+            self.recorded(aggregate, events, result);
         }
-        let meta = serde_json::to_string(&metadata.to_map()).expect("string map serializes");
-        let mut conn = self.connection().await?;
-        let result: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
-             SELECT $1, $2, x.seq, x.typ, x.ver, x.payload::json, $6::json, $7 \
-               FROM UNNEST($3::bigint[], $4::text[], $5::text[], $8::text[]) AS x(seq, typ, ver, payload) \
-             RETURNING tx_id::text::bigint, global_position",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(&seqs)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&meta)
-        .bind(metadata.tenant_id)
-        .bind(&payloads)
-        .fetch_all(&mut *conn)
-        .await;
-        conn.finished(&result);
-        drop(conn);
+        results
+    }
+
+    fn recorded(&self, aggregate: &'static str, events: usize, result: &Result<Committed, StoreError>) {
         match result {
-            Ok(rows) => {
+            Ok(_) => {
                 self.waker.poke(&self.pool);
-                let (tx_id, pos) = rows.iter().copied().max_by_key(|r| r.1).unwrap_or_default();
-                metrics::counter!("aisales_event_store_appends_total", "aggregate" => A::TYPE).increment(1);
-                metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => A::TYPE)
-                    .increment(n as u64);
-                Ok(Some(Committed {
-                    first_sequence: expected_sequence + 1,
-                    last_sequence: expected_sequence + n as i64,
-                    position: Position::new(tx_id, pos),
-                }))
+                metrics::counter!("aisales_event_store_appends_total", "aggregate" => aggregate).increment(1);
+                metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => aggregate)
+                    .increment(events as u64);
             }
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
-                metrics::counter!("aisales_event_store_conflicts_total", "aggregate" => A::TYPE).increment(1);
-                Err(StoreError::Conflict)
+            Err(StoreError::Conflict) => {
+                metrics::counter!("aisales_event_store_conflicts_total", "aggregate" => aggregate).increment(1);
             }
-            Err(e) => Err(e.into()),
+            Err(_) => {}
         }
     }
 

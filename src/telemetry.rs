@@ -74,12 +74,17 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
+/// Buckets for the number of appends the event store writes in one statement (at most 64).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are valid")
+                .set_buckets_for_metric(Matcher::Full("aisales_event_store_batch_appends".into()), BATCH_BUCKETS)
                 .expect("buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
@@ -113,6 +118,14 @@ fn describe_metrics() {
     describe_counter!("aisales_event_store_appends_total", "Successful appends to the event store by aggregate type");
     describe_counter!("aisales_event_store_events_appended_total", "Events appended by aggregate type");
     describe_counter!("aisales_event_store_conflicts_total", "Appends rejected because another writer appended first");
+    describe_histogram!(
+        "aisales_event_store_batch_appends",
+        "Appends of concurrent commands written together in one statement (group commit)"
+    );
+    describe_counter!(
+        "aisales_event_store_batches_split_total",
+        "Batches of appends that failed as a whole (a conflict, a deadlock, an error) and were written one by one"
+    );
     describe_counter!(
         "aisales_event_store_stale_cache_total",
         "Commands decided again on loaded state because the cached aggregate was behind"

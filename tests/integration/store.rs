@@ -340,3 +340,106 @@ async fn opening_a_held_connection_is_bounded_by_the_acquire_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     accepted.abort();
 }
+
+#[tokio::test]
+async fn appends_written_together_share_a_transaction_and_keep_their_own_outcomes() {
+    use aisales::store::{Append, StoreError};
+    use aisales::testkit::CounterEvent as E;
+
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(5).await.unwrap();
+    let store = EventStore::new(pool.clone());
+    let m = meta();
+    store.execute::<Counter>("t-1", CounterCommand::Open, &(), &m).await.unwrap();
+    let append = |id: &str, expected: i64, events: &[E]| Append::of::<Counter>(id, expected, events, &m).unwrap();
+
+    let out = store
+        .append_together(vec![
+            append("t-2", 0, &[E::Opened, E::Incremented { by: 3 }]),
+            append("t-1", 1, &[E::Incremented { by: 2 }]),
+            append("t-0", 0, &[E::Opened]),
+        ])
+        .await;
+    let committed: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+    let sequences: Vec<_> = committed.iter().map(|c| (c.first_sequence, c.last_sequence)).collect();
+    assert_eq!(sequences, [(1, 2), (2, 2), (1, 1)], "outcomes in the order asked");
+    assert!(
+        committed.iter().all(|c| c.position.tx_id == committed[0].position.tx_id),
+        "one transaction: {committed:?}"
+    );
+    // Each outcome points at the last event of its own append.
+    for (id, c) in ["t-2", "t-1", "t-0"].iter().zip(&committed) {
+        let at: i64 =
+            sqlx::query_scalar("SELECT global_position FROM events WHERE aggregate_id = $1 AND sequence = $2")
+                .bind(id)
+                .bind(c.last_sequence)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(at, c.position.global_position, "{id}");
+    }
+
+    // t-1 is at 2 now: an append expecting 1 conflicts, and only that one fails.
+    let out = store
+        .append_together(vec![
+            append("t-4", 0, &[E::Opened]),
+            append("t-1", 1, &[E::Incremented { by: 100 }, E::Incremented { by: 100 }]),
+            append("t-5", 0, &[E::Opened]),
+        ])
+        .await;
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    assert!(matches!(out[1], Err(StoreError::Conflict)), "{out:?}");
+    let stored: Vec<(String, i64)> =
+        sqlx::query_as("SELECT aggregate_id, count(*) FROM events GROUP BY aggregate_id ORDER BY aggregate_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let stored: Vec<(&str, i64)> = stored.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    assert_eq!(stored, [("t-0", 1), ("t-1", 2), ("t-2", 2), ("t-4", 1), ("t-5", 1)]);
+    let loaded = store.load::<Counter>("t-1").await.unwrap();
+    assert_eq!((loaded.sequence, loaded.state.total), (2, 2));
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_written_in_batches_lose_nothing() {
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(8).await.unwrap();
+    let store = EventStore::new(pool.clone());
+    let m = meta();
+    store.execute::<Counter>("shared", CounterCommand::Open, &(), &m).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let (store, m) = (store.clone(), m.clone());
+        tasks.spawn(async move {
+            let id = format!("own-{i}");
+            store.execute::<Counter>(&id, CounterCommand::Open, &(), &m).await.unwrap();
+            for by in 1..=5 {
+                store.execute::<Counter>(&id, CounterCommand::Increment { by }, &(), &m).await.unwrap();
+                // A quarter of them also increment a counter they share: these conflict and retry.
+                if i % 4 == 0 {
+                    store.execute::<Counter>("shared", CounterCommand::Increment { by: 1 }, &(), &m).await.unwrap();
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let uncached = EventStore::with_cache_capacity(pool.clone(), 0);
+    let shared = uncached.load::<Counter>("shared").await.unwrap();
+    assert_eq!((shared.sequence, shared.state.total), (1 + 16 * 5, 16 * 5));
+    for i in 0..64 {
+        let own = uncached.load::<Counter>(&format!("own-{i}")).await.unwrap();
+        assert_eq!((own.sequence, own.state.total), (6, 15), "own-{i}");
+    }
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT sequence - lag(sequence) OVER (PARTITION BY aggregate_id ORDER BY sequence) AS d \
+           FROM events) s WHERE d <> 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(gaps, 0);
+    db.drop_db().await.unwrap();
+}

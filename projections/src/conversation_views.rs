@@ -914,71 +914,133 @@ impl Projector for Customers {
         Some(Box::new(Customers::new(target)))
     }
 
+    /// New customers are inserted and messages counted in place (one `UPDATE` of deltas, no read
+    /// of the rows); conversations whose customer gained an alias in the batch, which is rare, are
+    /// loaded, changed in memory and written whole.
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let decoded = decode(events)?;
-        let relevant: Vec<&Decoded> = decoded
+        let table = self.target.table("rm_customers");
+        let aliased: HashSet<Uuid> = decoded
             .iter()
-            .filter(|d| {
-                matches!(
-                    d.event,
-                    E::ConversationStarted { .. } | E::MessageReceived { .. } | E::CustomerAliasLinked { .. }
-                )
-            })
+            .filter(|d| matches!(d.event, E::CustomerAliasLinked { .. }))
+            .map(|d| d.conversation_id)
             .collect();
-        if relevant.is_empty() {
+        let mut whole = Vec::new();
+        let mut started = Vec::new();
+        let mut seen: HashMap<Uuid, Seen> = HashMap::new();
+        for d in &decoded {
+            if aliased.contains(&d.conversation_id) {
+                whole.push(d);
+                continue;
+            }
+            if let Some(row) = CustomerRow::start(d) {
+                started.push(row);
+            } else if let E::MessageReceived { sender_name, received_at, .. } = d.event {
+                seen.entry(d.conversation_id)
+                    .and_modify(|s| {
+                        s.messages += 1;
+                        s.last_seen_at = s.last_seen_at.max(*received_at);
+                        if s.name.is_none() {
+                            s.name.clone_from(sender_name);
+                        }
+                    })
+                    .or_insert_with(|| Seen { messages: 1, last_seen_at: *received_at, name: sender_name.clone() });
+            }
+        }
+        // A conversation starts before its messages: its row is there for the update below.
+        rows::insert_missing(conn, &table, &["customer_id"], CUSTOMER_COLUMNS, &started).await?;
+        if !seen.is_empty() {
+            let mut seen: Vec<(Uuid, Seen)> = seen.into_iter().collect();
+            seen.sort_unstable_by_key(|(c, _)| *c);
+            let conversations: Vec<Uuid> = seen.iter().map(|(c, _)| *c).collect();
+            let messages: Vec<i32> = seen.iter().map(|(_, s)| s.messages).collect();
+            // Cut to microseconds as the rows written whole are (`rows::upsert`).
+            let last_seen: Vec<DateTime<Utc>> = seen.iter().map(|(_, s)| micros(s.last_seen_at)).collect();
+            let names: Vec<Option<&str>> = seen.iter().map(|(_, s)| s.name.as_deref()).collect();
+            let sql = format!(
+                "UPDATE {table} c SET messages_count = c.messages_count + d.messages, \
+                        last_seen_at = GREATEST(c.last_seen_at, d.last_seen_at), \
+                        name = COALESCE(c.name, d.name) \
+                   FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[], $4::text[]) AS d(conversation_id, messages, last_seen_at, name) \
+                  WHERE c.conversation_id = d.conversation_id"
+            );
+            sqlx::query(&sql)
+                .bind(&conversations)
+                .bind(&messages)
+                .bind(&last_seen)
+                .bind(&names)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if whole.is_empty() {
             return Ok(());
         }
-        let table = self.target.table("rm_customers");
-        let convs = ids(relevant.iter().map(|d| d.conversation_id));
+        let convs = ids(whole.iter().map(|d| d.conversation_id));
         let mut rows: HashMap<Uuid, CustomerRow> =
             rows::load(conn, &table, "conversation_id", &convs, |r: &CustomerRow| r.conversation_id).await?;
-        for d in relevant {
-            match d.event {
-                E::ConversationStarted {
-                    tenant_id,
-                    channel,
-                    chat_id,
-                    customer_id,
-                    customer_name,
-                    customer_phone,
-                    started_at,
-                    ..
-                } => {
-                    rows.entry(d.conversation_id).or_insert(CustomerRow {
-                        customer_id: *customer_id,
-                        tenant_id: *tenant_id,
-                        channel: channel.as_str().into(),
-                        chat_id: chat_id.clone(),
-                        name: customer_name.clone(),
-                        phone: customer_phone.clone(),
-                        aliases: vec![],
-                        conversation_id: d.conversation_id,
-                        first_seen_at: *started_at,
-                        last_seen_at: *started_at,
-                        messages_count: 0,
-                    });
-                }
-                E::MessageReceived { sender_name, received_at, .. } => {
-                    if let Some(r) = rows.get_mut(&d.conversation_id) {
-                        r.messages_count += 1;
-                        r.last_seen_at = r.last_seen_at.max(*received_at);
-                        if r.name.is_none() {
-                            r.name = sender_name.clone();
-                        }
-                    }
-                }
-                E::CustomerAliasLinked { alias } => {
-                    if let Some(r) = rows.get_mut(&d.conversation_id)
-                        && !r.aliases.contains(alias)
-                    {
-                        r.aliases.push(alias.clone());
-                    }
-                }
-                _ => {}
+        for d in whole {
+            if let Some(row) = CustomerRow::start(d) {
+                rows.entry(d.conversation_id).or_insert(row);
+            } else if let Some(r) = rows.get_mut(&d.conversation_id) {
+                r.apply(d);
             }
         }
         let out: Vec<&CustomerRow> = convs.iter().filter_map(|c| rows.get(c)).collect();
         rows::upsert(conn, &table, &["customer_id"], CUSTOMER_COLUMNS, &out).await
+    }
+}
+
+/// A batch's customer messages in one conversation.
+struct Seen {
+    messages: i32,
+    last_seen_at: DateTime<Utc>,
+    name: Option<String>,
+}
+
+impl CustomerRow {
+    /// The customer a conversation starts with.
+    fn start(d: &Decoded) -> Option<CustomerRow> {
+        let E::ConversationStarted {
+            tenant_id,
+            channel,
+            chat_id,
+            customer_id,
+            customer_name,
+            customer_phone,
+            started_at,
+            ..
+        } = d.event
+        else {
+            return None;
+        };
+        Some(CustomerRow {
+            customer_id: *customer_id,
+            tenant_id: *tenant_id,
+            channel: channel.as_str().into(),
+            chat_id: chat_id.clone(),
+            name: customer_name.clone(),
+            phone: customer_phone.clone(),
+            aliases: vec![],
+            conversation_id: d.conversation_id,
+            first_seen_at: *started_at,
+            last_seen_at: *started_at,
+            messages_count: 0,
+        })
+    }
+
+    /// Applies a later event of the conversation.
+    fn apply(&mut self, d: &Decoded) {
+        match d.event {
+            E::MessageReceived { sender_name, received_at, .. } => {
+                self.messages_count += 1;
+                self.last_seen_at = self.last_seen_at.max(*received_at);
+                if self.name.is_none() {
+                    self.name.clone_from(sender_name);
+                }
+            }
+            E::CustomerAliasLinked { alias } if !self.aliases.contains(alias) => self.aliases.push(alias.clone()),
+            _ => {}
+        }
     }
 }
 

@@ -539,3 +539,76 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
     assert_eq!(applied, total);
     let _ = json!({});
 }
+
+/// Customers are counted in place (deltas) except where an alias is linked (rows written whole):
+/// one event per batch, as live traffic arrives, and one batch for everything, as a rebuild
+/// reads, must give the same rows, and the rows the events say.
+#[tokio::test]
+async fn customers_are_the_same_whatever_the_batches() {
+    use aisales::testkit::TestDb;
+    use aisales_projections::conversation_views::Customers;
+    use aisales_projections::{Projector, Target, apply_next_batch};
+
+    let db = TestDb::create().await.unwrap();
+    let pool = db.pool(5).await.unwrap();
+    let store = EventStore::new(pool.clone());
+    let (tenant, account) = (Uuid::now_v7(), Uuid::now_v7());
+    let meta = EventMetadata::system(Some(tenant), "customer");
+    let base = chrono::DurationRound::duration_trunc(Utc::now(), chrono::TimeDelta::seconds(1)).unwrap()
+        - chrono::Duration::hours(1)
+        + chrono::Duration::nanoseconds(123_456_789);
+    // Names given per message: none at all; none first, then two; a name from the start.
+    let names: [[Option<&str>; 4]; 3] =
+        [[None, None, None, None], [None, Some("Иван"), Some("Пётр"), None], [Some("Анна"), None, None, Some("Ира")]];
+    let mut expected = Vec::new();
+    for (c, names) in names.iter().enumerate() {
+        let (id, customer) = (Uuid::now_v7(), Uuid::now_v7());
+        for (m, name) in names.iter().enumerate() {
+            let mut msg = inbound(tenant, account, customer, &format!("c{c}-m{m}"), "Нужна АКПП");
+            msg.customer_name = name.map(str::to_string);
+            // The third message arrives with the latest time: the last seen time is the latest, not the last.
+            msg.received_at = base + chrono::Duration::seconds(if m == 2 { 100 } else { m as i64 });
+            store.execute::<Conversation>(&id.to_string(), C::ReceiveMessage(msg), &(), &meta).await.unwrap();
+            if c == 2 && m == 1 {
+                store
+                    .execute::<Conversation>(&id.to_string(), C::LinkAlias { alias: "max:123".into() }, &(), &meta)
+                    .await
+                    .unwrap();
+            }
+        }
+        let name = names.iter().flatten().next().map(|n| n.to_string());
+        let aliases: Vec<String> = if c == 2 { vec!["max:123".into()] } else { vec![] };
+        expected.push((id, name, 4, aliases));
+    }
+    expected.sort();
+
+    type Row = (Uuid, Option<String>, i32, Vec<String>, chrono::DateTime<Utc>);
+    let stored = || async {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT conversation_id, name, messages_count, aliases, last_seen_at FROM rm_customers ORDER BY conversation_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows
+    };
+    let customers = Customers::new(Target::LIVE);
+    // One event per batch, as a projector following live traffic sees them.
+    while apply_next_batch(&pool, &customers, Some(1)).await.unwrap().applied > 0 {}
+    let small = stored().await;
+    sqlx::query("TRUNCATE rm_customers").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1")
+        .bind(customers.name())
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Everything in one batch, as a rebuild reads.
+    apply_next_batch(&pool, &customers, Some(10_000)).await.unwrap();
+    let large = stored().await;
+    assert_eq!(small, large);
+    // Stored times are cut to microseconds (the base time has 789 ns more, which rounding would not cut).
+    let latest = base + chrono::Duration::seconds(100) - chrono::Duration::nanoseconds(789);
+    let want: Vec<Row> = expected.into_iter().map(|(id, name, n, aliases)| (id, name, n, aliases, latest)).collect();
+    assert_eq!(small, want);
+    db.drop_db().await.unwrap();
+}

@@ -86,29 +86,49 @@ async fn write<R: Serialize>(
          ON CONFLICT ({}) DO {set}",
         pk.join(", ")
     );
-    let mut json = serde_json::to_value(rows)?;
-    truncate_timestamps(&mut json);
-    sqlx::query(&sql).bind(json.to_string()).execute(conn).await?;
+    let json = truncate_timestamps(serde_json::to_string(rows)?);
+    sqlx::query(&sql).bind(json).execute(conn).await?;
     Ok(())
 }
 
-/// Cuts RFC 3339 timestamps to microseconds. Postgres keeps microseconds and *rounds* longer
-/// fractions, while a state folded in memory truncates them (`micros`): without this, a read model
-/// row and the same row replayed from the events could differ by a microsecond.
-fn truncate_timestamps(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::String(s) => {
-            let b = s.as_bytes();
-            if b.len() > 26 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' {
-                let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
-                if digits > 6 {
-                    s.replace_range(26..20 + digits, "");
-                }
+/// Cuts RFC 3339 timestamps in JSON text to microseconds. Postgres keeps microseconds and
+/// *rounds* longer fractions, while a state folded in memory truncates them (`micros`): without
+/// this, a read model row and the same row replayed from the events could differ by a
+/// microsecond. Works on the text (every string is looked at, with its escapes skipped) so that
+/// rows are serialized once, without building a JSON tree first.
+fn truncate_timestamps(json: String) -> String {
+    let b = json.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end] != b'"' {
+            end += if b[end] == b'\\' { 2 } else { 1 };
+        }
+        let s = &b[start..end.min(b.len())];
+        if s.len() > 26 && s[4] == b'-' && s[10] == b'T' && s[19] == b'.' {
+            let digits = s[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits > 6 && !s[..20 + digits].contains(&b'\\') {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(b.len()));
+                o.extend_from_slice(&b[copied..start + 26]);
+                copied = start + 20 + digits;
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(truncate_timestamps),
-        serde_json::Value::Object(map) => map.values_mut().for_each(truncate_timestamps),
-        _ => {}
+        i = end + 1;
+    }
+    match out {
+        None => json,
+        Some(mut o) => {
+            o.extend_from_slice(&b[copied..]);
+            // Only ASCII digits were cut: still UTF-8.
+            String::from_utf8(o).expect("cutting ASCII digits keeps UTF-8 valid")
+        }
     }
 }
 
@@ -118,21 +138,29 @@ mod tests {
 
     #[test]
     fn timestamps_are_cut_to_microseconds_and_nothing_else_changes() {
-        let mut v = serde_json::json!({
+        let v = serde_json::json!({
             "a": "2026-11-27T02:54:21.932402789Z",
             "b": ["2026-11-27T02:54:21.932402Z", "2026-11-27T02:54:21.9324029+03:00"],
             "c": "not.a timestamp at all, but long enough",
-            "d": 5
+            "d": 5,
+            "e": "quote \" and 2026-11-27T02:54:21.932402789Z inside text",
+            "f": "\"2026-11-27T02:54:21.932402789Z\" quoted",
+            "g": "Привет 2026-11-27T02:54:21.932402789Z"
         });
-        truncate_timestamps(&mut v);
+        let cut: serde_json::Value = serde_json::from_str(&truncate_timestamps(v.to_string())).unwrap();
         assert_eq!(
-            v,
+            cut,
             serde_json::json!({
                 "a": "2026-11-27T02:54:21.932402Z",
                 "b": ["2026-11-27T02:54:21.932402Z", "2026-11-27T02:54:21.932402+03:00"],
                 "c": "not.a timestamp at all, but long enough",
-                "d": 5
+                "d": 5,
+                "e": "quote \" and 2026-11-27T02:54:21.932402789Z inside text",
+                "f": "\"2026-11-27T02:54:21.932402789Z\" quoted",
+                "g": "Привет 2026-11-27T02:54:21.932402789Z"
             })
         );
+        let plain = serde_json::json!([{"x": "2026-11-27T02:54:21.932402Z"}]).to_string();
+        assert_eq!(truncate_timestamps(plain.clone()), plain);
     }
 }

@@ -88,6 +88,7 @@ impl ProjectorRuntime {
         let (lease_tx, lease_rx) = watch::channel(0u64);
         // The projectors of this process read each new event once, together.
         let feed = Arc::new(EventFeed::default());
+        let head = Arc::new(LogHead::default());
 
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake_tx, cancel.clone()));
@@ -104,6 +105,7 @@ impl ProjectorRuntime {
                 self.pool.clone(),
                 p.clone(),
                 feed.clone(),
+                head.clone(),
                 i,
                 owned.clone(),
                 wake_rx.clone(),
@@ -237,6 +239,7 @@ async fn drive(
     pool: PgPool,
     projector: Arc<dyn Projector>,
     feed: Arc<EventFeed>,
+    head: Arc<LogHead>,
     index: usize,
     owned: Arc<Vec<AtomicBool>>,
     mut wake: watch::Receiver<u64>,
@@ -261,7 +264,7 @@ async fn drive(
         match apply_next_batch_from(&pool, projector.as_ref(), options.batch_size, Some(&feed)).await {
             Ok(outcome) => {
                 failures = 0;
-                record(name, &outcome, started.elapsed(), &pool).await;
+                record(name, &outcome, started.elapsed(), &pool, &head).await;
                 let full = outcome.applied as i64 >= options.batch_size.unwrap_or(projector.batch_size());
                 if full {
                     continue;
@@ -289,7 +292,35 @@ async fn drive(
     tracing::info!(projector = name, "projector stopped");
 }
 
-async fn record(name: &'static str, outcome: &BatchOutcome, took: Duration, pool: &PgPool) {
+/// The newest global position of the log, for the lag metric: read at most once a second per
+/// process, however many projectors ask (each asking after every batch was hundreds of queries a
+/// second under load).
+#[derive(Default)]
+struct LogHead {
+    last: tokio::sync::Mutex<Option<(Instant, i64)>>,
+}
+
+/// How long a read of the log's head serves the lag metric.
+const HEAD_REFRESH: Duration = Duration::from_secs(1);
+
+impl LogHead {
+    async fn get(&self, pool: &PgPool) -> Option<i64> {
+        let mut last = self.last.lock().await;
+        if let Some((at, head)) = *last
+            && at.elapsed() < HEAD_REFRESH
+        {
+            return Some(head);
+        }
+        let head = sqlx::query_scalar::<_, Option<i64>>("SELECT max(global_position) FROM events")
+            .fetch_one(pool)
+            .await
+            .ok()??;
+        *last = Some((Instant::now(), head));
+        Some(head)
+    }
+}
+
+async fn record(name: &'static str, outcome: &BatchOutcome, took: Duration, pool: &PgPool, head: &LogHead) {
     metrics::gauge!("aisales_projector_position", "projector" => name).set(outcome.position.global_position as f64);
     if outcome.applied == 0 {
         metrics::gauge!("aisales_projector_lag_events", "projector" => name).set(0.0);
@@ -302,9 +333,8 @@ async fn record(name: &'static str, outcome: &BatchOutcome, took: Duration, pool
         let age = (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::gauge!("aisales_projector_lag_seconds", "projector" => name).set(age);
     }
-    if let Ok(Some(head)) =
-        sqlx::query_scalar::<_, Option<i64>>("SELECT max(global_position) FROM events").fetch_one(pool).await
-    {
+    if let Some(head) = head.get(pool).await {
+        // The head may be up to a second old: never report less than nothing.
         let lag = (head - outcome.position.global_position).max(0);
         metrics::gauge!("aisales_projector_lag_events", "projector" => name).set(lag as f64);
     }

@@ -16,10 +16,12 @@
 //! store each take every append waiting at that moment and write them in one statement, so one
 //! transaction, one commit and one round trip serve many commands. Nothing waits for company: an
 //! append arriving at an idle writer is written at once, and batches form only while writes are
-//! in flight. A batch is all or nothing, so when it fails (a conflict of one of its commands, a
-//! deadlock with another process, any error) each of its appends is written again on its own and
-//! gets its own answer: one command's conflict never fails another's. A batch holds its appends
-//! in `(aggregate_type, aggregate_id)` order, so two batches lock keys in the same order.
+//! in flight. A batch is all or nothing, so when Postgres refuses it (a conflict of one of its
+//! commands, a deadlock with another process) each of its appends is written again on its own and
+//! gets its own answer: one command's conflict never fails another's. When the statement could
+//! not run or its outcome is unknown (no connection, a broken one), every append of the batch
+//! gets that error instead, so nothing is written twice. A batch holds its appends in
+//! `(aggregate_type, aggregate_id, sequence)` order, so two batches lock keys in the same order.
 //!
 //! Commands run on a cached copy of the aggregate when this process holds one (a bounded cache of
 //! recently used aggregates), which saves the load round trip. The cache is only ever trusted for
@@ -286,8 +288,18 @@ const MAX_BATCH: usize = 64;
 
 /// An append waiting for a writer, and where its outcome goes.
 struct Queued {
-    append: Append,
+    append: Arc<Append>,
+    /// Set when a writer took it: from then on its outcome is unknown until reported.
+    taken: Arc<std::sync::atomic::AtomicBool>,
     done: tokio::sync::oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+/// Where appends are written, and who is told about them.
+#[derive(Clone)]
+struct Sink {
+    pool: PgPool,
+    held: Arc<HeldConnections>,
+    waker: Arc<Waker>,
 }
 
 /// The queue of appends and the writer tasks that drain it (started with the first append).
@@ -303,65 +315,150 @@ impl Writers {
         Writers { queue, waiting: std::sync::Mutex::new(Some(waiting)) }
     }
 
-    fn start(&self, pool: &PgPool, held: &Arc<HeldConnections>) {
+    fn start(&self, sink: &Sink) {
         let Some(receiver) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         for _ in 0..WRITERS {
-            tokio::spawn(write_queued(receiver.clone(), pool.clone(), held.clone()));
+            tokio::spawn(write_queued(receiver.clone(), sink.clone()));
         }
     }
 }
 
 /// A writer: takes whatever is queued (up to [`MAX_BATCH`]) and writes it, until the store is gone.
-async fn write_queued(
-    receiver: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>>,
-    pool: PgPool,
-    held: Arc<HeldConnections>,
-) {
+async fn write_queued(receiver: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>>, sink: Sink) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if receiver.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let (appends, done): (Vec<Append>, Vec<_>) = batch.drain(..).map(|q| (q.append, q.done)).unzip();
-        for (result, done) in write_batch(&pool, &held, appends).await.into_iter().zip(done) {
-            // The caller may have stopped waiting; the append is written all the same.
+        // An append whose caller stopped waiting (a request that timed out) is not written: the
+        // caller reported a failure, and its client retries.
+        let (appends, done): (Vec<Arc<Append>>, Vec<_>) = batch
+            .drain(..)
+            .filter(|q| !q.done.is_closed())
+            .map(|q| {
+                q.taken.store(true, std::sync::atomic::Ordering::SeqCst);
+                (q.append, q.done)
+            })
+            .unzip();
+        if appends.is_empty() {
+            continue;
+        }
+        for (result, done) in write_batch(&sink, appends).await.into_iter().zip(done) {
+            // A caller that stopped waiting meanwhile learns nothing; the append stands.
             let _ = done.send(result);
         }
     }
 }
 
-/// Writes `appends` in one statement; when that fails, each on its own. Outcomes in input order.
-async fn write_batch(
-    pool: &PgPool,
-    held: &Arc<HeldConnections>,
-    appends: Vec<Append>,
-) -> Vec<Result<Committed, StoreError>> {
+/// Writes `appends` in one statement. When Postgres refuses that statement (a conflict of one
+/// append, a deadlock, any error it reports while the session goes on), nothing of it was written
+/// and each append is written again on its own, in key order; an append after a failed one of the
+/// same aggregate fails with it, since it was meant to follow it. When the statement could not be
+/// run or its outcome is unknown (no connection, the connection broke), every append gets that
+/// error: trying them one by one would wait for the same connection again, or write twice what
+/// was written. Outcomes in input order.
+async fn write_batch(sink: &Sink, appends: Vec<Arc<Append>>) -> Vec<Result<Committed, StoreError>> {
+    let mut order: Vec<usize> = (0..appends.len()).collect();
+    order.sort_by(|&a, &b| appends[a].key().cmp(&appends[b].key()));
+    let mut out: Vec<Option<Result<Committed, StoreError>>> = (0..appends.len()).map(|_| None).collect();
     if appends.len() > 1 {
-        let mut order: Vec<usize> = (0..appends.len()).collect();
-        order.sort_by(|&a, &b| appends[a].key().cmp(&appends[b].key()));
-        let sorted: Vec<&Append> = order.iter().map(|&i| &appends[i]).collect();
-        match insert(pool, held, &sorted).await {
+        let sorted: Vec<&Append> = order.iter().map(|&i| &*appends[i]).collect();
+        match insert(sink, &sorted).await {
             Ok(committed) => {
                 metrics::histogram!("aisales_event_store_batch_appends").record(appends.len() as f64);
-                let mut out: Vec<Option<Result<Committed, StoreError>>> = (0..appends.len()).map(|_| None).collect();
-                for (i, c) in order.into_iter().zip(committed) {
+                for (&i, c) in order.iter().zip(committed) {
                     out[i] = Some(Ok(c));
                 }
-                return out.into_iter().map(|r| r.expect("every append has an outcome")).collect();
             }
-            Err(e) => {
+            Err(e) if refused(&e) => {
                 metrics::counter!("aisales_event_store_batches_split_total").increment(1);
                 tracing::debug!(appends = appends.len(), error = %e, "batch not written; writing its appends one by one");
             }
+            Err(e) => {
+                for &i in &order[1..] {
+                    out[i] = Some(Err(replicate(&e)));
+                }
+                out[order[0]] = Some(Err(e));
+            }
         }
     }
-    let mut out = Vec::with_capacity(appends.len());
-    for a in &appends {
-        metrics::histogram!("aisales_event_store_batch_appends").record(1.0);
-        out.push(insert(pool, held, &[a]).await.map(|mut c| c.remove(0)));
+    if out[order[0]].is_none() {
+        let mut failed: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+        for &i in &order {
+            let a = &appends[i];
+            let aggregate = (a.aggregate_type, a.aggregate_id.as_str());
+            let result = if failed.contains(&aggregate) {
+                Err(StoreError::Conflict)
+            } else {
+                insert(sink, &[a]).await.map(|mut c| c.remove(0))
+            };
+            match &result {
+                Ok(_) => metrics::histogram!("aisales_event_store_batch_appends").record(1.0),
+                Err(_) => {
+                    failed.insert(aggregate);
+                }
+            }
+            out[i] = Some(result);
+        }
+    }
+    let out: Vec<Result<Committed, StoreError>> =
+        out.into_iter().map(|r| r.expect("every append has an outcome")).collect();
+    for (a, result) in appends.iter().zip(&out) {
+        recorded(sink, a, result);
     }
     out
+}
+
+/// Writes one append on its own.
+async fn write_alone(sink: &Sink, append: Arc<Append>) -> Result<Committed, StoreError> {
+    write_batch(sink, vec![append]).await.pop().expect("one outcome per append")
+}
+
+/// Counts an append's outcome and, when it was written, wakes the projectors.
+fn recorded(sink: &Sink, a: &Append, result: &Result<Committed, StoreError>) {
+    match result {
+        Ok(_) => {
+            sink.waker.poke(&sink.pool);
+            metrics::counter!("aisales_event_store_appends_total", "aggregate" => a.aggregate_type).increment(1);
+            metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => a.aggregate_type)
+                .increment(a.len() as u64);
+        }
+        Err(StoreError::Conflict) => {
+            metrics::counter!("aisales_event_store_conflicts_total", "aggregate" => a.aggregate_type).increment(1);
+        }
+        Err(_) => {}
+    }
+}
+
+/// Whether Postgres refused the statement and kept the session: nothing of it was written.
+fn refused(e: &StoreError) -> bool {
+    match e {
+        StoreError::Conflict => true,
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some_and(|e| {
+                !matches!(e.severity(), sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic)
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The same failure for another append of a batch (`sqlx::Error` cannot be cloned): the kinds
+/// that answer 503 stay those kinds; anything else says the connection is gone, which it is.
+fn replicate(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict => StoreError::Conflict,
+        StoreError::Interrupted => StoreError::Interrupted,
+        StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
+        StoreError::Database(d) => StoreError::Database(match d {
+            sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+            sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+            sqlx::Error::Tls(t) => sqlx::Error::Tls(t.to_string().into()),
+            other => sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other.to_string())),
+        }),
+    }
 }
 
 /// An event as an append reports it back: (aggregate type, aggregate id, sequence, tx id, global position).
@@ -369,7 +466,7 @@ type WrittenRow = (String, String, i64, i64, i64);
 
 /// One statement appending every event of `appends` (in this order, which for more than one
 /// must be [`Append::key`] order); the outcome of each append.
-async fn insert(pool: &PgPool, held: &Arc<HeldConnections>, appends: &[&Append]) -> Result<Vec<Committed>, StoreError> {
+async fn insert(sink: &Sink, appends: &[&Append]) -> Result<Vec<Committed>, StoreError> {
     let rows: usize = appends.iter().map(|a| a.len()).sum();
     let mut types = Vec::with_capacity(rows);
     let mut ids = Vec::with_capacity(rows);
@@ -391,7 +488,7 @@ async fn insert(pool: &PgPool, held: &Arc<HeldConnections>, appends: &[&Append])
             tenants.push(a.tenant_id);
         }
     }
-    let mut conn = connection(pool, held).await?;
+    let mut conn = connection(&sink.pool, &sink.held).await?;
     let result: sqlx::Result<Vec<WrittenRow>> = sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
          SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
@@ -657,44 +754,35 @@ impl EventStore {
         if events.is_empty() {
             return Ok(None);
         }
-        let append = Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?;
-        self.writers.start(&self.pool, &self.held);
+        let append = Arc::new(Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?);
+        let sink = self.sink();
+        self.writers.start(&sink);
+        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let result = match self.writers.queue.send(Queued { append, done }).await {
-            Ok(()) => outcome.await.unwrap_or(Err(StoreError::Interrupted)),
+        let queued = Queued { append: append.clone(), taken: taken.clone(), done };
+        let result = match self.writers.queue.send(queued).await {
+            Ok(()) => match outcome.await {
+                Ok(result) => result,
+                // The writers stopped with the runtime that started them, before taking this one:
+                // nothing of it was written, so write it here.
+                Err(_) if !taken.load(std::sync::atomic::Ordering::SeqCst) => write_alone(&sink, append).await,
+                Err(_) => Err(StoreError::Interrupted),
+            },
             // The writers are gone with the runtime that started them: write here.
-            Err(tokio::sync::mpsc::error::SendError(q)) => {
-                write_batch(&self.pool, &self.held, vec![q.append]).await.pop().expect("one outcome per append")
-            }
+            Err(tokio::sync::mpsc::error::SendError(q)) => write_alone(&sink, q.append).await,
         };
-        self.recorded(A::TYPE, events.len(), &result);
         result.map(Some)
     }
 
-    /// Appends of several commands in one transaction where possible: each gets its own outcome,
-    /// and a conflict of one leaves the others written (they are then written one by one).
+    /// Appends of several commands in one transaction where possible, each with its own outcome
+    /// (in the order given): a conflict of one leaves the others written. Appends to the same
+    /// aggregate are taken in sequence order, and one after a failed one fails with it.
     pub async fn append_together(&self, appends: Vec<Append>) -> Vec<Result<Committed, StoreError>> {
-        let kinds: Vec<(&'static str, usize)> = appends.iter().map(|a| (a.aggregate_type, a.len())).collect();
-        let results = write_batch(&self.pool, &self.held, appends).await;
-        for ((aggregate, events), result) in kinds.into_iter().zip(&results) {
-            self.recorded(aggregate, events, result);
-        }
-        results
+        write_batch(&self.sink(), appends.into_iter().map(Arc::new).collect()).await
     }
 
-    fn recorded(&self, aggregate: &'static str, events: usize, result: &Result<Committed, StoreError>) {
-        match result {
-            Ok(_) => {
-                self.waker.poke(&self.pool);
-                metrics::counter!("aisales_event_store_appends_total", "aggregate" => aggregate).increment(1);
-                metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => aggregate)
-                    .increment(events as u64);
-            }
-            Err(StoreError::Conflict) => {
-                metrics::counter!("aisales_event_store_conflicts_total", "aggregate" => aggregate).increment(1);
-            }
-            Err(_) => {}
-        }
+    fn sink(&self) -> Sink {
+        Sink { pool: self.pool.clone(), held: self.held.clone(), waker: self.waker.clone() }
     }
 
     /// Writes a snapshot of `state` at `sequence` (a cache: failures are logged, not returned).

@@ -398,6 +398,21 @@ async fn appends_written_together_share_a_transaction_and_keep_their_own_outcome
     assert_eq!(stored, [("t-0", 1), ("t-1", 2), ("t-2", 2), ("t-4", 1), ("t-5", 1)]);
     let loaded = store.load::<Counter>("t-1").await.unwrap();
     assert_eq!((loaded.sequence, loaded.state.total), (2, 2));
+
+    // Two appends to one aggregate, the second meant to follow the first: when the first fails,
+    // the second fails with it, although on its own it would fit at sequence 3.
+    let out = store
+        .append_together(vec![
+            append("t-1", 2, &[E::Incremented { by: 1000 }]),
+            append("t-1", 1, &[E::Incremented { by: 100 }]),
+            append("t-6", 0, &[E::Opened]),
+        ])
+        .await;
+    assert!(matches!(out[1], Err(StoreError::Conflict)), "{out:?}");
+    assert!(matches!(out[0], Err(StoreError::Conflict)), "{out:?}");
+    assert_eq!(out[2].as_ref().unwrap().last_sequence, 1);
+    let loaded = store.load::<Counter>("t-1").await.unwrap();
+    assert_eq!((loaded.sequence, loaded.state.total), (2, 2));
     db.drop_db().await.unwrap();
 }
 

@@ -209,9 +209,7 @@ const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
 /// Loads and appends events of any [`StoredAggregate`].
 #[derive(Clone)]
 pub struct EventStore {
-    pool: PgPool,
-    held: Arc<HeldConnections>,
-    waker: Arc<Waker>,
+    sink: Sink,
     cache: Option<Arc<AggregateCache>>,
     writers: Arc<Writers>,
 }
@@ -362,7 +360,8 @@ async fn write_batch(sink: &Sink, appends: Vec<Arc<Append>>) -> Vec<Result<Commi
     let mut order: Vec<usize> = (0..appends.len()).collect();
     order.sort_by(|&a, &b| appends[a].key().cmp(&appends[b].key()));
     let mut out: Vec<Option<Result<Committed, StoreError>>> = (0..appends.len()).map(|_| None).collect();
-    if appends.len() > 1 {
+    let mut one_by_one = appends.len() == 1;
+    if !one_by_one {
         let sorted: Vec<&Append> = order.iter().map(|&i| &*appends[i]).collect();
         match insert(sink, &sorted).await {
             Ok(committed) => {
@@ -372,6 +371,7 @@ async fn write_batch(sink: &Sink, appends: Vec<Arc<Append>>) -> Vec<Result<Commi
                 }
             }
             Err(e) if refused(&e) => {
+                one_by_one = true;
                 metrics::counter!("aisales_event_store_batches_split_total").increment(1);
                 tracing::debug!(appends = appends.len(), error = %e, "batch not written; writing its appends one by one");
             }
@@ -383,7 +383,7 @@ async fn write_batch(sink: &Sink, appends: Vec<Arc<Append>>) -> Vec<Result<Commi
             }
         }
     }
-    if out[order[0]].is_none() {
+    if one_by_one {
         let mut failed: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
         for &i in &order {
             let a = &appends[i];
@@ -488,7 +488,7 @@ async fn insert(sink: &Sink, appends: &[&Append]) -> Result<Vec<Committed>, Stor
             tenants.push(a.tenant_id);
         }
     }
-    let mut conn = connection(&sink.pool, &sink.held).await?;
+    let mut conn = connection(sink).await?;
     let result: sqlx::Result<Vec<WrittenRow>> = sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
          SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
@@ -535,10 +535,10 @@ async fn insert(sink: &Sink, appends: &[&Append]) -> Result<Vec<Committed>, Stor
 }
 
 /// A connection for one statement of the store: a held one when free, else one from the pool.
-async fn connection(pool: &PgPool, held: &Arc<HeldConnections>) -> sqlx::Result<StoreConnection> {
-    match held.acquire().await {
+async fn connection(sink: &Sink) -> sqlx::Result<StoreConnection> {
+    match sink.held.acquire().await {
         Some(held) => Ok(StoreConnection::Held(held?)),
-        None => Ok(StoreConnection::Pooled(pool.acquire().await?)),
+        None => Ok(StoreConnection::Pooled(sink.pool.acquire().await?)),
     }
 }
 
@@ -631,17 +631,8 @@ impl EventStore {
     /// A store caching up to `capacity` aggregates (0: none, every command loads).
     pub fn with_cache_capacity(pool: PgPool, capacity: usize) -> Self {
         let cache = (capacity > 0).then(|| Arc::new(AggregateCache::new(capacity)));
-        EventStore {
-            held: HeldConnections::for_pool(&pool),
-            pool,
-            waker: Arc::default(),
-            cache,
-            writers: Arc::new(Writers::new()),
-        }
-    }
-
-    async fn connection(&self) -> sqlx::Result<StoreConnection> {
-        connection(&self.pool, &self.held).await
+        let sink = Sink { held: HeldConnections::for_pool(&pool), pool, waker: Arc::default() };
+        EventStore { sink, cache, writers: Arc::new(Writers::new()) }
     }
 
     fn cached<A: StoredAggregate>(&self, aggregate_id: &str) -> Option<Loaded<A>> {
@@ -663,13 +654,13 @@ impl EventStore {
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.sink.pool
     }
 
     /// Loads the aggregate: its latest snapshot (if of the current state version) plus the events
     /// after it, in one round trip.
     pub async fn load<A: StoredAggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
-        let mut conn = self.connection().await?;
+        let mut conn = connection(&self.sink).await?;
         let rows: sqlx::Result<Vec<LoadRow>> = sqlx::query_as(
             "SELECT NULL::bigint, NULL::text, NULL::text, s.payload::text, s.last_sequence \
                FROM aggregate_snapshots s \
@@ -725,7 +716,7 @@ impl EventStore {
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, StoreError> {
         use cqrs_es::persist::PersistedEventRepository;
-        let repo = postgres_es::PostgresEventRepository::new(self.pool.clone());
+        let repo = postgres_es::PostgresEventRepository::new(self.sink.pool.clone());
         let serialized = repo.get_events::<A>(aggregate_id).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let upcasters = A::upcasters();
         serialized
@@ -755,8 +746,8 @@ impl EventStore {
             return Ok(None);
         }
         let append = Arc::new(Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?);
-        let sink = self.sink();
-        self.writers.start(&sink);
+        let sink = &self.sink;
+        self.writers.start(sink);
         let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (done, outcome) = tokio::sync::oneshot::channel();
         let queued = Queued { append: append.clone(), taken: taken.clone(), done };
@@ -765,11 +756,11 @@ impl EventStore {
                 Ok(result) => result,
                 // The writers stopped with the runtime that started them, before taking this one:
                 // nothing of it was written, so write it here.
-                Err(_) if !taken.load(std::sync::atomic::Ordering::SeqCst) => write_alone(&sink, append).await,
+                Err(_) if !taken.load(std::sync::atomic::Ordering::SeqCst) => write_alone(sink, append).await,
                 Err(_) => Err(StoreError::Interrupted),
             },
             // The writers are gone with the runtime that started them: write here.
-            Err(tokio::sync::mpsc::error::SendError(q)) => write_alone(&sink, q.append).await,
+            Err(tokio::sync::mpsc::error::SendError(q)) => write_alone(sink, q.append).await,
         };
         result.map(Some)
     }
@@ -778,11 +769,7 @@ impl EventStore {
     /// (in the order given): a conflict of one leaves the others written. Appends to the same
     /// aggregate are taken in sequence order, and one after a failed one fails with it.
     pub async fn append_together(&self, appends: Vec<Append>) -> Vec<Result<Committed, StoreError>> {
-        write_batch(&self.sink(), appends.into_iter().map(Arc::new).collect()).await
-    }
-
-    fn sink(&self) -> Sink {
-        Sink { pool: self.pool.clone(), held: self.held.clone(), waker: self.waker.clone() }
+        write_batch(&self.sink, appends.into_iter().map(Arc::new).collect()).await
     }
 
     /// Writes a snapshot of `state` at `sequence` (a cache: failures are logged, not returned).
@@ -807,7 +794,7 @@ impl EventStore {
         .bind(A::STATE_VERSION)
         .bind(sequence)
         .bind(payload)
-        .execute(&self.pool)
+        .execute(&self.sink.pool)
         .await;
         if let Err(e) = r {
             tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot not saved");

@@ -153,9 +153,9 @@ async fn main() -> anyhow::Result<()> {
         ("METRICS_PORT", support::free_port().to_string()),
     ];
     let settings = aisales::config::Settings::for_tests(&[("DATABASE_URL", &db.url)]);
-    let redis = aisales::redis_conn::Redis::new(&settings)?;
+    let redis = aisales::infra::redis::Redis::new(&settings)?;
     let projectors: Vec<String> =
-        aisales::read_models::all(&settings, &pool, &redis).iter().map(|p| p.name().to_string()).collect();
+        aisales::projection::registry::all(&settings, &pool, &redis).iter().map(|p| p.name().to_string()).collect();
     let started = Instant::now();
     let projector = Aisales::spawn("projector", &["projector"], &env)?;
     support::wait_caught_up(&pool, &projectors, Duration::from_secs(1800)).await?;
@@ -199,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
 async fn receive(
     store: &EventStore,
     spec: &HistorySpec,
-    identity: aisales::conversations::Identity,
+    identity: aisales::application::identity::Identity,
     k: u64,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
@@ -215,7 +215,7 @@ async fn receive(
         provider_message_id: format!("L{k}"),
         text: "Ещё вопрос по коробке".into(),
         attachments: vec![],
-        kind: "text".into(),
+        kind: aisales_domain::conversation::MessageKind::Text,
         reply_to: None,
         sent_at: now,
         received_at: now,
@@ -223,7 +223,6 @@ async fn receive(
         debounce: chrono::Duration::seconds(3),
         vehicle_id: None,
         transmission_code: None,
-        vehicle_lookup_id: None,
     };
     let meta = EventMetadata::system(Some(spec.tenant_id), "bench");
     store

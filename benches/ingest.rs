@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aisales::application::channels::{NewAccount, add_account};
 use aisales::config::Settings;
 use aisales::http::AppState;
-use aisales::http::api::channels::{NewAccount, add_account};
 use aisales::store::EventStore;
 use aisales::testkit::TestDb;
 use aisales::testkit::history::{self, HistorySpec};
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         ("REDIS_URL", &support::redis_url()),
     ]));
     let pool = db.pool(10).await?;
-    let redis = aisales::redis_conn::Redis::new(&settings)?;
+    let redis = aisales::infra::redis::Redis::new(&settings)?;
     let state = AppState::new(settings.clone(), pool.clone(), redis.clone());
     let tenant = {
         let mut conn = pool.acquire().await?;
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("adding the account: {e:?}"))?;
     let token = {
         let mut conn = pool.acquire().await?;
-        aisales::crypto::get(
+        aisales::infra::crypto::get(
             &mut conn,
             &state.keys,
             Some(tenant.id),
@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?
     };
-    let read_models: Vec<String> = aisales::read_models::all(&settings, &pool, &redis)
+    let read_models: Vec<String> = aisales::projection::registry::all(&settings, &pool, &redis)
         .iter()
         .filter(|p| p.generation(aisales_projections::Target::NEXT).is_some())
         .map(|p| p.name().to_string())

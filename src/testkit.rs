@@ -34,7 +34,7 @@ pub fn database_url(base: &str, name: &str) -> String {
 fn template_name() -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for m in crate::db::MIGRATOR.iter() {
+    for m in crate::infra::db::MIGRATOR.iter() {
         h.update(m.version.to_le_bytes());
         h.update(&m.checksum);
     }
@@ -103,9 +103,9 @@ impl TestDb {
         // Bring the template up to date (a no-op when it is).
         let opts = admin.clone().database(&template);
         let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
-        let pending = crate::db::pending(&pool).await?;
+        let pending = crate::infra::db::pending(&pool).await?;
         if !pending.is_empty() {
-            crate::db::migrate(&pool).await?;
+            crate::infra::db::migrate(&pool).await?;
         }
         pool.close().await;
         Ok(())
@@ -169,6 +169,10 @@ impl DomainEvent for CounterEvent {
     fn event_version(&self) -> String {
         "1".to_string()
     }
+}
+
+impl aisales_domain::codec::EventSchema for CounterEvent {
+    const AGGREGATE: &'static str = "counter";
 }
 
 impl Aggregate for Counter {

@@ -7,7 +7,11 @@ use cqrs_es::DomainEvent;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::conversation::{Attachment, ChannelKind, ConversationEvent as C, Decision, ReplyOrigin, Status};
+use crate::codec::EventSchema;
+use crate::conversation::{
+    Attachment, AttachmentKind, ChannelKind, ConversationEvent as C, Decision, DeliveryStatus, MessageKind,
+    ReplyOrigin, Status,
+};
 use crate::probe::ProbeEvent as P;
 use crate::vehicle_lookup::{
     GearboxInfo, IdType, LookupResult, LookupSource, LookupStatus, NotFoundResult, PriceOrigin, ResultStatus,
@@ -190,17 +194,17 @@ fn conversation_samples() -> Vec<C> {
             message_id: id,
             provider_message_id: String::new(),
             text: String::new(),
-            attachments: vec![Attachment::default()],
+            attachments: vec![Attachment { kind: AttachmentKind::Image, url: None, file_name: None, mime_type: None }],
             sender_name: None,
             sent_at: t,
             received_at: t,
-            kind: String::new(),
+            kind: MessageKind::Text,
             reply_to: None,
         },
         C::CustomerAliasLinked { alias: String::new() },
         C::VehicleIdDetected {
             message_id: id,
-            id_type: String::new(),
+            id_type: IdType::Vin,
             value: String::new(),
             score: 0.0,
             reasons: vec![],
@@ -269,7 +273,12 @@ fn conversation_samples() -> Vec<C> {
         C::ReplySendRetryScheduled { reply_id: id, attempt: 1, retry_at: t, reason: String::new() },
         C::ReplyFailed { reply_id: id, reason: String::new(), permanent: false },
         C::ReplyRetryRequested { reply_id: id },
-        C::ReplyDelivered { reply_id: id, provider_message_id: String::new(), status: String::new(), at: t },
+        C::ReplyDelivered {
+            reply_id: id,
+            provider_message_id: String::new(),
+            status: DeliveryStatus::Delivered,
+            at: t,
+        },
         C::ConversationEscalated { reason: String::new(), suggestion_id: None },
         C::ConversationResolved,
         C::ConversationReopened { reason: String::new() },
@@ -361,13 +370,13 @@ mod tests {
     fn every_conversation_event_type_is_in_the_catalog_once() {
         let names: Vec<String> =
             catalog().into_iter().filter(|d| d.aggregate == "conversation").map(|d| d.event).collect();
-        assert_eq!(names, C::TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names, C::types().iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 
     #[test]
     fn every_vehicle_lookup_event_type_is_in_the_catalog_once() {
         let names: Vec<String> =
             catalog().into_iter().filter(|d| d.aggregate == "vehicle_lookup").map(|d| d.event).collect();
-        assert_eq!(names, V::TYPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names, V::types().iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 }

@@ -2,6 +2,7 @@
 //! aisales domain: aggregates, commands, events and pure rules. No IO.
 
 pub mod catalog;
+pub mod codec;
 pub mod conversation;
 pub mod detect;
 pub mod probe;

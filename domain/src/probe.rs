@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
+
+use crate::codec::EventSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,15 +25,15 @@ pub enum ProbeEvent {
 
 impl DomainEvent for ProbeEvent {
     fn event_type(&self) -> String {
-        match self {
-            ProbeEvent::PingRequested { .. } => "PingRequested",
-            ProbeEvent::PongRecorded { .. } => "PongRecorded",
-        }
-        .into()
+        self.name().into()
     }
     fn event_version(&self) -> String {
         "1".into()
     }
+}
+
+impl EventSchema for ProbeEvent {
+    const AGGREGATE: &'static str = "probe";
 }
 
 /// Errors of [`Probe`].

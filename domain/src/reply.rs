@@ -5,7 +5,6 @@
 use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::Decision;
 use crate::tenant::{AgentSettings, DecisionSettings, NightMode};
 
 /// Intents the drafting model may return; anything else is read as `other`.
@@ -40,6 +39,25 @@ pub const INTENTS: &[&str] = &[
 pub fn normalize_intent(intent: &str) -> String {
     let i = intent.trim().to_ascii_lowercase();
     if INTENTS.contains(&i.as_str()) { i } else { "other".to_string() }
+}
+
+/// What the decision policy concluded about a drafted reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    AutoSend,
+    NeedApproval,
+    Escalate,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::AutoSend => "AUTO_SEND",
+            Decision::NeedApproval => "NEED_APPROVAL",
+            Decision::Escalate => "ESCALATE",
+        }
+    }
 }
 
 /// Input of the decision policy.

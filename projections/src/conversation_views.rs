@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aisales_domain::conversation::{ConversationEvent as E, Decision, ReplyOrigin, Status};
+use aisales_domain::conversation::{ConversationEvent as E, Decision, DeliveryStatus, ReplyOrigin, Status};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ pub fn decode(events: &[StoredEvent]) -> anyhow::Result<Vec<Decoded<'_>>> {
 
 /// Reads one stored conversation event, upcasting older versions.
 pub fn decode_event(event_type: &str, version: &str, payload: &str) -> anyhow::Result<E> {
-    Ok(aisales_domain::conversation::decode_stored(event_type, version, payload)?)
+    Ok(<E as aisales_domain::codec::EventSchema>::decode(event_type, version, payload)?)
 }
 
 fn preview(text: &str) -> String {
@@ -530,7 +530,10 @@ impl Projector for Messages {
                             row.failure_reason = Some(reason.clone());
                         }
                         E::ReplyDelivered { status, at, .. } => {
-                            row.status = status.clone();
+                            row.status = status.as_str().into();
+                            if let DeliveryStatus::Failed { reason } = status {
+                                row.failure_reason = Some(reason.clone());
+                            }
                             row.delivered_at.get_or_insert(*at);
                         }
                         _ => {}

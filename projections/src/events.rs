@@ -230,6 +230,27 @@ pub async fn read_stream(
         .await
 }
 
+/// Up to `limit` events of one aggregate after `after_sequence`, in sequence order.
+pub async fn read_stream_page(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    after_sequence: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         AND sequence > $3 ORDER BY sequence LIMIT $4"
+    );
+    sqlx::query_as::<_, StoredEvent>(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(after_sequence)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
 /// The newest position that readers may see now, or `None` when the log is empty.
 pub async fn readable_head(conn: &mut PgConnection) -> sqlx::Result<Option<Position>> {
     let row: Option<(i64, i64)> = sqlx::query_as(

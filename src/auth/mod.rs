@@ -1,7 +1,6 @@
 //! Who may do what: roles, permissions, the authenticated caller, and the credentials that prove it
 //! (API tokens, dashboard sessions, passwords).
 
-pub mod middleware;
 pub mod passwords;
 pub mod sessions;
 pub mod tokens;

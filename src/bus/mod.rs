@@ -3,6 +3,7 @@
 //! report back with commands. Redis is only the transport: a job stays outstanding in Postgres until
 //! its aggregate records it done, and the sweeper dispatches again whatever Redis lost.
 
+pub mod jobs;
 pub mod streams;
 pub mod sweeper;
 pub mod work;
@@ -95,6 +96,9 @@ pub struct Job {
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub payload: serde_json::Value,
+    /// The event that asked for the job (absent on jobs recorded before jobs carried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::store::Cause>,
     /// When the event that asked for the job was stored.
     pub requested_at: DateTime<Utc>,
     /// When this copy was put on the stream.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Job, Kind, streams};
-use crate::redis_conn::Redis;
+use crate::infra::redis::Redis;
 
 /// Tunables of the sweeper.
 #[derive(Debug, Clone)]
@@ -33,6 +33,7 @@ struct Row {
     aggregate_type: String,
     aggregate_id: String,
     payload: serde_json::Value,
+    cause: Option<serde_json::Value>,
     requested_at: DateTime<Utc>,
 }
 
@@ -70,7 +71,7 @@ pub async fn sweep_once(pool: &PgPool, redis: &Redis, options: &SweeperOptions) 
             ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED) \
          UPDATE work_items w SET dispatched_at = now(), dispatch_count = w.dispatch_count + 1 \
            FROM cand WHERE w.job_id = cand.job_id \
-         RETURNING w.job_id, w.kind, w.tenant_id, w.aggregate_type, w.aggregate_id, w.payload, w.requested_at",
+         RETURNING w.job_id, w.kind, w.tenant_id, w.aggregate_type, w.aggregate_id, w.payload, w.cause, w.requested_at",
     )
     .bind(base)
     .bind(slow)
@@ -89,6 +90,7 @@ pub async fn sweep_once(pool: &PgPool, redis: &Redis, options: &SweeperOptions) 
                 aggregate_type: r.aggregate_type,
                 aggregate_id: r.aggregate_id,
                 payload: r.payload,
+                cause: r.cause.and_then(|c| serde_json::from_value(c).ok()),
                 requested_at: r.requested_at,
                 dispatched_at: Utc::now(),
             })
@@ -124,7 +126,7 @@ pub async fn run(
         if lease.is_none() {
             if let Ok(mut c) = PgConnection::connect_with(&opts).await {
                 let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext('work_sweeper'))")
-                    .bind(crate::projector::LEASE_SPACE)
+                    .bind(crate::projection::runtime::LEASE_SPACE)
                     .fetch_one(&mut c)
                     .await
                     .unwrap_or(false);

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::ConversationEvent as CE;
 use aisales_domain::probe::ProbeEvent;
 use aisales_domain::vehicle_lookup::VehicleLookupEvent as LE;
@@ -14,12 +15,13 @@ use aisales_projections::{Projector, rows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::jobs::{DraftSuggestion, JobPayload, JobSpec, LookupRequest, Ping, SendReply, VehicleLookupJob};
 use super::{Job, Kind, streams};
-use crate::redis_conn::Redis;
+use crate::infra::redis::Redis;
+use crate::store::{Cause, EventMetadata, EventRef};
 
 /// A row of `work_items` (without the dispatcher's operational columns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +32,9 @@ pub struct WorkRow {
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub payload: serde_json::Value,
+    /// The event that asked for the job last.
+    #[serde(default)]
+    pub cause: Option<Cause>,
     pub status: String,
     pub due_at: DateTime<Utc>,
     pub attempts: i32,
@@ -45,6 +50,7 @@ const COLUMNS: &[&str] = &[
     "aggregate_type",
     "aggregate_id",
     "payload",
+    "cause",
     "status",
     "due_at",
     "attempts",
@@ -62,6 +68,7 @@ impl WorkRow {
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id.clone(),
             payload: self.payload.clone(),
+            cause: self.cause.clone(),
             requested_at: self.requested_at,
             dispatched_at: Utc::now(),
         }
@@ -72,16 +79,12 @@ impl WorkRow {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Request {
-        job_id: String,
-        kind: Kind,
-        payload: serde_json::Value,
+        job: JobSpec,
         due_at: DateTime<Utc>,
     },
     /// Like `Request`, and a job already done or failed is asked for again.
     Reopen {
-        job_id: String,
-        kind: Kind,
-        payload: serde_json::Value,
+        job: JobSpec,
         due_at: DateTime<Utc>,
     },
     Start {
@@ -101,157 +104,142 @@ pub enum Change {
     },
 }
 
-/// Job id of a reply's send.
-pub fn send_job(reply_id: Uuid) -> String {
-    format!("send:{reply_id}")
+impl Change {
+    fn request(job: impl JobPayload, due_at: DateTime<Utc>) -> Self {
+        Change::Request { job: JobSpec::of(&job), due_at }
+    }
+
+    fn job_id(&self) -> &str {
+        match self {
+            Change::Request { job, .. } | Change::Reopen { job, .. } => &job.job_id,
+            Change::Start { job_id }
+            | Change::Reschedule { job_id, .. }
+            | Change::Done { job_id }
+            | Change::Fail { job_id, .. } => job_id,
+        }
+    }
+
+    /// Whether the change asks for the work (again): the job then carries this event as its cause.
+    fn asks(&self) -> bool {
+        matches!(self, Change::Request { .. } | Change::Reopen { .. } | Change::Reschedule { .. })
+    }
 }
 
-/// Job id of a suggestion request.
-pub fn suggestion_job(request_id: Uuid) -> String {
-    format!("suggest:{request_id}")
+fn send_job(conversation_id: Uuid, reply_id: Uuid) -> String {
+    SendReply { conversation_id, reply_id }.job_id()
 }
 
-/// Job id of recording a conversation's lookup request on the lookup.
-pub fn lookup_request_job(request_id: Uuid) -> String {
-    format!("vehicle-request:{request_id}")
-}
-
-/// Job id of one round of a vehicle lookup.
-pub fn lookup_round_job(lookup_id: &str, round: u32) -> String {
-    format!("vehicle-lookup:{lookup_id}:{round}")
-}
-
-/// Job id of telling the conversation about a lookup's newest outcome.
-pub fn lookup_report_job(lookup_id: &str) -> String {
-    format!("vehicle-report:{lookup_id}")
+fn suggestion_job(conversation_id: Uuid, request_id: Uuid) -> String {
+    DraftSuggestion { conversation_id, request_id }.job_id()
 }
 
 /// The work a vehicle-lookup event asks for or finishes.
-fn lookup_changes(e: &StoredEvent, ev: LE) -> Vec<Change> {
+fn lookup_changes(e: &StoredEvent, lookup_id: Uuid, ev: LE) -> Vec<Change> {
     use Change::*;
-    let lookup = &e.aggregate_id;
-    let round_job = |round: u32| lookup_round_job(lookup, round);
-    let round_request = |round: u32| Request {
-        job_id: round_job(round),
-        kind: Kind::VehicleLookup,
-        payload: json!({ "action": "lookup", "lookup_id": lookup, "round": round }),
-        due_at: e.recorded_at,
-    };
+    let round_job = |round: u32| VehicleLookupJob::Lookup { lookup_id, round };
     let mut out = Vec::new();
     if ev.outcome_for().is_some() {
         // One report job per lookup, asked again by every new outcome (a done job is reopened).
-        out.push(Reopen {
-            job_id: lookup_report_job(lookup),
-            kind: Kind::VehicleLookup,
-            payload: json!({ "action": "report", "lookup_id": lookup }),
-            due_at: e.recorded_at,
-        });
+        out.push(Reopen { job: JobSpec::of(&VehicleLookupJob::Report { lookup_id }), due_at: e.recorded_at });
     }
     match ev {
         LE::LookupRequested { request_id, round, .. } => {
-            out.push(Done { job_id: lookup_request_job(request_id) });
-            out.push(round_request(round));
+            out.push(Done { job_id: format!("vehicle-request:{request_id}") });
+            out.push(Change::request(round_job(round), e.recorded_at));
         }
-        LE::LookupRequestMerged { request_id, .. } => out.push(Done { job_id: lookup_request_job(request_id) }),
-        LE::LookupRetryRequested { round, .. } | LE::LookupIdCorrected { round, .. } => out.push(round_request(round)),
-        LE::LookupStarted { round, .. } => out.push(Start { job_id: round_job(round) }),
+        LE::LookupRequestMerged { request_id, .. } => {
+            out.push(Done { job_id: format!("vehicle-request:{request_id}") })
+        }
+        LE::LookupRetryRequested { round, .. } | LE::LookupIdCorrected { round, .. } => {
+            out.push(Change::request(round_job(round), e.recorded_at))
+        }
+        LE::LookupStarted { round, .. } => out.push(Start { job_id: round_job(round).job_id() }),
         LE::LookupRetryScheduled { round, retry_at, reason, .. } => {
-            out.push(Reschedule { job_id: round_job(round), due_at: retry_at, reason })
+            out.push(Reschedule { job_id: round_job(round).job_id(), due_at: retry_at, reason })
         }
         LE::LookupCompleted { round, .. } | LE::LookupNotFound { round, .. } => {
-            out.push(Done { job_id: round_job(round) })
+            out.push(Done { job_id: round_job(round).job_id() })
         }
-        LE::LookupFailed { round, reason, .. } => out.push(Fail { job_id: round_job(round), reason }),
+        LE::LookupFailed { round, reason, .. } => out.push(Fail { job_id: round_job(round).job_id(), reason }),
         LE::GearboxConfirmed { .. } | LE::PriceLookupWanted { .. } => {}
     }
     out
+}
+
+/// The work a conversation event asks for or finishes.
+fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Change> {
+    use Change::*;
+    match ev {
+        CE::SuggestionRequested { request_id, not_before, .. } => vec![Change::request(
+            DraftSuggestion { conversation_id: conversation, request_id: *request_id },
+            *not_before,
+        )],
+        CE::SuggestionGenerated { request_id, .. } => vec![Done { job_id: suggestion_job(conversation, *request_id) }],
+        CE::SuggestionFailed { request_id, reason } => {
+            vec![Fail { job_id: suggestion_job(conversation, *request_id), reason: reason.clone() }]
+        }
+        CE::ReplyQueued { reply_id, send_after, .. } => {
+            vec![Change::request(SendReply { conversation_id: conversation, reply_id: *reply_id }, *send_after)]
+        }
+        CE::ReplySendStarted { reply_id, .. } => vec![Start { job_id: send_job(conversation, *reply_id) }],
+        CE::ReplySendRetryScheduled { reply_id, retry_at, reason, .. } => {
+            vec![Reschedule { job_id: send_job(conversation, *reply_id), due_at: *retry_at, reason: reason.clone() }]
+        }
+        CE::ReplyRetryRequested { reply_id } => vec![Reschedule {
+            job_id: send_job(conversation, *reply_id),
+            due_at: e.recorded_at,
+            reason: "retry requested".into(),
+        }],
+        CE::ReplySent { reply_id, .. } => vec![Done { job_id: send_job(conversation, *reply_id) }],
+        CE::ReplyFailed { reply_id, reason, .. } => {
+            vec![Fail { job_id: send_job(conversation, *reply_id), reason: reason.clone() }]
+        }
+        CE::VehicleLookupRequested { lookup_id, request_id, message_id, id_type, value, source, requested_by } => {
+            vec![Change::request(
+                VehicleLookupJob::Request(LookupRequest {
+                    lookup_id: *lookup_id,
+                    request_id: *request_id,
+                    conversation_id: conversation,
+                    message_id: *message_id,
+                    id_type: *id_type,
+                    value: value.clone(),
+                    source: *source,
+                    requested_by: requested_by.clone(),
+                }),
+                e.recorded_at,
+            )]
+        }
+        CE::VehicleDataAttached { lookup_id, .. } | CE::VehicleLookupFailed { lookup_id, .. } => {
+            vec![Done { job_id: VehicleLookupJob::Report { lookup_id: *lookup_id }.job_id() }]
+        }
+        _ => vec![],
+    }
 }
 
 /// The work an event asks for or finishes.
 pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
     use Change::*;
     Ok(match e.aggregate_type.as_str() {
-        aisales_projections::conversation_views::CONVERSATION => {
+        CE::AGGREGATE => {
             // Decoded once for every projector of the process (the read models decode it too).
-            let ev = aisales_projections::conversation_views::event_of(e)?.clone();
-            let conversation = &e.aggregate_id;
-            match ev {
-                CE::SuggestionRequested { request_id, not_before, .. } => vec![Request {
-                    job_id: suggestion_job(request_id),
-                    kind: Kind::ReplySuggestion,
-                    payload: json!({ "conversation_id": conversation, "request_id": request_id }),
-                    due_at: not_before,
-                }],
-                CE::SuggestionGenerated { request_id, .. } => vec![Done { job_id: suggestion_job(request_id) }],
-                CE::SuggestionFailed { request_id, reason } => {
-                    vec![Fail { job_id: suggestion_job(request_id), reason }]
-                }
-                CE::ReplyQueued { reply_id, send_after, .. } => vec![Request {
-                    job_id: send_job(reply_id),
-                    kind: Kind::MessageSend,
-                    payload: json!({ "conversation_id": conversation, "reply_id": reply_id }),
-                    due_at: send_after,
-                }],
-                CE::ReplySendStarted { reply_id, .. } => vec![Start { job_id: send_job(reply_id) }],
-                CE::ReplySendRetryScheduled { reply_id, retry_at, reason, .. } => {
-                    vec![Reschedule { job_id: send_job(reply_id), due_at: retry_at, reason }]
-                }
-                CE::ReplyRetryRequested { reply_id } => {
-                    vec![Reschedule {
-                        job_id: send_job(reply_id),
-                        due_at: e.recorded_at,
-                        reason: "retry requested".into(),
-                    }]
-                }
-                CE::ReplySent { reply_id, .. } => vec![Done { job_id: send_job(reply_id) }],
-                CE::ReplyFailed { reply_id, reason, .. } => vec![Fail { job_id: send_job(reply_id), reason }],
-                CE::VehicleLookupRequested {
-                    lookup_id,
-                    request_id,
-                    message_id,
-                    id_type,
-                    value,
-                    source,
-                    requested_by,
-                } => {
-                    vec![Request {
-                        job_id: lookup_request_job(request_id),
-                        kind: Kind::VehicleLookup,
-                        payload: json!({
-                            "action": "request",
-                            "lookup_id": lookup_id,
-                            "request_id": request_id,
-                            "conversation_id": conversation,
-                            "message_id": message_id,
-                            "id_type": id_type,
-                            "value": value,
-                            "source": source,
-                            "requested_by": requested_by,
-                        }),
-                        due_at: e.recorded_at,
-                    }]
-                }
-                CE::VehicleDataAttached { lookup_id, .. } | CE::VehicleLookupFailed { lookup_id, .. } => {
-                    vec![Done { job_id: lookup_report_job(&lookup_id.to_string()) }]
-                }
-                _ => vec![],
-            }
+            let ev = aisales_projections::conversation_views::event_of(e)?;
+            conversation_changes(e, e.aggregate_id.parse()?, ev)
         }
-        "probe" => match serde_json::from_str::<ProbeEvent>(&e.payload)? {
-            ProbeEvent::PingRequested { ping_id, .. } => vec![Request {
-                job_id: format!("probe:{ping_id}"),
-                kind: Kind::Probe,
-                payload: json!({ "ping_id": ping_id }),
-                due_at: e.recorded_at,
-            }],
-            ProbeEvent::PongRecorded { ping_id, .. } => vec![Done { job_id: format!("probe:{ping_id}") }],
+        ProbeEvent::AGGREGATE => match ProbeEvent::decode(&e.event_type, &e.event_version, &e.payload)? {
+            ProbeEvent::PingRequested { ping_id, .. } => vec![Change::request(Ping { ping_id }, e.recorded_at)],
+            ProbeEvent::PongRecorded { ping_id, .. } => vec![Done { job_id: Ping { ping_id }.job_id() }],
         },
-        aisales_projections::vehicle_lookup_views::VEHICLE_LOOKUP => lookup_changes(
-            e,
-            aisales_projections::vehicle_lookup_views::decode_event(&e.event_type, &e.event_version, &e.payload)?,
-        ),
+        LE::AGGREGATE => {
+            lookup_changes(e, e.aggregate_id.parse()?, LE::decode(&e.event_type, &e.event_version, &e.payload)?)
+        }
         _ => vec![],
     })
+}
+
+/// The cause a job asked for by `e` carries.
+fn cause_of(e: &StoredEvent) -> anyhow::Result<Cause> {
+    let metadata = EventMetadata::from_map(&e.metadata_map()?);
+    Ok(Cause::of(&EventRef::new(&e.aggregate_type, &e.aggregate_id, e.sequence), &metadata))
 }
 
 /// Settings of the dispatcher.
@@ -307,24 +295,15 @@ impl Projector for WorkProjector {
         if all.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = all
-            .iter()
-            .map(|(_, c)| match c {
-                Change::Request { job_id, .. }
-                | Change::Reopen { job_id, .. }
-                | Change::Start { job_id }
-                | Change::Reschedule { job_id, .. }
-                | Change::Done { job_id }
-                | Change::Fail { job_id, .. } => job_id.clone(),
-            })
-            .collect();
+        let keys: Vec<String> = all.iter().map(|(_, c)| c.job_id().to_string()).collect();
         let mut rows: HashMap<String, WorkRow> =
             rows::load(conn, "work_items", "job_id", &keys, |r: &WorkRow| r.job_id.clone()).await?;
         let mut touched = Vec::new();
         for (e, change) in all {
             let at = e.recorded_at;
+            let cause = if change.asks() { Some(cause_of(e)?) } else { None };
             match change {
-                Change::Request { job_id, kind, payload, due_at } => {
+                Change::Request { job: JobSpec { job_id, kind, payload }, due_at } => {
                     rows.entry(job_id.clone()).or_insert(WorkRow {
                         job_id: job_id.clone(),
                         kind,
@@ -332,6 +311,7 @@ impl Projector for WorkProjector {
                         aggregate_type: e.aggregate_type.clone(),
                         aggregate_id: e.aggregate_id.clone(),
                         payload,
+                        cause,
                         status: "requested".into(),
                         due_at,
                         attempts: 0,
@@ -341,7 +321,7 @@ impl Projector for WorkProjector {
                     });
                     touched.push(job_id);
                 }
-                Change::Reopen { job_id, kind, payload, due_at } => {
+                Change::Reopen { job: JobSpec { job_id, kind, payload }, due_at } => {
                     let row = rows.entry(job_id.clone()).or_insert(WorkRow {
                         job_id: job_id.clone(),
                         kind,
@@ -349,6 +329,7 @@ impl Projector for WorkProjector {
                         aggregate_type: e.aggregate_type.clone(),
                         aggregate_id: e.aggregate_id.clone(),
                         payload: serde_json::Value::Null,
+                        cause: None,
                         status: "requested".into(),
                         due_at,
                         attempts: 0,
@@ -357,6 +338,7 @@ impl Projector for WorkProjector {
                         updated_at: at,
                     });
                     row.payload = payload;
+                    row.cause = cause;
                     row.status = "requested".into();
                     row.due_at = due_at;
                     row.updated_at = at;
@@ -372,6 +354,7 @@ impl Projector for WorkProjector {
                 }
                 Change::Reschedule { job_id, due_at, reason } => {
                     if let Some(r) = rows.get_mut(&job_id) {
+                        r.cause = cause.or(r.cause.take());
                         r.status = "requested".into();
                         r.due_at = due_at;
                         r.last_error = Some(reason);

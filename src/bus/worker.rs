@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{GROUP, Job, Kind, streams};
-use crate::redis_conn::Redis;
+use crate::infra::redis::Redis;
 
 /// Renews a job lease if this consumer still holds it.
 static RENEW: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {

@@ -21,7 +21,7 @@ use super::{
     exchange, file_placeholder, id_at, phone_digits, render_contact, render_location, retry_after_header, str_at,
     time_at, vcard_phones,
 };
-use crate::redact::mask_phone;
+use crate::infra::redact::mask_phone;
 
 /// Ids with at least this many digits are phone numbers; shorter ones are MAX internal ids.
 const MIN_PHONE_DIGITS: usize = 10;

@@ -33,55 +33,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest excerpt of a provider's answer kept in an error reason.
 const REASON_MAX_CHARS: usize = 300;
 
-pub use aisales_domain::conversation::{ChannelKind, UnknownChannelKind};
-
-/// What a kept inbound message mainly is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    /// Plain text, including text with links and replies quoting another message.
-    Text,
-    /// A photo (its caption, if any, is the text).
-    Image,
-    /// A video, video note or animation.
-    Video,
-    /// An audio file.
-    Audio,
-    /// A voice note.
-    Voice,
-    /// A document or any other file.
-    Document,
-    /// A shared contact card, rendered as text.
-    Contact,
-    /// A shared location or venue, rendered as text.
-    Location,
-    /// A tap on a button or list item the business sent; the text is the button's title.
-    Button,
-}
-
-/// The kind of an attached file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttachmentKind {
-    Image,
-    Video,
-    Audio,
-    Voice,
-    Document,
-}
-
-impl AttachmentKind {
-    /// The message kind of a message whose main content is such a file.
-    pub fn message_kind(self) -> MessageKind {
-        match self {
-            AttachmentKind::Image => MessageKind::Image,
-            AttachmentKind::Video => MessageKind::Video,
-            AttachmentKind::Audio => MessageKind::Audio,
-            AttachmentKind::Voice => MessageKind::Voice,
-            AttachmentKind::Document => MessageKind::Document,
-        }
-    }
-}
+pub use aisales_domain::conversation::{AttachmentKind, ChannelKind, MessageKind, UnknownChannelKind};
 
 /// A file attached to an inbound message. Nothing is downloaded while parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use super::{
     Notification, ParseError, SendError, SentMessage, WebhookAuthError, at, constant_time_eq, excerpt, exchange,
     file_placeholder, id_at, phone_digits, render_contact, render_location, retry_after_header, str_at, time_at,
 };
-use crate::redact::mask_phone;
+use crate::infra::redact::mask_phone;
 
 /// Message types that are known and deliberately not stored.
 const IGNORED_TYPES: &[&str] = &["reaction", "sticker", "system", "request_welcome", "ephemeral", "unsupported"];

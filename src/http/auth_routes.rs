@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::{passwords, sessions};
 use crate::http::{ApiError, AppState};
-use crate::ratelimit::{self, Limit};
+use crate::infra::ratelimit::{self, Limit};
 
 #[derive(Deserialize)]
 pub struct Login {
@@ -160,14 +160,12 @@ pub async fn login(
 
 /// Ends the cookie's session (CSRF-checked like every unsafe cookie request).
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = crate::auth::middleware::resolve(&state, &headers, &axum::http::Method::POST).await?;
+    let caller = crate::http::authn::resolve(&state, &headers, &axum::http::Method::POST).await?;
     if !caller.is_session() {
         return Err(ApiError::invalid("not_a_session", "logout ends a dashboard session; revoke API tokens instead"));
     }
     let secret = state.settings.session_secret.expose_secret().as_bytes();
-    if let Some(id) =
-        crate::auth::middleware::cookie(&headers, sessions::COOKIE).and_then(|v| sessions::verify(secret, v))
-    {
+    if let Some(id) = crate::http::authn::cookie(&headers, sessions::COOKIE).and_then(|v| sessions::verify(secret, v)) {
         sessions::revoke(&state.pool, &id).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();

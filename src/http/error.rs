@@ -72,6 +72,28 @@ impl ApiError {
     }
 }
 
+impl From<crate::infra::ratelimit::Limited> for ApiError {
+    fn from(l: crate::infra::ratelimit::Limited) -> Self {
+        ApiError::RateLimited { retry_after_s: l.retry_after_s }
+    }
+}
+
+impl From<crate::application::CommandError> for ApiError {
+    fn from(e: crate::application::CommandError) -> Self {
+        use crate::application::CommandError as C;
+        match e {
+            C::NotFound(what) => ApiError::NotFound(what),
+            C::Invalid { code, message } => ApiError::invalid(code, message),
+            C::Conflict(m) => ApiError::Conflict(m),
+            C::Forbidden(m) => ApiError::Forbidden(m),
+            e @ C::Lagging { .. } => {
+                ApiError::invalid_with_status(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging", e.to_string())
+            }
+            C::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Unexpected(anyhow::Error::new(e))

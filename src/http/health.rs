@@ -51,7 +51,7 @@ where
 }
 
 fn first_line(e: &anyhow::Error) -> String {
-    crate::redact::redact(&format!("{e:#}")).lines().next().unwrap_or_default().to_string()
+    crate::infra::redact::redact(&format!("{e:#}")).lines().next().unwrap_or_default().to_string()
 }
 
 /// Runs every readiness check. `ready` means every required dependency passes.
@@ -68,7 +68,7 @@ pub async fn readiness(state: &AppState) -> (StatusCode, serde_json::Value) {
     });
     let pool = state.pool.clone();
     let migrations = timed("migrations", async move {
-        let pending = crate::db::pending(&pool).await?;
+        let pending = crate::infra::db::pending(&pool).await?;
         if pending.is_empty() {
             Ok("schema is current".to_string())
         } else {
@@ -101,5 +101,5 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::telemetry::render_metrics())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::infra::telemetry::render_metrics())
 }

@@ -2,8 +2,11 @@
 
 pub mod api;
 pub mod auth_routes;
+pub mod authn;
+pub mod command;
 pub mod error;
 pub mod health;
+pub mod server;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -22,37 +25,34 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::application::Context;
 use crate::config::Settings;
-use crate::redis_conn::Redis;
-use crate::store::EventStore;
+use crate::infra::redis::Redis;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
 
-/// Shared state of every handler.
+/// Shared state of every handler: the application context, plus what only the HTTP server has.
 #[derive(Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: PgPool,
-    pub store: EventStore,
-    pub redis: Redis,
-    pub keys: Arc<crate::crypto::Keyring>,
+    pub ctx: Context,
     pub changes: api::live::ChangeFeed,
-    pub identities: Arc<crate::conversations::IdentityCache>,
     pub started: Instant,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, pool: PgPool, redis: Redis) -> Self {
-        AppState {
-            store: EventStore::new(pool.clone()),
-            keys: Arc::new(crate::crypto::Keyring::from_settings(&settings)),
-            changes: api::live::ChangeFeed::default(),
-            identities: Arc::default(),
-            settings,
-            pool,
-            redis,
-            started: Instant::now(),
-        }
+        Self::with_context(Context::new(settings, pool, redis))
+    }
+
+    pub fn with_context(ctx: Context) -> Self {
+        AppState { ctx, changes: api::live::ChangeFeed::default(), started: Instant::now() }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
     }
 }
 

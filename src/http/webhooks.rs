@@ -15,11 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::accounts;
+use crate::application::ingest::{self, WebhookOutcome};
 use crate::channels::{self, WebhookAuthError};
 use crate::http::{ApiError, AppState};
-use crate::ingest::{self, WebhookOutcome};
-use crate::ratelimit::{self, Limit};
+use crate::infra::ratelimit::{self, Limit};
 use crate::tenancy::ChannelAccount;
 
 pub fn router() -> Router<AppState> {
@@ -59,9 +58,9 @@ async fn find(
     let found = match account {
         Some(id) => {
             let id: Uuid = id.parse().map_err(|_| account_not_found())?;
-            accounts::active(&state.pool, tenant, id).await?
+            state.tenancy.active_account(&state.pool, tenant, id).await?
         }
-        None => accounts::active_of_kind(&state.pool, tenant, kind).await?,
+        None => state.tenancy.active_account_of_kind(&state.pool, tenant, kind).await?,
     };
     found.filter(|a| a.kind == kind).ok_or_else(account_not_found)
 }
@@ -76,7 +75,7 @@ async fn admit(
 ) -> Result<(), ApiError> {
     let limit = state.settings.limits.webhook_per_minute;
     match checked {
-        Ok(()) => ratelimit::check(&state.redis, Limit::WebhookPerAccount, &account.id.to_string(), limit).await,
+        Ok(()) => Ok(ratelimit::check(&state.redis, Limit::WebhookPerAccount, &account.id.to_string(), limit).await?),
         Err(e) => {
             let key = format!("unauthenticated:{}", account.id);
             ratelimit::check(&state.redis, Limit::WebhookPerAccount, &key, limit).await?;
@@ -86,15 +85,15 @@ async fn admit(
 }
 
 async fn secret(state: &AppState, account: &ChannelAccount, what: &str) -> Result<Option<String>, ApiError> {
-    match accounts::secret(&state.pool, &state.keys, account, what).await {
+    match state.tenancy.secret(&state.pool, &state.keys, account, what).await {
         Ok(v) => Ok(Some(v)),
-        Err(crate::crypto::SecretError::Missing { .. }) => Ok(None),
+        Err(crate::infra::crypto::SecretError::Missing { .. }) => Ok(None),
         Err(e) => Err(ApiError::Unexpected(e.into())),
     }
 }
 
 async fn debounce(state: &AppState, tenant: Uuid) -> Result<u32, ApiError> {
-    Ok(crate::tenancy::cached_tenant(&state.pool, tenant).await?.map_or(3, |t| t.settings.suggestion_debounce_secs))
+    Ok(state.tenancy.tenant(&state.pool, tenant).await?.map_or(3, |t| t.settings.suggestion_debounce_secs))
 }
 
 async fn apply(

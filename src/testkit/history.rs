@@ -9,7 +9,7 @@ use aisales_domain::conversation::{
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::conversations::{Identity, resolve_identity};
+use crate::application::identity::{Identity, resolve_identity};
 use crate::store::{EventMetadata, EventStore};
 
 /// What to generate.
@@ -92,7 +92,7 @@ pub fn conversation_events(
             provider_message_id: format!("H{n}-{k}"),
             text: TEXTS[(k as usize + n as usize) % TEXTS.len()].to_string(),
             attachments: vec![],
-            kind: "text".into(),
+            kind: aisales_domain::conversation::MessageKind::Text,
             reply_to: None,
             sent_at: at,
             received_at: at,
@@ -100,7 +100,6 @@ pub fn conversation_events(
             debounce: Duration::seconds(3),
             vehicle_id: None,
             transmission_code: None,
-            vehicle_lookup_id: None,
         };
         decide(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound)), &mut out)?;
         let answer = (k + 1) % spec.burst.max(1) == 0 || k + 1 == spec.messages_per_conversation;
@@ -144,7 +143,7 @@ pub fn conversation_events(
             &mut c,
             ConversationCommand::RecordDelivery {
                 provider_message_id,
-                status: "delivered".into(),
+                status: aisales_domain::conversation::DeliveryStatus::Delivered,
                 at: at + Duration::seconds(2),
             },
             &mut out,

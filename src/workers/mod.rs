@@ -10,51 +10,45 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::ai::Drafter;
+use crate::application::Context;
 use crate::bus::Kind;
 use crate::bus::worker::JobHandler;
 use crate::config::Settings;
-use crate::redis_conn::Redis;
-use crate::store::{EventMetadata, EventStore};
+use crate::infra::redis::Redis;
 
-/// What every handler may use.
+/// What every handler may use: the application context, the drafter and an HTTP client.
 #[derive(Clone)]
 pub struct Services {
-    pub settings: Arc<Settings>,
-    pub pool: PgPool,
-    pub store: EventStore,
-    pub redis: Redis,
+    pub ctx: Context,
     pub drafter: Drafter,
     pub http: reqwest::Client,
 }
 
 impl Services {
     pub fn new(settings: Arc<Settings>, pool: PgPool, redis: Redis) -> Self {
+        Self::with_context(Context::new(settings, pool, redis))
+    }
+
+    pub fn with_context(ctx: Context) -> Self {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .expect("HTTP client builds");
-        Services {
-            drafter: Drafter::from_settings(&settings),
-            store: EventStore::new(pool.clone()),
-            settings,
-            pool,
-            redis,
-            http,
-        }
+        Services { drafter: Drafter::from_settings(&ctx.settings), http, ctx }
     }
+}
 
-    /// Metadata of a command a worker issues for `job`.
-    pub fn metadata(&self, job: &crate::bus::Job, kind: Kind) -> EventMetadata {
-        EventMetadata {
-            tenant_id: job.tenant_id,
-            actor: format!("worker:{}", kind.as_str()),
-            correlation_id: uuid::Uuid::now_v7(),
-            causation_id: Some(format!("job:{}", job.job_id)),
-            request_id: None,
-            occurred_at: chrono::Utc::now(),
-        }
+impl std::ops::Deref for Services {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
     }
+}
+
+/// The actor name of a worker of `kind` in event metadata.
+pub fn actor(kind: Kind) -> String {
+    format!("worker:{}", kind.as_str())
 }
 
 /// The handler of `kind`, or `None` when this build has none yet.

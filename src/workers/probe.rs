@@ -4,9 +4,10 @@ use aisales_domain::probe::{Probe, ProbeCommand, ProbeError};
 use async_trait::async_trait;
 
 use super::Services;
+use crate::bus::jobs::Ping;
 use crate::bus::worker::JobHandler;
 use crate::bus::{Job, Kind};
-use crate::store::CommandError;
+use crate::store::ExecuteError;
 
 pub struct ProbeHandler {
     pub services: Services,
@@ -19,19 +20,16 @@ impl JobHandler for ProbeHandler {
     }
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
-        let ping_id = job.payload["ping_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("probe job without ping_id"))?;
-        let worker = format!("{}:{}", crate::projector::instance_name("worker"), job.kind);
+        let Ping { ping_id } = job.payload()?;
+        let worker = format!("{}:{}", crate::projection::runtime::instance_name("worker"), job.kind);
         let cmd = ProbeCommand::RecordPong { ping_id, worker, at: chrono::Utc::now() };
         match self
             .services
             .store
-            .execute::<Probe>(&job.aggregate_id, cmd, &(), &self.services.metadata(job, Kind::Probe))
+            .execute::<Probe>(&job.aggregate_id, cmd, &(), &job.metadata(super::actor(Kind::Probe)))
             .await
         {
-            Ok(_) | Err(CommandError::Rejected(ProbeError::AlreadyAnswered)) => Ok(()),
+            Ok(_) | Err(ExecuteError::Rejected(ProbeError::AlreadyAnswered)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -17,13 +17,14 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::Services;
-use crate::accounts::{self, Clients};
+use crate::bus::jobs::SendReply;
 use crate::bus::worker::JobHandler;
 use crate::bus::{Job, Kind};
 use crate::channels::{SendError, SentMessage};
-use crate::crypto::Keyring;
-use crate::store::CommandError;
+use crate::infra::crypto::Keyring;
+use crate::store::ExecuteError;
 use crate::tenancy::ChannelAccount;
+use crate::tenancy::accounts::Clients;
 
 /// What a send needs to authenticate with the provider.
 enum Credentials {
@@ -47,10 +48,10 @@ impl SendHandler {
         }
     }
 
-    async fn command(&self, job: &Job, cmd: ConversationCommand) -> Result<(), CommandError<ConversationError>> {
+    async fn command(&self, job: &Job, cmd: ConversationCommand) -> Result<(), ExecuteError<ConversationError>> {
         self.services
             .store
-            .execute::<Conversation>(&job.aggregate_id, cmd, &(), &self.services.metadata(job, Kind::MessageSend))
+            .execute::<Conversation>(&job.aggregate_id, cmd, &(), &job.metadata(super::actor(Kind::MessageSend)))
             .await
             .map(|_| ())
     }
@@ -59,7 +60,7 @@ impl SendHandler {
     async fn record(&self, job: &Job, cmd: ConversationCommand) -> anyhow::Result<()> {
         match self.command(job, cmd).await {
             Ok(())
-            | Err(CommandError::Rejected(ConversationError::ReplyNotInState(_) | ConversationError::ReplyNotFound)) => {
+            | Err(ExecuteError::Rejected(ConversationError::ReplyNotInState(_) | ConversationError::ReplyNotFound)) => {
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -78,12 +79,16 @@ impl SendHandler {
     async fn credentials(&self, account: &ChannelAccount) -> anyhow::Result<Credentials> {
         let pool = &self.services.pool;
         Ok(match account.kind {
-            ChannelKind::GreenApi => Credentials::GreenApi(accounts::green_api(pool, &self.keys, account).await?),
+            ChannelKind::GreenApi => {
+                Credentials::GreenApi(self.services.tenancy.green_api(pool, &self.keys, account).await?)
+            }
             ChannelKind::Telegram => Credentials::Telegram(SecretString::from(
-                accounts::secret(pool, &self.keys, account, "bot_token").await?,
+                self.services.tenancy.secret(pool, &self.keys, account, "bot_token").await?,
             )),
             ChannelKind::Whatsapp => Credentials::Whatsapp {
-                token: SecretString::from(accounts::secret(pool, &self.keys, account, "access_token").await?),
+                token: SecretString::from(
+                    self.services.tenancy.secret(pool, &self.keys, account, "access_token").await?,
+                ),
                 phone_number_id: account
                     .config
                     .get("phone_number_id")
@@ -134,7 +139,7 @@ impl SendHandler {
         let reply = &state.replies[&reply_id];
         let account = self.account(state).await?;
         if account.kind == ChannelKind::GreenApi {
-            let creds = accounts::green_api(&self.services.pool, &self.keys, &account).await?;
+            let creds = self.services.tenancy.green_api(&self.services.pool, &self.keys, &account).await?;
             let since = reply.started_at.unwrap_or_else(Utc::now) - chrono::Duration::seconds(60);
             let minutes = ((Utc::now() - since).num_minutes() + 2).clamp(1, 1440) as u32;
             match self.clients.green_api.last_outgoing_messages(&creds, minutes).await {
@@ -215,11 +220,7 @@ impl JobHandler for SendHandler {
     }
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
-        let reply_id: Uuid = job.payload["reply_id"]
-            .as_str()
-            .and_then(|r| r.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("job without reply_id"))?;
-        let conversation: Uuid = job.aggregate_id.parse()?;
+        let SendReply { conversation_id: conversation, reply_id } = job.payload()?;
         let state = self.services.store.load::<Conversation>(&job.aggregate_id).await?.state;
         let Some(reply) = state.replies.get(&reply_id) else { return Ok(()) };
         match reply.status {
@@ -255,7 +256,7 @@ impl JobHandler for SendHandler {
         match self.command(job, ConversationCommand::StartSend { reply_id, at: Utc::now() }).await {
             Ok(()) => {}
             // Another worker claimed it first.
-            Err(CommandError::Rejected(ConversationError::ReplyNotInState(_))) => return Ok(()),
+            Err(ExecuteError::Rejected(ConversationError::ReplyNotInState(_))) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
         let attempt = reply.attempts + 1;
@@ -319,13 +320,13 @@ impl JobHandler for SendHandler {
     }
 
     async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()> {
-        let reply_id: Uuid = job.payload["reply_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+        let SendReply { reply_id, .. } = job.payload()?;
         self.record(job, ConversationCommand::FailReply { reply_id, reason: reason.to_string(), permanent: false })
             .await
     }
 
     async fn retry(&self, job: &Job) -> anyhow::Result<()> {
-        let reply_id: Uuid = job.payload["reply_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+        let SendReply { reply_id, .. } = job.payload()?;
         self.record(job, ConversationCommand::RetryReply { reply_id }).await
     }
 }

@@ -14,9 +14,10 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::Services;
+use crate::bus::jobs::DraftSuggestion;
 use crate::bus::worker::JobHandler;
 use crate::bus::{Job, Kind};
-use crate::store::CommandError;
+use crate::store::ExecuteError;
 
 pub struct SuggestHandler {
     pub services: Services,
@@ -69,7 +70,7 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
                 lines.push((Speaker::Customer, text));
             }
             E::ReplyQueued { text, .. } => lines.push((Speaker::Shop, text)),
-            E::VehicleIdDetected { id_type, value, .. } => vehicle = Some((id_type, value)),
+            E::VehicleIdDetected { id_type, value, .. } => vehicle = Some((id_type.as_str().to_string(), value)),
             _ => {}
         }
     }
@@ -78,10 +79,10 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
 
 impl SuggestHandler {
     async fn record(&self, job: &Job, cmd: ConversationCommand) -> anyhow::Result<()> {
-        let meta = self.services.metadata(job, Kind::ReplySuggestion);
+        let meta = job.metadata(super::actor(Kind::ReplySuggestion));
         match self.services.store.execute::<Conversation>(&job.aggregate_id, cmd, &(), &meta).await {
             // Answered already (a duplicate job, or a newer request): nothing to do.
-            Ok(_) | Err(CommandError::Rejected(ConversationError::RequestNotPending)) => Ok(()),
+            Ok(_) | Err(ExecuteError::Rejected(ConversationError::RequestNotPending)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -95,14 +96,10 @@ impl JobHandler for SuggestHandler {
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
         let s = &self.services;
-        let request_id: Uuid = job.payload["request_id"]
-            .as_str()
-            .and_then(|r| r.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("job without request_id"))?;
+        let DraftSuggestion { request_id, .. } = job.payload()?;
         let tenant_id = job.tenant_id.ok_or_else(|| anyhow::anyhow!("job without tenant"))?;
-        let tenant = crate::tenancy::get_tenant(&s.pool, tenant_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} is gone"))?;
+        let tenant =
+            s.tenancy.tenant(&s.pool, tenant_id).await?.ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} is gone"))?;
         let debounce = chrono::Duration::seconds(i64::from(tenant.settings.suggestion_debounce_secs));
 
         // Wait until the customer has stopped writing for the burst window, within half the job's
@@ -133,9 +130,9 @@ impl JobHandler for SuggestHandler {
             h.lines.iter().rev().find(|(w, _)| *w == Speaker::Customer).map(|(_, t)| t.clone()).unwrap_or_default();
         let first_contact = !h.lines.iter().any(|(w, _)| *w == Speaker::Shop);
         let ai_allowed = s.drafter.is_configured()
-            && crate::ratelimit::check(
+            && crate::infra::ratelimit::check(
                 &s.redis,
-                crate::ratelimit::Limit::AiPerTenant,
+                crate::infra::ratelimit::Limit::AiPerTenant,
                 &tenant_id.to_string(),
                 s.settings.limits.ai_per_minute,
             )
@@ -217,7 +214,7 @@ impl JobHandler for SuggestHandler {
     }
 
     async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()> {
-        let request_id: Uuid = job.payload["request_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+        let DraftSuggestion { request_id, .. } = job.payload()?;
         self.record(job, ConversationCommand::FailSuggestion { request_id, reason: reason.to_string() }).await
     }
 
@@ -234,7 +231,7 @@ impl JobHandler for SuggestHandler {
         let Some(trigger_message_id) = trigger else { return Ok(()) };
         let cmd =
             ConversationCommand::RequestSuggestion { request_id: Uuid::now_v7(), trigger_message_id, at: Utc::now() };
-        let meta = self.services.metadata(job, Kind::ReplySuggestion);
+        let meta = job.metadata(super::actor(Kind::ReplySuggestion));
         self.services.store.execute::<Conversation>(&job.aggregate_id, cmd, &(), &meta).await?;
         Ok(())
     }

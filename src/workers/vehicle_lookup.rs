@@ -23,9 +23,8 @@ use aisales_domain::conversation::{
 };
 use aisales_domain::detect;
 use aisales_domain::vehicle_lookup::{
-    self as vl, EvidenceKind, EvidenceRef, IdType, LastOutcome, LookupResult, LookupSource, LookupStatus, NewRequest,
-    NotFoundResult, ResultStatus, VehicleDataStatus, VehicleId, VehicleLookup, VehicleLookupCommand,
-    VehicleLookupError, VehicleMeta,
+    self as vl, EvidenceKind, EvidenceRef, IdType, LastOutcome, LookupResult, LookupStatus, NewRequest, NotFoundResult,
+    ResultStatus, VehicleDataStatus, VehicleId, VehicleLookup, VehicleLookupCommand, VehicleLookupError, VehicleMeta,
 };
 use aisales_domain::vin::VinInfo;
 use async_trait::async_trait;
@@ -37,9 +36,10 @@ use crate::browser::{
     BrowserConfig, BrowserPool, CachePolicy, Evidence, LookupFailure, LookupOutcome, SiteConfig, VehicleQuery,
     lookup_vehicle,
 };
+use crate::bus::jobs::{LookupRequest, VehicleLookupJob};
 use crate::bus::worker::JobHandler;
 use crate::bus::{Job, Kind};
-use crate::store::{CommandError, EventMetadata};
+use crate::store::{EventMetadata, ExecuteError};
 
 /// Source name of answers made by the offline VIN decoder alone.
 const DECODER_SOURCE: &str = "vin_decoder";
@@ -70,7 +70,7 @@ impl LookupHandler {
     }
 
     fn meta(&self, job: &Job) -> EventMetadata {
-        self.services.metadata(job, Kind::VehicleLookup)
+        job.metadata(super::actor(Kind::VehicleLookup))
     }
 
     async fn command(
@@ -78,7 +78,7 @@ impl LookupHandler {
         job: &Job,
         lookup_id: Uuid,
         cmd: VehicleLookupCommand,
-    ) -> Result<(), CommandError<VehicleLookupError>> {
+    ) -> Result<(), ExecuteError<VehicleLookupError>> {
         self.services
             .store
             .execute::<VehicleLookup>(&lookup_id.to_string(), cmd, &(), &self.meta(job))
@@ -90,7 +90,7 @@ impl LookupHandler {
     async fn record(&self, job: &Job, lookup_id: Uuid, cmd: VehicleLookupCommand) -> anyhow::Result<()> {
         match self.command(job, lookup_id, cmd).await {
             Ok(())
-            | Err(CommandError::Rejected(VehicleLookupError::StaleRound(_) | VehicleLookupError::NotRunnable(_))) => {
+            | Err(ExecuteError::Rejected(VehicleLookupError::StaleRound(_) | VehicleLookupError::NotRunnable(_))) => {
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -104,41 +104,26 @@ impl LookupHandler {
     // ----------------------------------------------------------------------------------------
     // request
 
-    async fn request(&self, job: &Job) -> anyhow::Result<()> {
-        let p = &job.payload;
-        let uuid = |k: &str| p[k].as_str().and_then(|v| v.parse::<Uuid>().ok());
-        let lookup_id = uuid("lookup_id").ok_or_else(|| anyhow::anyhow!("request job without lookup_id"))?;
-        let request_id = uuid("request_id").ok_or_else(|| anyhow::anyhow!("request job without request_id"))?;
+    async fn request(&self, job: &Job, r: &LookupRequest) -> anyhow::Result<()> {
         let tenant_id = job.tenant_id.ok_or_else(|| anyhow::anyhow!("request job without tenant"))?;
-        let id_type = p["id_type"].as_str().and_then(IdType::parse).ok_or_else(|| anyhow::anyhow!("bad id_type"))?;
-        let id = VehicleId::parse(id_type, p["value"].as_str().unwrap_or_default())?;
-        let source = match p["source"].as_str() {
-            Some("operator") => LookupSource::Operator,
-            _ => LookupSource::Detected,
-        };
         let request = NewRequest {
-            request_id,
+            request_id: r.request_id,
             tenant_id,
-            conversation_id: uuid("conversation_id"),
-            message_id: uuid("message_id"),
-            id,
-            source,
-            requested_by: p["requested_by"].as_str().unwrap_or("conversation").to_string(),
+            conversation_id: Some(r.conversation_id),
+            message_id: r.message_id,
+            id: VehicleId::parse(r.id_type, &r.value)?,
+            source: r.source,
+            requested_by: r.requested_by.clone(),
             at: Utc::now(),
         };
-        self.command(job, lookup_id, VehicleLookupCommand::Request(Box::new(request))).await?;
+        self.command(job, r.lookup_id, VehicleLookupCommand::Request(Box::new(request))).await?;
         Ok(())
     }
 
     // ----------------------------------------------------------------------------------------
     // lookup
 
-    async fn lookup(&self, job: &Job) -> anyhow::Result<()> {
-        let lookup_id: Uuid = job.payload["lookup_id"]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("lookup job without lookup_id"))?;
-        let round = job.payload["round"].as_u64().unwrap_or(0) as u32;
+    async fn lookup(&self, job: &Job, lookup_id: Uuid, round: u32) -> anyhow::Result<()> {
         let state = self.load(lookup_id).await?;
         let Some(status) = state.status else { anyhow::bail!("vehicle lookup {lookup_id} does not exist yet") };
         if state.round != round || status.is_final() {
@@ -175,7 +160,7 @@ impl LookupHandler {
         // Claim the attempt before any browser work.
         match self.command(job, lookup_id, VehicleLookupCommand::Start { round, at: Utc::now() }).await {
             Ok(()) => {}
-            Err(CommandError::Rejected(VehicleLookupError::StaleRound(_) | VehicleLookupError::NotRunnable(_))) => {
+            Err(ExecuteError::Rejected(VehicleLookupError::StaleRound(_) | VehicleLookupError::NotRunnable(_))) => {
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -421,11 +406,7 @@ impl LookupHandler {
     // ----------------------------------------------------------------------------------------
     // report
 
-    async fn report(&self, job: &Job) -> anyhow::Result<()> {
-        let lookup_id: Uuid = job.payload["lookup_id"]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("report job without lookup_id"))?;
+    async fn report(&self, job: &Job, lookup_id: Uuid) -> anyhow::Result<()> {
         let state = self.load(lookup_id).await?;
         let (Some(conversation), Some(last)) = (state.conversation_id, state.last_outcome) else { return Ok(()) };
         let (id_type, value) =
@@ -465,7 +446,7 @@ impl LookupHandler {
         data: &vl::VehicleData,
     ) -> anyhow::Result<Option<TemplateSuggestion>> {
         let Some(tenant_id) = job.tenant_id else { return Ok(None) };
-        let Some(tenant) = crate::tenancy::cached_tenant(&self.services.pool, tenant_id).await? else {
+        let Some(tenant) = self.services.tenancy.tenant(&self.services.pool, tenant_id).await? else {
             return Ok(None);
         };
         // The gearbox type the customer named wins over the catalogue's.
@@ -483,14 +464,6 @@ impl LookupHandler {
             intent: s.intent,
             confidence: s.confidence,
         }))
-    }
-
-    fn round_of(job: &Job) -> u32 {
-        job.payload["round"].as_u64().unwrap_or(0) as u32
-    }
-
-    fn lookup_of(job: &Job) -> Option<Uuid> {
-        job.payload["lookup_id"].as_str().and_then(|v| v.parse().ok())
     }
 }
 
@@ -554,55 +527,42 @@ impl JobHandler for LookupHandler {
     }
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
-        match job.payload["action"].as_str() {
-            Some("request") => self.request(job).await,
-            Some("lookup") => self.lookup(job).await,
-            Some("report") => self.report(job).await,
-            other => anyhow::bail!("unknown vehicle-lookup job action {other:?}"),
+        match job.payload::<VehicleLookupJob>()? {
+            VehicleLookupJob::Request(r) => self.request(job, &r).await,
+            VehicleLookupJob::Lookup { lookup_id, round } => self.lookup(job, lookup_id, round).await,
+            VehicleLookupJob::Report { lookup_id } => self.report(job, lookup_id).await,
         }
     }
 
     async fn dead_letter(&self, job: &Job, reason: &str) -> anyhow::Result<()> {
-        let Some(lookup_id) = Self::lookup_of(job) else { return Ok(()) };
-        match job.payload["action"].as_str() {
-            Some("lookup") => {
-                let round = Self::round_of(job);
-                let cmd = VehicleLookupCommand::Fail {
-                    round,
-                    reason: reason.to_string(),
-                    decoder: None,
-                    evidence: Vec::new(),
-                    at: Utc::now(),
-                };
-                self.record(job, lookup_id, cmd).await
-            }
-            Some("request") => {
+        let fail = |round: u32| VehicleLookupCommand::Fail {
+            round,
+            reason: reason.to_string(),
+            decoder: None,
+            evidence: Vec::new(),
+            at: Utc::now(),
+        };
+        match job.payload::<VehicleLookupJob>()? {
+            VehicleLookupJob::Lookup { lookup_id, round } => self.record(job, lookup_id, fail(round)).await,
+            VehicleLookupJob::Request(r) => {
                 // Record the request, then give its round up at once.
-                self.request(job).await?;
-                let state = self.load(lookup_id).await?;
+                self.request(job, &r).await?;
+                let state = self.load(r.lookup_id).await?;
                 if state.status.is_some_and(|s| !s.is_final()) {
-                    let cmd = VehicleLookupCommand::Fail {
-                        round: state.round,
-                        reason: reason.to_string(),
-                        decoder: None,
-                        evidence: Vec::new(),
-                        at: Utc::now(),
-                    };
-                    self.record(job, lookup_id, cmd).await?;
+                    self.record(job, r.lookup_id, fail(state.round)).await?;
                 }
                 Ok(())
             }
-            _ => self.report(job).await,
+            VehicleLookupJob::Report { lookup_id } => self.report(job, lookup_id).await,
         }
     }
 
     async fn retry(&self, job: &Job) -> anyhow::Result<()> {
-        let Some(lookup_id) = Self::lookup_of(job) else { return Ok(()) };
-        match job.payload["action"].as_str() {
-            Some("lookup") => {
+        match job.payload::<VehicleLookupJob>()? {
+            VehicleLookupJob::Lookup { lookup_id, .. } => {
                 let cmd = VehicleLookupCommand::Retry { by: "dead-letter retry".into(), at: Utc::now() };
                 match self.command(job, lookup_id, cmd).await {
-                    Ok(()) | Err(CommandError::Rejected(VehicleLookupError::CannotRetry(_))) => Ok(()),
+                    Ok(()) | Err(ExecuteError::Rejected(VehicleLookupError::CannotRetry(_))) => Ok(()),
                     Err(e) => Err(e.into()),
                 }
             }

@@ -39,7 +39,7 @@ async fn queue_replies(
         provider_message_id: format!("in-{conversation}"),
         text: "Здравствуйте".into(),
         attachments: vec![],
-        kind: "text".into(),
+        kind: aisales_domain::conversation::MessageKind::Text,
         reply_to: None,
         sent_at: Utc::now(),
         received_at: Utc::now(),
@@ -47,7 +47,6 @@ async fn queue_replies(
         debounce: chrono::Duration::hours(1),
         vehicle_id: None,
         transmission_code: None,
-        vehicle_lookup_id: None,
     };
     store
         .execute::<Conversation>(&conversation.to_string(), C::ReceiveMessage(Box::new(inbound)), &(), &meta)
@@ -181,7 +180,7 @@ async fn a_poison_job_is_dead_lettered_listed_and_retried_once_fixed() {
 
     // The operator fixes the token and retries the dead letters.
     let mut conn = app.pool.acquire().await.unwrap();
-    aisales::crypto::put(&mut conn, &app.state.keys, Some(t.id), &name, FakeGreenApi::TOKEN).await.unwrap();
+    aisales::infra::crypto::put(&mut conn, &app.state.keys, Some(t.id), &name, FakeGreenApi::TOKEN).await.unwrap();
     let mut retry = app.command(&[]);
     retry.args(["streams", "dead-letters", "retry", "message-send", "--all"]);
     let out = retry.stdout(Stdio::piped()).output().unwrap();
@@ -285,13 +284,7 @@ async fn unanswered_probes_are_given_up_and_other_work_is_not() {
         .await
         .unwrap();
     }
-    let options = aisales::bus::sweeper::SweeperOptions {
-        prefix: settings.bus.redis_prefix.clone(),
-        interval: settings.bus.sweep_interval,
-        redispatch_after: settings.bus.redispatch_after,
-        stream_max_len: settings.bus.stream_max_len,
-        instance: "test".into(),
-    };
+    let options = aisales::process::sweeper_options(&settings);
     aisales::bus::sweeper::sweep_once(&app.pool, &app.state.redis, &options).await.unwrap();
     let statuses: HashMap<String, String> =
         sqlx::query_as::<_, (String, String)>("SELECT job_id, status FROM work_items")

@@ -28,7 +28,7 @@ async fn migrate_twice_applies_nothing_the_second_time() {
     let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&mut migrated).await.unwrap();
     drop(migrated);
-    assert_eq!(tables as usize, aisales::db::MIGRATOR.iter().count());
+    assert_eq!(tables as usize, aisales::infra::db::MIGRATOR.iter().count());
     sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut conn).await.unwrap();
 }
 

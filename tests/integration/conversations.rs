@@ -50,7 +50,7 @@ pub async fn tenant(app: &TestApp) -> TestTenant {
 pub async fn secret(app: &TestApp, tenant: Uuid, account: &str, what: &str) -> String {
     let mut conn = app.pool.acquire().await.unwrap();
     let name = aisales::tenancy::secret_name(account.parse().unwrap(), what);
-    aisales::crypto::get(&mut conn, &app.state.keys, Some(tenant), &name).await.unwrap()
+    aisales::infra::crypto::get(&mut conn, &app.state.keys, Some(tenant), &name).await.unwrap()
 }
 
 /// Adds the fake GREEN-API account; returns (account id, webhook path, webhook token).

@@ -27,7 +27,7 @@ async fn request_id_is_kept_when_given() {
 #[tokio::test]
 async fn ready_passes_with_postgres_and_redis_up() {
     let app = spawn_app(&[("AI_INTEGRATIONS_OPENAI_API_KEY", "sk-test")]).await;
-    aisales::db::migrate(&app.pool).await.unwrap();
+    aisales::infra::db::migrate(&app.pool).await.unwrap();
     assert!(app.state.settings.openai_api_key.is_some());
     let resp = app.client.get(format!("{}/ready", app.address)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -72,8 +72,8 @@ async fn ready_is_503_when_postgres_is_unreachable() {
         ("DATABASE_URL", "postgres://x:secretpw@127.0.0.1:1/none"),
         ("REDIS_URL", &redis),
     ]);
-    let pool = aisales::db::pool(&settings).unwrap();
-    let redis = aisales::redis_conn::Redis::new(&settings).unwrap();
+    let pool = aisales::infra::db::pool(&settings).unwrap();
+    let redis = aisales::infra::redis::Redis::new(&settings).unwrap();
     let state = aisales::http::AppState::new(std::sync::Arc::new(settings), pool, redis);
     let (code, body) = aisales::http::health::readiness(&state).await;
     assert_eq!(code, 503);

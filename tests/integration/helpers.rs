@@ -5,10 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aisales::app::Application;
 use aisales::config::Settings;
 use aisales::http::AppState;
-use aisales::redis_conn::Redis;
+use aisales::http::server::Application;
+use aisales::infra::redis::Redis;
 use aisales::testkit::TestDb;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +59,7 @@ pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
     }
     all.extend_from_slice(vars);
     let settings = Arc::new(Settings::for_tests(&all));
-    let pool = aisales::db::pool(&settings).expect("pool");
+    let pool = aisales::infra::db::pool(&settings).expect("pool");
     let redis = Redis::new(&settings).expect("redis");
     let state = AppState::new(settings.clone(), pool.clone(), redis);
     let app = Application::build(state.clone()).await.expect("app builds");
@@ -219,30 +219,24 @@ impl TestApp {
         let settings = self.state.settings.clone();
         let pool = self.pool.clone();
         let redis = self.state.redis.clone();
-        let options = aisales::projector::RuntimeOptions {
+        let options = aisales::projection::runtime::RuntimeOptions {
             poll_interval: Duration::from_millis(100),
             gather: Duration::from_millis(5),
             lease_interval: Duration::from_millis(200),
             batch_size: None,
             instance: format!("test-{}", uuid::Uuid::now_v7()),
         };
-        let runtime = aisales::projector::ProjectorRuntime::new(
+        let runtime = aisales::projection::runtime::ProjectorRuntime::new(
             pool.clone(),
-            aisales::db::connect_options(&settings).unwrap(),
-            aisales::read_models::all(&settings, &pool, &redis),
+            aisales::infra::db::connect_options(&settings).unwrap(),
+            aisales::projection::registry::all(&settings, &pool, &redis),
             options,
         );
         tokio::spawn(runtime.run(self.cancel.clone()));
-        let sweeper = aisales::bus::sweeper::SweeperOptions {
-            prefix: settings.bus.redis_prefix.clone(),
-            interval: settings.bus.sweep_interval,
-            redispatch_after: settings.bus.redispatch_after,
-            stream_max_len: settings.bus.stream_max_len,
-            instance: format!("test-sweeper-{}", uuid::Uuid::now_v7()),
-        };
+        let sweeper = aisales::process::sweeper_options(&settings);
         tokio::spawn(aisales::bus::sweeper::run(
             pool.clone(),
-            aisales::db::connect_options(&settings).unwrap(),
+            aisales::infra::db::connect_options(&settings).unwrap(),
             redis.clone(),
             sweeper,
             self.cancel.clone(),
@@ -251,13 +245,8 @@ impl TestApp {
         for kind in aisales::bus::Kind::ALL.into_iter().filter(|k| !skip.contains(k)) {
             if let Some(handler) = aisales::workers::handler(kind, &services) {
                 let options = aisales::bus::worker::WorkerOptions {
-                    prefix: settings.bus.redis_prefix.clone(),
-                    consumer: format!("test-{kind}"),
-                    concurrency: settings.bus.concurrency,
-                    visibility_timeout: settings.bus.visibility_timeout,
-                    max_deliveries: settings.bus.max_deliveries,
-                    job_timeout: settings.bus.job_timeout,
                     shutdown_grace: Duration::from_secs(1),
+                    ..aisales::process::worker_options(&settings, kind)
                 };
                 tokio::spawn(aisales::bus::worker::run(redis.clone(), handler, options, self.cancel.clone()));
             }

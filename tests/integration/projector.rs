@@ -129,10 +129,10 @@ async fn a_second_projector_process_takes_over_when_the_owner_dies() {
     let pool = db.pool(10).await.unwrap();
     backlog(&pool, 30_000).await;
     let settings = aisales::config::Settings::for_tests(&[("DATABASE_URL", &db.url)]);
-    let redis = aisales::redis_conn::Redis::new(&settings).unwrap();
-    let projectors = aisales::read_models::all(&settings, &pool, &redis);
+    let redis = aisales::infra::redis::Redis::new(&settings).unwrap();
+    let projectors = aisales::projection::registry::all(&settings, &pool, &redis);
     let owner_of = |pool: PgPool, projectors: Vec<Arc<dyn aisales_projections::Projector>>| async move {
-        aisales::projector::status(&pool, &projectors)
+        aisales::projection::runtime::status(&pool, &projectors)
             .await
             .unwrap()
             .into_iter()
@@ -187,14 +187,14 @@ async fn ownership_is_read_from_this_database_only() {
     let other = elsewhere.pool(2).await.unwrap();
     let mut holder = other.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1, hashtext('stream_stats'))")
-        .bind(aisales::projector::LEASE_SPACE)
+        .bind(aisales::projection::runtime::LEASE_SPACE)
         .execute(&mut *holder)
         .await
         .unwrap();
     let settings = aisales::config::Settings::for_tests(&[("DATABASE_URL", &here.url)]);
-    let redis = aisales::redis_conn::Redis::new(&settings).unwrap();
-    let projectors = aisales::read_models::all(&settings, &pool, &redis);
-    let status = aisales::projector::status(&pool, &projectors).await.unwrap();
+    let redis = aisales::infra::redis::Redis::new(&settings).unwrap();
+    let projectors = aisales::projection::registry::all(&settings, &pool, &redis);
+    let status = aisales::projection::runtime::status(&pool, &projectors).await.unwrap();
     let stream_stats = status.iter().find(|s| s.name == "stream_stats").unwrap();
     assert_eq!(stream_stats.owner, None, "the lock is held in another database");
     drop(holder);

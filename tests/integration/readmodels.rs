@@ -37,7 +37,7 @@ pub(crate) fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: 
         provider_message_id: provider_id.into(),
         text: text.into(),
         attachments: vec![],
-        kind: "text".into(),
+        kind: aisales_domain::conversation::MessageKind::Text,
         reply_to: None,
         sent_at: Utc::now(),
         received_at: Utc::now(),
@@ -45,7 +45,6 @@ pub(crate) fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: 
         debounce: chrono::Duration::zero(),
         vehicle_id: None,
         transmission_code: None,
-        vehicle_lookup_id: None,
     })
 }
 
@@ -406,9 +405,11 @@ fn random_command(state: &Conversation, tenant: Uuid, account: Uuid, customer: U
                 reconciled: false,
             },
         },
-        72..76 if sent.is_some() => {
-            C::RecordDelivery { provider_message_id: sent.unwrap(), status: "delivered".into(), at: Utc::now() }
-        }
+        72..76 if sent.is_some() => C::RecordDelivery {
+            provider_message_id: sent.unwrap(),
+            status: aisales_domain::conversation::DeliveryStatus::Delivered,
+            at: Utc::now(),
+        },
         76..80 => C::Reply { reply_id: Uuid::now_v7(), text: format!("Ответ {n}"), send_after: Utc::now() },
         80..84 => C::Escalate { reason: "random".into(), suggestion_id: None },
         84..87 => C::Resolve,
@@ -498,15 +499,15 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
         .env("PROJECTOR_POLL_INTERVAL_MS", "50")
         .env("REDIS_PREFIX", &app.state.settings.bus.redis_prefix);
     let mut last = ChildGuard::spawn(cmd);
-    let projectors = aisales::read_models::all(&app.state.settings, &app.pool, &app.state.redis);
+    let projectors = aisales::projection::registry::all(&app.state.settings, &app.pool, &app.state.redis);
     eventually(Duration::from_secs(120), "every projector to catch up", || async {
-        let rows = aisales::projector::status(&app.pool, &projectors).await.ok()?;
+        let rows = aisales::projection::runtime::status(&app.pool, &projectors).await.ok()?;
         rows.iter().all(|r| r.lag_events == 0).then_some(())
     })
     .await;
     last.kill();
 
-    let reports = aisales::projection_ops::verify(&app.pool, &projectors, None, true).await.unwrap();
+    let reports = aisales::projection::ops::verify(&app.pool, &projectors, None, true).await.unwrap();
     assert!(reports.len() >= 7);
     for r in &reports {
         assert!(r.differences.is_empty(), "{}: {:#?}", r.projector, r.differences);
@@ -524,7 +525,7 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
     snapshot_tables(&app, &tables).await;
     for p in &projectors {
         if p.generation(aisales_projections::Target::NEXT).is_some() {
-            aisales::projection_ops::rebuild(&app.pool, &projectors, p.name(), true).await.unwrap();
+            aisales::projection::ops::rebuild(&app.pool, &projectors, p.name(), true).await.unwrap();
         }
     }
     for t in &tables {

@@ -1,7 +1,7 @@
 //! Integration secrets at rest: encrypted, bound to their row, rotatable, never in a dump.
 
 use aisales::config::Settings;
-use aisales::crypto::{self, Keyring, SecretError};
+use aisales::infra::crypto::{self, Keyring, SecretError};
 use aisales::testkit::TestDb;
 use base64::Engine as _;
 use uuid::Uuid;

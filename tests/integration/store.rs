@@ -1,6 +1,6 @@
 //! The event store: commands, optimistic concurrency, snapshots, positions.
 
-use aisales::store::{CommandError, EventMetadata, EventStore};
+use aisales::store::{EventMetadata, EventStore, ExecuteError};
 use aisales::testkit::{Counter, CounterCommand, CounterError, TestDb};
 
 fn meta() -> EventMetadata {
@@ -22,7 +22,7 @@ async fn commands_append_events_with_metadata_and_positions() {
     assert_eq!(out.state.total, 5);
 
     let err = store.execute::<Counter>("c-1", CounterCommand::Open, &(), &m).await.unwrap_err();
-    assert!(matches!(err, CommandError::Rejected(CounterError::AlreadyOpen)), "{err:?}");
+    assert!(matches!(err, ExecuteError::Rejected(CounterError::AlreadyOpen)), "{err:?}");
 
     let (tenant, meta_json): (Option<uuid::Uuid>, String) =
         sqlx::query_as("SELECT tenant_id, metadata::text FROM events WHERE aggregate_id = 'c-1' AND sequence = 2")
@@ -246,7 +246,7 @@ async fn commands_on_a_stale_cached_copy_are_decided_again_on_the_stored_state()
 /// Postgres reported, and never after a statement that was abandoned half-way.
 #[tokio::test]
 async fn held_connections_are_reused_only_after_a_finished_statement() {
-    use aisales::db::HeldConnections;
+    use aisales::infra::db::HeldConnections;
     let db = TestDb::create().await.unwrap();
     let pool = db.pool(4).await.unwrap();
     let held = HeldConnections::for_pool(&pool);
@@ -317,7 +317,7 @@ async fn held_connections_are_reused_only_after_a_finished_statement() {
 /// connection and never answers is reported as a timeout, not waited on.
 #[tokio::test]
 async fn opening_a_held_connection_is_bounded_by_the_acquire_timeout() {
-    use aisales::db::HeldConnections;
+    use aisales::infra::db::HeldConnections;
     use std::time::{Duration, Instant};
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = silent.local_addr().unwrap().port();

@@ -99,7 +99,7 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         provider_message_id: "42:1".into(),
         text: "secret of B".into(),
         attachments: vec![],
-        kind: "text".into(),
+        kind: aisales_domain::conversation::MessageKind::Text,
         reply_to: None,
         sent_at: chrono::Utc::now(),
         received_at: chrono::Utc::now(),
@@ -107,7 +107,6 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
         debounce: chrono::Duration::zero(),
         vehicle_id: None,
         transmission_code: None,
-        vehicle_lookup_id: None,
     };
     let id = b_conversation.to_string();
     let started = store

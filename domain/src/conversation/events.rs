@@ -5,11 +5,16 @@
 //! an upcaster for the stored older version.
 
 use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
 use cqrs_es::DomainEvent;
+use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::types::{Attachment, ChannelKind, Decision, ReplyOrigin, Status};
+use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyOrigin, Status};
+use crate::codec::EventSchema;
+use crate::reply::Decision;
 use crate::vehicle_lookup::{IdType, LookupSource, VehicleData};
 
 /// What happened in a conversation.
@@ -40,7 +45,7 @@ pub enum ConversationEvent {
         sender_name: Option<String>,
         sent_at: DateTime<Utc>,
         received_at: DateTime<Utc>,
-        kind: String,
+        kind: MessageKind,
         reply_to: Option<String>,
     },
     /// Another identifier of the same customer on the same channel (e.g. a MAX internal id next to
@@ -48,7 +53,7 @@ pub enum ConversationEvent {
     CustomerAliasLinked { alias: String },
     /// A VIN or FRAME number was found in a customer message with a score high enough to look the
     /// vehicle up.
-    VehicleIdDetected { message_id: Uuid, id_type: String, value: String, score: f64, reasons: Vec<String> },
+    VehicleIdDetected { message_id: Uuid, id_type: IdType, value: String, score: f64, reasons: Vec<String> },
     /// A transmission code was found in a customer message.
     TransmissionCodeDetected { message_id: Uuid, code: String, score: f64 },
     /// The conversation asked for a vehicle lookup (a VIN/FRAME of a customer message, or an
@@ -115,7 +120,7 @@ pub enum ConversationEvent {
     /// An operator asked to try a failed reply again.
     ReplyRetryRequested { reply_id: Uuid },
     /// The provider reported the reply delivered or read.
-    ReplyDelivered { reply_id: Uuid, provider_message_id: String, status: String, at: DateTime<Utc> },
+    ReplyDelivered { reply_id: Uuid, provider_message_id: String, status: DeliveryStatus, at: DateTime<Utc> },
     /// The conversation needs a person.
     ConversationEscalated { reason: String, suggestion_id: Option<Uuid> },
     /// An operator closed the conversation.
@@ -139,133 +144,49 @@ impl DomainEvent for ConversationEvent {
 
     fn event_version(&self) -> String {
         match self {
-            ConversationEvent::MessageReceived { .. } => "2",
+            ConversationEvent::MessageReceived { .. } | ConversationEvent::ReplyDelivered { .. } => "2",
             _ => "1",
         }
         .to_string()
     }
 }
 
-/// Upcasters for stored conversation events of older versions.
-pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
-    vec![Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
-        "MessageReceived",
-        "2",
-        Box::new(message_received_v1_to_v2),
-    ))]
+impl EventSchema for ConversationEvent {
+    const AGGREGATE: &'static str = "conversation";
+
+    fn upcasters() -> &'static [Box<dyn EventUpcaster>] {
+        static UPCASTERS: LazyLock<Vec<Box<dyn EventUpcaster>>> = LazyLock::new(|| {
+            vec![
+                Box::new(SemanticVersionEventUpcaster::new(
+                    "MessageReceived",
+                    "2",
+                    Box::new(message_received_v1_to_v2),
+                )),
+                Box::new(SemanticVersionEventUpcaster::new("ReplyDelivered", "2", Box::new(reply_delivered_v1_to_v2))),
+            ]
+        });
+        &UPCASTERS
+    }
 }
 
 /// `MessageReceived` v1 → v2: adds `kind` and `reply_to`.
 pub fn message_received_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
     if let Some(body) = payload.get_mut("MessageReceived").and_then(|b| b.as_object_mut()) {
         let has_files = body.get("attachments").and_then(|a| a.as_array()).is_some_and(|a| !a.is_empty());
-        body.entry("kind").or_insert_with(|| serde_json::json!(if has_files { "file" } else { "text" }));
+        body.entry("kind").or_insert_with(|| serde_json::json!(if has_files { "document" } else { "text" }));
         body.entry("reply_to").or_insert(serde_json::Value::Null);
     }
     payload
 }
 
-/// Why a stored event could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("{event_type} v{version}: {source}")]
-    Invalid { event_type: String, version: String, source: serde_json::Error },
-}
-
-/// Reads a stored conversation event of any known version (older versions are upcast first).
-pub fn decode_stored(event_type: &str, version: &str, payload: &str) -> Result<ConversationEvent, DecodeError> {
-    let invalid =
-        |source| DecodeError::Invalid { event_type: event_type.to_string(), version: version.to_string(), source };
-    let upcasters = upcasters();
-    if !upcasters.iter().any(|u| u.can_upcast(event_type, version)) {
-        return serde_json::from_str(payload).map_err(invalid);
+/// `ReplyDelivered` v1 → v2: the status text (`delivered`, `read`, `failed: <reason>`) becomes a
+/// [`DeliveryStatus`].
+pub fn reply_delivered_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(body) = payload.get_mut("ReplyDelivered").and_then(|b| b.as_object_mut())
+        && let Some(serde_json::Value::String(text)) = body.get("status")
+    {
+        let status = DeliveryStatus::from_legacy(text);
+        body.insert("status".into(), serde_json::to_value(status).expect("a status serializes"));
     }
-    let mut event = cqrs_es::persist::SerializedEvent::new(
-        String::new(),
-        0,
-        String::new(),
-        event_type.to_string(),
-        version.to_string(),
-        serde_json::from_str(payload).map_err(invalid)?,
-        serde_json::Value::Null,
-    );
-    for u in &upcasters {
-        if u.can_upcast(&event.event_type, &event.event_version) {
-            event = u.upcast(event);
-        }
-    }
-    serde_json::from_value(event.payload).map_err(invalid)
-}
-
-impl ConversationEvent {
-    /// Every event type name, in catalog order.
-    pub const TYPES: &'static [&'static str] = &[
-        "ConversationStarted",
-        "MessageReceived",
-        "CustomerAliasLinked",
-        "VehicleIdDetected",
-        "TransmissionCodeDetected",
-        "VehicleLookupRequested",
-        "VehicleDataAttached",
-        "VehicleLookupFailed",
-        "SuggestionRequested",
-        "SuggestionGenerated",
-        "SuggestionFailed",
-        "SuggestionSuperseded",
-        "SuggestionApproved",
-        "SuggestionEdited",
-        "SuggestionRejected",
-        "OperatorReplied",
-        "ReplyQueued",
-        "ReplySendStarted",
-        "ReplySent",
-        "ReplySendRetryScheduled",
-        "ReplyFailed",
-        "ReplyRetryRequested",
-        "ReplyDelivered",
-        "ConversationEscalated",
-        "ConversationResolved",
-        "ConversationReopened",
-        "ConversationMuted",
-        "StatusChanged",
-        "OperatorAssigned",
-        "ConversationRead",
-    ];
-
-    /// The event's type name (the serde variant name).
-    pub fn name(&self) -> &'static str {
-        use ConversationEvent::*;
-        match self {
-            ConversationStarted { .. } => "ConversationStarted",
-            MessageReceived { .. } => "MessageReceived",
-            CustomerAliasLinked { .. } => "CustomerAliasLinked",
-            VehicleIdDetected { .. } => "VehicleIdDetected",
-            TransmissionCodeDetected { .. } => "TransmissionCodeDetected",
-            VehicleLookupRequested { .. } => "VehicleLookupRequested",
-            VehicleDataAttached { .. } => "VehicleDataAttached",
-            VehicleLookupFailed { .. } => "VehicleLookupFailed",
-            SuggestionRequested { .. } => "SuggestionRequested",
-            SuggestionGenerated { .. } => "SuggestionGenerated",
-            SuggestionFailed { .. } => "SuggestionFailed",
-            SuggestionSuperseded { .. } => "SuggestionSuperseded",
-            SuggestionApproved { .. } => "SuggestionApproved",
-            SuggestionEdited { .. } => "SuggestionEdited",
-            SuggestionRejected { .. } => "SuggestionRejected",
-            OperatorReplied { .. } => "OperatorReplied",
-            ReplyQueued { .. } => "ReplyQueued",
-            ReplySendStarted { .. } => "ReplySendStarted",
-            ReplySent { .. } => "ReplySent",
-            ReplySendRetryScheduled { .. } => "ReplySendRetryScheduled",
-            ReplyFailed { .. } => "ReplyFailed",
-            ReplyRetryRequested { .. } => "ReplyRetryRequested",
-            ReplyDelivered { .. } => "ReplyDelivered",
-            ConversationEscalated { .. } => "ConversationEscalated",
-            ConversationResolved => "ConversationResolved",
-            ConversationReopened { .. } => "ConversationReopened",
-            ConversationMuted { .. } => "ConversationMuted",
-            StatusChanged { .. } => "StatusChanged",
-            OperatorAssigned { .. } => "OperatorAssigned",
-            ConversationRead => "ConversationRead",
-        }
-    }
+    payload
 }

@@ -1,9 +1,14 @@
 //! Given / when / then tests of the conversation rules (no IO).
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
+use super::state::{KEEP_DECIDED, RECENT_PROVIDER_IDS};
 use super::*;
+use crate::codec::EventSchema;
+use crate::vehicle_lookup::IdType;
+
+use ConversationEvent as E;
 
 fn t(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_790_000_000 + s, 0).unwrap()
@@ -26,7 +31,7 @@ fn inbound(provider_id: &str, text: &str, at: i64) -> Inbound {
         provider_message_id: provider_id.into(),
         text: text.into(),
         attachments: vec![],
-        kind: "text".into(),
+        kind: MessageKind::Text,
         reply_to: None,
         sent_at: t(at),
         received_at: t(at),
@@ -34,7 +39,6 @@ fn inbound(provider_id: &str, text: &str, at: i64) -> Inbound {
         debounce: Duration::seconds(3),
         vehicle_id: None,
         transmission_code: None,
-        vehicle_lookup_id: None,
     }
 }
 
@@ -259,7 +263,7 @@ fn a_reply_is_sent_once() {
     assert_eq!(run(&mut c, sent), Err(ConversationError::ReplyNotInState("sent")));
     let delivered = ConversationCommand::RecordDelivery {
         provider_message_id: "BAE5".into(),
-        status: "delivered".into(),
+        status: DeliveryStatus::Delivered,
         at: t(4),
     };
     assert_eq!(names(&run(&mut c, delivered.clone()).unwrap()), ["ReplyDelivered"]);
@@ -269,7 +273,7 @@ fn a_reply_is_sent_once() {
             &mut c,
             ConversationCommand::RecordDelivery {
                 provider_message_id: "other".into(),
-                status: "read".into(),
+                status: DeliveryStatus::Read,
                 at: t(5)
             }
         ),
@@ -338,7 +342,13 @@ fn operator_reply_on_a_resolved_conversation_reopens_it_and_rejects_drafts() {
 fn vehicle_ids_found_in_a_message_are_recorded() {
     let mut c = Conversation::default();
     let mut m = inbound("m1", "VIN JTNBE46K803123456", 0);
-    m.vehicle_id = Some(("VIN".into(), "JTNBE46K803123456".into(), 0.95, vec!["vin_17".into()]));
+    m.vehicle_id = Some(DetectedVehicleId {
+        id_type: IdType::Vin,
+        value: "JTNBE46K803123456".into(),
+        score: 0.95,
+        reasons: vec!["vin_17".into()],
+        lookup_id: None,
+    });
     let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(m))).unwrap();
     assert_eq!(names(&events), ["ConversationStarted", "MessageReceived", "VehicleIdDetected", "SuggestionRequested"]);
 }
@@ -374,8 +384,14 @@ fn state_stays_bounded_in_long_conversations() {
 fn every_event_type_round_trips_through_json_with_its_name() {
     let mut c = Conversation::default();
     let mut m = inbound("m1", "VIN JTNBE46K803123456 код U660E", 0);
-    m.vehicle_id = Some(("VIN".into(), "JTNBE46K803123456".into(), 0.95, vec![]));
-    m.transmission_code = Some(("U660E".into(), 0.9));
+    m.vehicle_id = Some(DetectedVehicleId {
+        id_type: IdType::Vin,
+        value: "JTNBE46K803123456".into(),
+        score: 0.95,
+        reasons: vec![],
+        lookup_id: None,
+    });
+    m.transmission_code = Some(DetectedCode { code: "U660E".into(), score: 0.9 });
     let mut all = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(m))).unwrap();
     let request = c.pending_request.unwrap();
     all.extend(run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap());
@@ -384,7 +400,7 @@ fn every_event_type_round_trips_through_json_with_its_name() {
         assert!(json.get(e.name()).is_some() || json == serde_json::json!(e.name()), "{json}");
         let back: ConversationEvent = serde_json::from_value(json).unwrap();
         assert_eq!(&back, e);
-        assert!(ConversationEvent::TYPES.contains(&e.name()));
+        assert!(ConversationEvent::types().contains(&e.name()));
     }
 }
 
@@ -392,7 +408,7 @@ fn every_event_type_round_trips_through_json_with_its_name() {
 fn a_stored_version_1_message_is_upcast_to_version_2() {
     let v1 = r#"{"MessageReceived":{"message_id":"01a21a96-a2c1-71ff-b897-f6ca13d9ee53","provider_message_id":"BAE5","text":"Привет","attachments":[],"sender_name":"Иван","sent_at":"2026-11-27T01:20:09Z","received_at":"2026-11-27T01:20:09.4Z"}}"#;
     assert!(serde_json::from_str::<ConversationEvent>(v1).is_err(), "v1 lacks the v2 fields");
-    match decode_stored("MessageReceived", "1", v1).unwrap() {
+    match ConversationEvent::decode("MessageReceived", "1", v1).unwrap() {
         E::MessageReceived { kind, reply_to, text, .. } => {
             assert_eq!((kind.as_str(), reply_to, text.as_str()), ("text", None, "Привет"));
         }
@@ -403,7 +419,7 @@ fn a_stored_version_1_message_is_upcast_to_version_2() {
         r#""attachments":[{"kind":"image","url":null,"file_name":null,"mime_type":null}]"#,
     );
     assert!(
-        matches!(decode_stored("MessageReceived", "1", &with_file).unwrap(), E::MessageReceived { kind, .. } if kind == "file")
+        matches!(ConversationEvent::decode("MessageReceived", "1", &with_file).unwrap(), E::MessageReceived { kind, .. } if kind == MessageKind::Document)
     );
     // Current versions pass through untouched.
     let m = E::MessageReceived {
@@ -414,11 +430,43 @@ fn a_stored_version_1_message_is_upcast_to_version_2() {
         sender_name: None,
         sent_at: t(0),
         received_at: t(0),
-        kind: "contact".into(),
+        kind: MessageKind::Contact,
         reply_to: Some("y".into()),
     };
     let json = serde_json::to_string(&m).unwrap();
-    assert_eq!(decode_stored("MessageReceived", &cqrs_es::DomainEvent::event_version(&m), &json).unwrap(), m);
+    assert_eq!(
+        ConversationEvent::decode("MessageReceived", &cqrs_es::DomainEvent::event_version(&m), &json).unwrap(),
+        m
+    );
+}
+
+#[test]
+fn a_stored_version_1_delivery_status_is_upcast_to_its_enum() {
+    let v1 = |status: &str| {
+        format!(
+            r#"{{"ReplyDelivered":{{"reply_id":"01a21a96-a2c1-71ff-b897-f6ca13d9ee53","provider_message_id":"BAE5","status":"{status}","at":"2026-11-27T01:20:09Z"}}}}"#
+        )
+    };
+    let status = |text: &str| match ConversationEvent::decode("ReplyDelivered", "1", &v1(text)).unwrap() {
+        E::ReplyDelivered { status, .. } => status,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status("delivered"), DeliveryStatus::Delivered);
+    assert_eq!(status("read"), DeliveryStatus::Read);
+    assert_eq!(
+        status("failed: the recipient has no account on this messenger"),
+        DeliveryStatus::Failed { reason: "the recipient has no account on this messenger".into() }
+    );
+    // Version 2 stores the enum and reads back unchanged.
+    let e = E::ReplyDelivered {
+        reply_id: id(1),
+        provider_message_id: "p".into(),
+        status: DeliveryStatus::Failed { reason: "blocked".into() },
+        at: t(0),
+    };
+    let json = serde_json::to_string(&e).unwrap();
+    assert!(json.contains(r#""status":{"failed":{"reason":"blocked"}}"#), "{json}");
+    assert_eq!(ConversationEvent::decode("ReplyDelivered", "2", &json).unwrap(), e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,8 +476,13 @@ const VIN: &str = "JTNBK40K203012345";
 
 fn with_vin(provider_id: &str, at: i64) -> Inbound {
     let mut m = inbound(provider_id, &format!("VIN {VIN}"), at);
-    m.vehicle_id = Some(("VIN".into(), VIN.into(), 0.95, vec!["checksum_valid".into()]));
-    m.vehicle_lookup_id = Some(id(700));
+    m.vehicle_id = Some(DetectedVehicleId {
+        id_type: IdType::Vin,
+        value: VIN.into(),
+        score: 0.95,
+        reasons: vec!["checksum_valid".into()],
+        lookup_id: Some(id(700)),
+    });
     m
 }
 

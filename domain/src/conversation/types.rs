@@ -104,25 +104,6 @@ impl fmt::Display for Status {
     }
 }
 
-/// What the decision policy concluded about a drafted reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Decision {
-    AutoSend,
-    NeedApproval,
-    Escalate,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::AutoSend => "AUTO_SEND",
-            Decision::NeedApproval => "NEED_APPROVAL",
-            Decision::Escalate => "ESCALATE",
-        }
-    }
-}
-
 /// Where a reply's text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,13 +118,137 @@ pub enum ReplyOrigin {
     Operator,
 }
 
+/// What a customer message mainly is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Plain text, including text with links and replies quoting another message.
+    Text,
+    /// A photo (its caption, if any, is the text).
+    Image,
+    /// A video, video note or animation.
+    Video,
+    /// An audio file.
+    Audio,
+    /// A voice note.
+    Voice,
+    /// A document or any other file (`file` is what the first version of the event called a
+    /// message with files of an unknown kind).
+    #[serde(alias = "file")]
+    Document,
+    /// A shared contact card, rendered as text.
+    Contact,
+    /// A shared location or venue, rendered as text.
+    Location,
+    /// A tap on a button or list item the business sent; the text is the button's title.
+    Button,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 9] = [
+        Self::Text,
+        Self::Image,
+        Self::Video,
+        Self::Audio,
+        Self::Voice,
+        Self::Document,
+        Self::Contact,
+        Self::Location,
+        Self::Button,
+    ];
+
+    /// The wire name (`text`, `image`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+            Self::Document => "document",
+            Self::Contact => "contact",
+            Self::Location => "location",
+            Self::Button => "button",
+        }
+    }
+}
+
+/// The kind of an attached file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Video,
+    Audio,
+    Voice,
+    #[serde(alias = "file")]
+    Document,
+}
+
+impl AttachmentKind {
+    /// The wire name (`image`, `video`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+            Self::Document => "document",
+        }
+    }
+
+    /// The message kind of a message whose main content is such a file.
+    pub fn message_kind(self) -> MessageKind {
+        match self {
+            Self::Image => MessageKind::Image,
+            Self::Video => MessageKind::Video,
+            Self::Audio => MessageKind::Audio,
+            Self::Voice => MessageKind::Voice,
+            Self::Document => MessageKind::Document,
+        }
+    }
+}
+
 /// A file or media item of a message (metadata only; contents stay with the provider).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
-    pub kind: String,
+    pub kind: AttachmentKind,
     pub url: Option<String>,
     pub file_name: Option<String>,
     pub mime_type: Option<String>,
+}
+
+/// What a provider reported about a reply after it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// It reached the customer's device.
+    Delivered,
+    /// The customer read it.
+    Read,
+    /// The provider gave up on it.
+    Failed { reason: String },
+}
+
+impl DeliveryStatus {
+    /// `delivered`, `read` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Reads the text form the first version of `ReplyDelivered` stored: `delivered`, `read`
+    /// or `failed: <reason>`.
+    pub fn from_legacy(s: &str) -> Self {
+        match s {
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
+            other => Self::Failed { reason: other.strip_prefix("failed:").map(str::trim).unwrap_or(other).to_string() },
+        }
+    }
 }
 
 /// Lifecycle of a suggestion.

@@ -23,6 +23,8 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
+
+use crate::codec::EventSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -236,39 +238,6 @@ pub enum VehicleLookupEvent {
 }
 
 impl VehicleLookupEvent {
-    /// Every event type name, in catalog order.
-    pub const TYPES: &'static [&'static str] = &[
-        "LookupRequested",
-        "LookupRequestMerged",
-        "LookupStarted",
-        "LookupCompleted",
-        "LookupNotFound",
-        "LookupRetryScheduled",
-        "LookupFailed",
-        "LookupRetryRequested",
-        "LookupIdCorrected",
-        "GearboxConfirmed",
-        "PriceLookupWanted",
-    ];
-
-    /// The event's type name (the serde variant name).
-    pub fn name(&self) -> &'static str {
-        use VehicleLookupEvent::*;
-        match self {
-            LookupRequested { .. } => "LookupRequested",
-            LookupRequestMerged { .. } => "LookupRequestMerged",
-            LookupStarted { .. } => "LookupStarted",
-            LookupCompleted { .. } => "LookupCompleted",
-            LookupNotFound { .. } => "LookupNotFound",
-            LookupRetryScheduled { .. } => "LookupRetryScheduled",
-            LookupFailed { .. } => "LookupFailed",
-            LookupRetryRequested { .. } => "LookupRetryRequested",
-            LookupIdCorrected { .. } => "LookupIdCorrected",
-            GearboxConfirmed { .. } => "GearboxConfirmed",
-            PriceLookupWanted { .. } => "PriceLookupWanted",
-        }
-    }
-
     /// The conversation to tell about an outcome (answers, failures, confirmations).
     pub fn outcome_for(&self) -> Option<Uuid> {
         use VehicleLookupEvent::*;
@@ -306,6 +275,10 @@ impl DomainEvent for VehicleLookupEvent {
     fn event_version(&self) -> String {
         "1".to_string()
     }
+}
+
+impl EventSchema for VehicleLookupEvent {
+    const AGGREGATE: &'static str = "vehicle_lookup";
 }
 
 /// Why a command was refused.

@@ -3,24 +3,23 @@
 
 use std::time::Duration;
 
-use aisales_domain::conversation::ConversationCommand as C;
-use aisales_domain::reply::{self, DelayPlan};
+use aisales_domain::conversation::{ChannelKind, Status};
 use aisales_projections::Position;
-use aisales_projections::conversation_views::{
-    ConversationRow, SuggestionRow, conversation_json, detail_json, suggestion_json,
-};
+use aisales_projections::conversation_views::{ConversationRow, SuggestionRow};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::paging::{Items, Page, TimeKey, decode_cursor, limit};
+use super::views::{Accepted, ConversationDetail, ConversationView, SuggestionView};
+use crate::application::consistency;
+use crate::application::conversations::{self as commands, Done, Queued};
 use crate::auth::Caller;
-use crate::conversations::{self, CommandMeta};
+use crate::http::command::CommandMeta;
 use crate::http::{ApiError, ApiJson, ApiQuery, AppState};
 
 /// How long a read waits for `min_position`.
@@ -37,6 +36,7 @@ fn min_position(query: Option<&str>, headers: &HeaderMap) -> Result<Option<Posit
     }
 }
 
+/// Waits until `projectors` applied the position the caller asked to read at, if any.
 pub(crate) async fn consistent(
     state: &AppState,
     projectors: &[&str],
@@ -44,45 +44,24 @@ pub(crate) async fn consistent(
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     if let Some(p) = min_position(query, headers)? {
-        conversations::wait_for(&state.pool, projectors, p, CONSISTENCY_WAIT).await?;
+        consistency::wait_for(&state.pool, projectors, p, CONSISTENCY_WAIT).await?;
     }
     Ok(())
 }
 
-pub(crate) fn encode_cursor(v: &Value) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-pub(crate) fn decode_cursor<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::invalid("invalid_cursor", "the cursor is not one this API returned"))
-}
-
-pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match l {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("invalid_limit", format!("limit must be between 1 and {max}"))),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    status: Option<String>,
-    channel: Option<String>,
+    status: Option<Status>,
+    channel: Option<ChannelKind>,
     q: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
     min_position: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ListCursor {
-    t: DateTime<Utc>,
-    id: Uuid,
+/// Rows of a read model, read as JSON text and decoded into their row type.
+pub(crate) fn decode_rows<R: for<'de> Deserialize<'de>>(rows: &[String]) -> Result<Vec<R>, ApiError> {
+    rows.iter().map(|r| serde_json::from_str(r)).collect::<Result<_, _>>().map_err(|e| ApiError::Unexpected(e.into()))
 }
 
 /// `GET /api/conversations`: newest activity first, stable order, cursor pagination.
@@ -91,23 +70,10 @@ pub async fn list(
     caller: Caller,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<ConversationView>>, ApiError> {
     consistent(&state, &["conversations"], q.min_position.as_deref(), &headers).await?;
     let limit = limit(q.limit, 50, 200)?;
-    if let Some(s) = &q.status
-        && aisales_domain::conversation::Status::parse(s).is_none()
-    {
-        return Err(ApiError::invalid(
-            "invalid_status",
-            "status is one of open, waiting_customer, escalated, resolved",
-        ));
-    }
-    if let Some(c) = &q.channel
-        && aisales_domain::conversation::ChannelKind::parse(c).is_none()
-    {
-        return Err(ApiError::invalid("invalid_channel", "channel is one of green_api, telegram, whatsapp"));
-    }
-    let cursor: Option<ListCursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let cursor: Option<TimeKey> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| {
         let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
@@ -122,29 +88,21 @@ pub async fn list(
           ORDER BY last_message_at DESC, conversation_id DESC LIMIT $7",
     )
     .bind(caller.tenant_id)
-    .bind(&q.status)
-    .bind(&q.channel)
+    .bind(q.status.map(Status::as_str))
+    .bind(q.channel.map(ChannelKind::as_str))
     .bind(&search)
-    .bind(cursor.as_ref().map(|c| c.t))
-    .bind(cursor.as_ref().map(|c| c.id))
+    .bind(cursor.map(|c| c.t))
+    .bind(cursor.map(|c| c.id))
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let rows: Vec<ConversationRow> = rows
-        .iter()
-        .map(|r| serde_json::from_str(r))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
-    let has_more = rows.len() as i64 > limit;
-    let page: Vec<&ConversationRow> = rows.iter().take(limit as usize).collect();
-    let next_cursor = if has_more {
-        page.last()
-            .and_then(|l| l.last_message_at.map(|t| encode_cursor(&json!(ListCursor { t, id: l.conversation_id }))))
-    } else {
-        None
-    };
-    let items: Vec<Value> = page.into_iter().map(conversation_json).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    let rows: Vec<ConversationRow> = decode_rows(&rows)?;
+    Ok(Json(Page::of(
+        rows,
+        limit,
+        |r| r.last_message_at.map(|t| TimeKey { t, id: r.conversation_id }),
+        |r| ConversationView::from(&r),
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,7 +110,8 @@ pub struct ConsistencyQuery {
     min_position: Option<String>,
 }
 
-async fn conversation_row(state: &AppState, tenant: Uuid, id: Uuid) -> Result<ConversationRow, ApiError> {
+/// A conversation of `tenant` from the read model.
+pub(crate) async fn conversation_row(state: &AppState, tenant: Uuid, id: Uuid) -> Result<ConversationRow, ApiError> {
     let text: String = sqlx::query_scalar(
         "SELECT row_to_json(t)::text FROM rm_conversations t WHERE tenant_id = $1 AND conversation_id = $2",
     )
@@ -164,7 +123,8 @@ async fn conversation_row(state: &AppState, tenant: Uuid, id: Uuid) -> Result<Co
     serde_json::from_str(&text).map_err(|e| ApiError::Unexpected(e.into()))
 }
 
-async fn suggestion_rows(
+/// Suggestions of a conversation, oldest first, optionally of one status.
+pub(crate) async fn suggestion_rows(
     state: &AppState,
     tenant: Uuid,
     conversation: Uuid,
@@ -179,7 +139,7 @@ async fn suggestion_rows(
     .bind(status)
     .fetch_all(&state.pool)
     .await?;
-    rows.iter().map(|r| serde_json::from_str(r)).collect::<Result<_, _>>().map_err(|e| ApiError::Unexpected(e.into()))
+    decode_rows(&rows)
 }
 
 /// `GET /api/conversations/{id}`: the conversation with its pending suggestions.
@@ -189,11 +149,11 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationDetail>, ApiError> {
     consistent(&state, &["conversations", "suggestions"], q.min_position.as_deref(), &headers).await?;
     let conversation = conversation_row(&state, caller.tenant_id, id).await?;
     let pending = suggestion_rows(&state, caller.tenant_id, id, Some("pending")).await?;
-    Ok(Json(detail_json(&conversation, &pending.iter().collect::<Vec<_>>())))
+    Ok(Json(ConversationDetail::new(&conversation, &pending)))
 }
 
 /// One message (either direction).
@@ -203,7 +163,7 @@ pub struct MessageItem {
     pub direction: String,
     pub author: String,
     pub text: String,
-    pub attachments: Value,
+    pub attachments: serde_json::Value,
     pub status: String,
     pub provider_message_id: Option<String>,
     pub suggestion_id: Option<Uuid>,
@@ -222,12 +182,6 @@ pub struct MessagesQuery {
     min_position: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct MessageCursor {
-    t: DateTime<Utc>,
-    id: Uuid,
-}
-
 /// `GET /api/conversations/{id}/messages`: oldest first, cursor pagination.
 pub async fn messages(
     State(state): State<AppState>,
@@ -235,11 +189,11 @@ pub async fn messages(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<MessagesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<MessageItem>>, ApiError> {
     consistent(&state, &["conversations", "messages"], q.min_position.as_deref(), &headers).await?;
     conversation_row(&state, caller.tenant_id, id).await?;
     let limit = limit(q.limit, 50, 200)?;
-    let cursor: Option<MessageCursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let cursor: Option<TimeKey> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows: Vec<MessageItem> = sqlx::query_as(
         "SELECT message_id AS id, direction, author, text, attachments, status, provider_message_id, suggestion_id, \
                 failure_reason, actor, created_at, sent_at, delivered_at, sequence \
@@ -249,22 +203,17 @@ pub async fn messages(
     )
     .bind(caller.tenant_id)
     .bind(id)
-    .bind(cursor.as_ref().map(|c| c.t))
-    .bind(cursor.as_ref().map(|c| c.id))
+    .bind(cursor.map(|c| c.t))
+    .bind(cursor.map(|c| c.id))
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let has_more = rows.len() as i64 > limit;
-    let items: Vec<MessageItem> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = has_more
-        .then(|| items.last().map(|m| encode_cursor(&json!(MessageCursor { t: m.created_at, id: m.id }))))
-        .flatten();
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(Page::of(rows, limit, |m| Some(TimeKey { t: m.created_at, id: m.id }), |m| m)))
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SuggestionsQuery {
-    status: Option<String>,
+    status: Option<aisales_domain::conversation::SuggestionStatus>,
     min_position: Option<String>,
 }
 
@@ -275,48 +224,54 @@ pub async fn suggestions(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<SuggestionsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Items<SuggestionView>>, ApiError> {
     consistent(&state, &["conversations", "suggestions"], q.min_position.as_deref(), &headers).await?;
     conversation_row(&state, caller.tenant_id, id).await?;
-    let rows = suggestion_rows(&state, caller.tenant_id, id, q.status.as_deref()).await?;
-    Ok(Json(json!({ "items": rows.iter().map(suggestion_json).collect::<Vec<_>>() })))
+    let rows = suggestion_rows(&state, caller.tenant_id, id, q.status.map(|s| s.as_str())).await?;
+    Ok(Json(Items { items: rows.iter().map(SuggestionView::from).collect() }))
 }
 
-/// The answer of a command endpoint: what changed and the position to wait for.
-pub(crate) fn accepted(
-    outcome: &crate::store::Outcome<aisales_domain::conversation::Conversation>,
-    extra: Value,
-) -> Response {
-    let position = conversations::position_of(outcome);
-    let mut body =
-        json!({ "position": position, "status": outcome.state.status.as_str(), "sequence": outcome.sequence });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
+/// The answer of a command endpoint: 202 with what changed, the position to wait for (also in
+/// `X-Position`), and what the command created.
+pub(crate) fn accepted<T: Serialize>(done: &Done, created: T) -> Response {
+    let position = done.position.map(|p| p.to_string());
+    let header = position.as_deref().and_then(|p| HeaderValue::from_str(p).ok());
+    let body = Accepted { position, status: done.status.as_str(), sequence: done.sequence, created };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Some(p) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
+    if let Some(p) = header {
         resp.headers_mut().insert("x-position", p);
     }
     resp
+}
+
+/// A command that created nothing worth naming.
+#[derive(Debug, Serialize)]
+pub(crate) struct Nothing {}
+
+/// The reply a command queued.
+#[derive(Debug, Serialize)]
+struct ReplyCreated {
+    message_id: Uuid,
+}
+
+/// The reply a decision on a suggestion queued, in its conversation.
+#[derive(Debug, Serialize)]
+struct DecisionQueued {
+    conversation_id: Uuid,
+    message_id: Uuid,
+    send_after: DateTime<Utc>,
+}
+
+impl DecisionQueued {
+    fn of(done: &Done, q: Queued) -> Self {
+        DecisionQueued { conversation_id: done.conversation_id, message_id: q.reply_id, send_after: q.send_after }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
     text: String,
-}
-
-/// When a reply should go out for the tenant's delay settings (or why it may not).
-async fn send_plan(state: &AppState, tenant: Uuid, text: &str) -> Result<(DateTime<Utc>, Option<String>), ApiError> {
-    let t = crate::tenancy::get_tenant(&state.pool, tenant).await?.ok_or(ApiError::NotFound("tenant"))?;
-    let now = Utc::now();
-    let working = reply::is_working_time(&t.timezone, t.working_hours_start, t.working_hours_end, &t.working_days, now);
-    let (base, jitter) = (rand::random::<f64>(), rand::random::<f64>() * 2.0 - 1.0);
-    match reply::plan_delay(&t.settings, text.chars().count(), working, base, jitter) {
-        DelayPlan::SendAfter { delay_ms, .. } => Ok((now + chrono::Duration::milliseconds(delay_ms as i64), None)),
-        DelayPlan::AutoReply { text } => Ok((now, Some(text))),
-        DelayPlan::Hold => Err(ApiError::Conflict("sending is disabled outside working hours".into())),
-    }
 }
 
 /// `POST /api/conversations/{id}/messages`: the operator's own reply.
@@ -327,21 +282,8 @@ pub async fn reply(
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<TextBody>,
 ) -> Result<Response, ApiError> {
-    let reply_id = Uuid::now_v7();
-    let send_after = Utc::now();
-    let out =
-        conversations::execute(&state, caller.tenant_id, id, C::Reply { reply_id, text: body.text, send_after }, &meta)
-            .await?;
-    Ok(accepted(&out, json!({ "message_id": reply_id })))
-}
-
-async fn suggestion_conversation(state: &AppState, tenant: Uuid, suggestion: Uuid) -> Result<Uuid, ApiError> {
-    sqlx::query_scalar("SELECT conversation_id FROM rm_suggestions WHERE tenant_id = $1 AND suggestion_id = $2")
-        .bind(tenant)
-        .bind(suggestion)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound("suggestion"))
+    let (done, q) = commands::reply(&state, caller.tenant_id, id, body.text, &meta).await?;
+    Ok(accepted(&done, ReplyCreated { message_id: q.reply_id }))
 }
 
 /// `POST /api/suggestions/{id}/approve`.
@@ -351,20 +293,8 @@ pub async fn approve(
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let conversation = suggestion_conversation(&state, caller.tenant_id, id).await?;
-    let text: String = sqlx::query_scalar("SELECT text FROM rm_suggestions WHERE suggestion_id = $1")
-        .bind(id)
-        .fetch_one(&state.pool)
-        .await?;
-    let reply_id = Uuid::now_v7();
-    let (send_after, night_text) = send_plan(&state, caller.tenant_id, &text).await?;
-    let command = match night_text {
-        // Outside working hours with an auto-reply configured, the auto-reply goes out instead.
-        Some(text) => C::Edit { suggestion_id: id, reply_id, text, send_after },
-        None => C::Approve { suggestion_id: id, reply_id, send_after },
-    };
-    let out = conversations::execute(&state, caller.tenant_id, conversation, command, &meta).await?;
-    Ok(accepted(&out, json!({ "conversation_id": conversation, "message_id": reply_id, "send_after": send_after })))
+    let (done, q) = commands::approve_suggestion(&state, caller.tenant_id, id, &meta).await?;
+    Ok(accepted(&done, DecisionQueued::of(&done, q)))
 }
 
 /// `POST /api/suggestions/{id}/edit` with `{"text"}`.
@@ -375,18 +305,8 @@ pub async fn edit(
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<TextBody>,
 ) -> Result<Response, ApiError> {
-    let conversation = suggestion_conversation(&state, caller.tenant_id, id).await?;
-    let reply_id = Uuid::now_v7();
-    let (send_after, _) = send_plan(&state, caller.tenant_id, &body.text).await?;
-    let out = conversations::execute(
-        &state,
-        caller.tenant_id,
-        conversation,
-        C::Edit { suggestion_id: id, reply_id, text: body.text, send_after },
-        &meta,
-    )
-    .await?;
-    Ok(accepted(&out, json!({ "conversation_id": conversation, "message_id": reply_id, "send_after": send_after })))
+    let (done, q) = commands::edit_suggestion(&state, caller.tenant_id, id, body.text, &meta).await?;
+    Ok(accepted(&done, DecisionQueued::of(&done, q)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,11 +315,18 @@ pub struct ReasonBody {
     reason: Option<String>,
 }
 
-fn optional_body<T: Default + for<'de> Deserialize<'de>>(body: &axum::body::Bytes) -> Result<T, ApiError> {
+/// A JSON body that may be absent (or blank): the default then.
+pub(crate) fn optional_body<T: Default + for<'de> Deserialize<'de>>(body: &axum::body::Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid("invalid_json", format!("the body is not valid: {e}")))
+}
+
+/// The conversation a command on a suggestion acted on.
+#[derive(Debug, Serialize)]
+struct InConversation {
+    conversation_id: Uuid,
 }
 
 /// `POST /api/suggestions/{id}/reject` with optional `{"reason"}`.
@@ -411,11 +338,8 @@ pub async fn reject(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let ReasonBody { reason } = optional_body(&body)?;
-    let conversation = suggestion_conversation(&state, caller.tenant_id, id).await?;
-    let out =
-        conversations::execute(&state, caller.tenant_id, conversation, C::Reject { suggestion_id: id, reason }, &meta)
-            .await?;
-    Ok(accepted(&out, json!({ "conversation_id": conversation })))
+    let done = commands::reject_suggestion(&state, caller.tenant_id, id, reason, &meta).await?;
+    Ok(accepted(&done, InConversation { conversation_id: done.conversation_id }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -434,16 +358,8 @@ pub async fn escalate(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let b: EscalateBody = optional_body(&body)?;
-    let reason = b.reason.unwrap_or_else(|| "escalated by an operator".into());
-    let out = conversations::execute(
-        &state,
-        caller.tenant_id,
-        id,
-        C::Escalate { reason, suggestion_id: b.suggestion_id },
-        &meta,
-    )
-    .await?;
-    Ok(accepted(&out, json!({})))
+    let done = commands::escalate(&state, caller.tenant_id, id, b.reason, b.suggestion_id, &meta).await?;
+    Ok(accepted(&done, Nothing {}))
 }
 
 /// `POST /api/conversations/{id}/resolve`.
@@ -453,8 +369,8 @@ pub async fn resolve(
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let out = conversations::execute(&state, caller.tenant_id, id, C::Resolve, &meta).await?;
-    Ok(accepted(&out, json!({})))
+    let done = commands::resolve(&state, caller.tenant_id, id, &meta).await?;
+    Ok(accepted(&done, Nothing {}))
 }
 
 /// `POST /api/conversations/{id}/reopen`.
@@ -464,11 +380,11 @@ pub async fn reopen(
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let out = conversations::execute(&state, caller.tenant_id, id, C::Reopen, &meta).await?;
-    Ok(accepted(&out, json!({})))
+    let done = commands::reopen(&state, caller.tenant_id, id, &meta).await?;
+    Ok(accepted(&done, Nothing {}))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MuteBody {
     muted: bool,
@@ -482,8 +398,8 @@ pub async fn mute(
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<MuteBody>,
 ) -> Result<Response, ApiError> {
-    let out = conversations::execute(&state, caller.tenant_id, id, C::Mute { muted: b.muted }, &meta).await?;
-    Ok(accepted(&out, json!({ "muted": b.muted })))
+    let done = commands::mute(&state, caller.tenant_id, id, b.muted, &meta).await?;
+    Ok(accepted(&done, b))
 }
 
 #[derive(Debug, Deserialize)]
@@ -500,12 +416,8 @@ pub async fn assign(
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<AssignBody>,
 ) -> Result<Response, ApiError> {
-    if let Some(op) = &b.operator {
-        let user: Uuid = op.parse().map_err(|_| ApiError::invalid("invalid_operator", "operator is a user id"))?;
-        crate::tenancy::get_user(&state.pool, caller.tenant_id, user).await?.ok_or(ApiError::NotFound("user"))?;
-    }
-    let out = conversations::execute(&state, caller.tenant_id, id, C::Assign { operator: b.operator }, &meta).await?;
-    Ok(accepted(&out, json!({})))
+    let done = commands::assign(&state, caller.tenant_id, id, b.operator, &meta).await?;
+    Ok(accepted(&done, Nothing {}))
 }
 
 /// `POST /api/conversations/{id}/read`.
@@ -515,8 +427,13 @@ pub async fn mark_read(
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let out = conversations::execute(&state, caller.tenant_id, id, C::MarkRead, &meta).await?;
-    Ok(accepted(&out, json!({})))
+    let done = commands::mark_read(&state, caller.tenant_id, id, &meta).await?;
+    Ok(accepted(&done, Nothing {}))
+}
+
+#[derive(Debug, Serialize)]
+struct DraftRequested {
+    request_id: Uuid,
 }
 
 /// `POST /api/conversations/{id}/suggestions`: ask for a new draft now.
@@ -526,25 +443,8 @@ pub async fn request_suggestion(
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let last: Option<Uuid> = sqlx::query_scalar(
-        "SELECT message_id FROM rm_messages WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'in' \
-         ORDER BY created_at DESC, message_id DESC LIMIT 1",
-    )
-    .bind(caller.tenant_id)
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let trigger = last.ok_or_else(|| ApiError::Conflict("there is no customer message to answer".into()))?;
-    let request_id = Uuid::now_v7();
-    let out = conversations::execute(
-        &state,
-        caller.tenant_id,
-        id,
-        C::RequestSuggestion { request_id, trigger_message_id: trigger, at: Utc::now() },
-        &meta,
-    )
-    .await?;
-    Ok(accepted(&out, json!({ "request_id": request_id })))
+    let (done, request_id) = commands::request_suggestion(&state, caller.tenant_id, id, &meta).await?;
+    Ok(accepted(&done, DraftRequested { request_id }))
 }
 
 /// `POST /api/conversations/{id}/replies/{reply_id}/retry`: try a failed reply again.
@@ -554,6 +454,6 @@ pub async fn retry_reply(
     CommandMeta(meta): CommandMeta,
     Path((id, reply_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    let out = conversations::execute(&state, caller.tenant_id, id, C::RetryReply { reply_id }, &meta).await?;
-    Ok(accepted(&out, json!({ "message_id": reply_id })))
+    let done = commands::retry_reply(&state, caller.tenant_id, id, reply_id, &meta).await?;
+    Ok(accepted(&done, ReplyCreated { message_id: reply_id }))
 }

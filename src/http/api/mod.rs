@@ -8,10 +8,12 @@ pub mod conversations;
 pub mod insights;
 pub mod live;
 pub mod me;
+pub mod paging;
 pub mod tenant;
 pub mod tokens;
 pub mod users;
 pub mod vehicle_lookups;
+pub mod views;
 
 use axum::Router;
 use axum::extract::Request;
@@ -101,7 +103,7 @@ impl ApiRouter {
         assert!(path.starts_with("/api/"), "API routes live under /api: {path}");
         self.specs.push(RouteSpec { method, path, permission });
         let mut guarded = handler.route_layer(middleware::from_fn(move |req: Request, next: Next| {
-            crate::auth::middleware::guard(permission, allow_pending_password, req, next)
+            crate::http::authn::guard(permission, allow_pending_password, req, next)
         }));
         if timeout {
             guarded = guarded.layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -119,7 +121,7 @@ impl ApiRouter {
 
     /// The router with authentication in front of every route.
     pub fn into_router(self, state: AppState) -> Router<AppState> {
-        self.router.route_layer(middleware::from_fn_with_state(state, crate::auth::middleware::authenticate))
+        self.router.route_layer(middleware::from_fn_with_state(state, crate::http::authn::authenticate))
     }
 }
 

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::{Actor, Caller, Role, passwords, sessions};
+use crate::auth::{Actor, Caller, Role, sessions};
 use crate::http::{ApiError, ApiJson, AppState};
-use crate::tenancy::{self, CreateUserError, User};
+use crate::tenancy::{self, User};
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "items": tenancy::list_users(&state.pool, caller.tenant_id).await? })))
@@ -34,25 +34,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let role: Role =
         body.role.parse().map_err(|e: crate::auth::UnknownRole| ApiError::invalid("invalid_role", e.to_string()))?;
-    let (user, password) = add_user(&state.pool, caller.tenant_id, &body.email, role).await?;
+    let (user, password) =
+        crate::application::users::add_user(&state.pool, caller.tenant_id, &body.email, role).await?;
     Ok((StatusCode::CREATED, Json(json!({ "user": user, "one_time_password": password }))))
-}
-
-/// Shared by the API and `aisales user add`.
-pub async fn add_user(pool: &sqlx::PgPool, tenant: Uuid, email: &str, role: Role) -> Result<(User, String), ApiError> {
-    let password = passwords::one_time();
-    let p = password.clone();
-    let hash =
-        tokio::task::spawn_blocking(move || passwords::hash(&p)).await.map_err(|e| ApiError::Unexpected(e.into()))?;
-    let mut conn = pool.acquire().await?;
-    match tenancy::create_user(&mut conn, tenant, email, role, &hash, true).await {
-        Ok(u) => Ok((u, password)),
-        Err(CreateUserError::BadEmail(e)) => {
-            Err(ApiError::invalid("invalid_email", format!("`{e}` is not an email address")))
-        }
-        Err(CreateUserError::EmailTaken) => Err(ApiError::Conflict("a user with this email already exists".into())),
-        Err(CreateUserError::Database(e)) => Err(e.into()),
-    }
 }
 
 #[derive(Deserialize)]

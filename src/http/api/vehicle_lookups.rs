@@ -2,10 +2,7 @@
 //! actions (a lookup for a conversation, retry, corrected identifier, gearbox confirmed from its
 //! tag).
 
-use aisales_domain::conversation::ConversationCommand as C;
-use aisales_domain::vehicle_lookup::{
-    self as vl, IdType, LookupStatus, VehicleId, VehicleLookup, VehicleLookupCommand, VehicleLookupError,
-};
+use aisales_domain::vehicle_lookup::{IdType, LookupStatus, VehicleId, VehicleLookupCommand};
 use aisales_projections::vehicle_lookup_views::{LookupRow, detail_json, summary_json};
 use axum::Json;
 use axum::body::Body;
@@ -17,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::conversations::{accepted, consistent, decode_cursor, encode_cursor, limit};
+use super::conversations::{accepted, consistent};
+use super::paging::{decode_cursor, encode_cursor, limit};
+use crate::application::vehicle_lookups as commands;
 use crate::auth::Caller;
-use crate::conversations::{self, CommandMeta};
+use crate::http::command::CommandMeta;
 use crate::http::{ApiError, ApiJson, ApiQuery, AppState};
-use crate::store::CommandError;
 
 /// Projectors a lookup read waits for with `min_position`.
 const PROJECTORS: &[&str] = &["vehicle_lookups"];
@@ -197,6 +195,16 @@ fn parse_id(id_type: &str, value: &str) -> Result<VehicleId, ApiError> {
     VehicleId::parse(id_type, value).map_err(|e| ApiError::invalid("invalid_vehicle_id", e.to_string()))
 }
 
+/// What asking for a lookup did.
+#[derive(Debug, Serialize)]
+struct LookupAsked {
+    lookup_id: Uuid,
+    /// False when a lookup of the identifier is already running or has answered.
+    requested: bool,
+    id_type: IdType,
+    value: String,
+}
+
 /// `POST /api/conversations/{id}/vehicle-lookups` with `{"id_type", "value"}`: asks for a lookup
 /// (nothing new while one for the identifier is running or has answered; `requested` says which).
 pub async fn request(
@@ -207,34 +215,28 @@ pub async fn request(
     ApiJson(body): ApiJson<NewLookupBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&body.id_type, &body.value)?;
-    let lookup_id = vl::lookup_id(caller.tenant_id, Some(conversation), &id);
-    let cmd = C::RequestVehicleLookup {
-        lookup_id,
-        request_id: Uuid::now_v7(),
-        id: id.clone(),
-        requested_by: meta.actor.clone(),
+    let r = commands::request(&state, caller.tenant_id, conversation, &id, &meta).await?;
+    let asked = LookupAsked {
+        lookup_id: r.lookup_id,
+        requested: r.requested,
+        id_type: id.id_type(),
+        value: id.value().to_string(),
     };
-    let out = conversations::execute(&state, caller.tenant_id, conversation, cmd, &meta).await?;
-    let requested = out.committed.is_some();
-    Ok(accepted(
-        &out,
-        json!({ "lookup_id": lookup_id, "requested": requested, "id_type": id.id_type(), "value": id.value() }),
-    ))
+    Ok(accepted(&r.done, asked))
 }
 
-fn api_error(e: CommandError<VehicleLookupError>) -> ApiError {
-    use VehicleLookupError as E;
-    match e {
-        CommandError::Rejected(E::NotFound | E::WrongTenant) => ApiError::NotFound("vehicle lookup"),
-        CommandError::Rejected(E::EmptyModel) => ApiError::invalid("invalid_model", "model is required"),
-        CommandError::Rejected(e) => ApiError::Conflict(e.to_string()),
-        CommandError::Conflict => ApiError::Conflict("the lookup is being changed by someone else; try again".into()),
-        CommandError::Store(e) => ApiError::Unexpected(anyhow::Error::new(e)),
-    }
+/// What an operator's command on a lookup did.
+#[derive(Debug, Serialize)]
+struct LookupChanged {
+    lookup_id: Uuid,
+    position: Option<String>,
+    status: Option<&'static str>,
+    round: u32,
+    verification: Option<&'static str>,
 }
 
-/// Runs an operator's command on a lookup of the caller's tenant (another tenant's id is "not
-/// found"); answers 202 with the position to wait for.
+/// Runs an operator's command on a lookup of the caller's tenant; answers 202 with the position
+/// to wait for.
 async fn execute(
     state: &AppState,
     caller: &Caller,
@@ -242,31 +244,18 @@ async fn execute(
     cmd: VehicleLookupCommand,
     meta: &crate::store::EventMetadata,
 ) -> Result<Response, ApiError> {
-    let tenant: Option<Uuid> = sqlx::query_scalar(
-        "SELECT tenant_id FROM events WHERE aggregate_type = 'vehicle_lookup' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&state.pool)
-    .await?
-    .flatten();
-    if tenant != Some(caller.tenant_id) {
-        // Asked for but not recorded by the worker yet: it exists, it cannot be acted on yet.
-        return match lookup_row(state, caller.tenant_id, id).await {
-            Ok(_) => Err(ApiError::Conflict("the lookup is being set up; try again in a moment".into())),
-            Err(e) => Err(e),
-        };
-    }
-    let out = state.store.execute::<VehicleLookup>(&id.to_string(), cmd, &(), meta).await.map_err(api_error)?;
+    let out = commands::execute(state, caller.tenant_id, id, cmd, meta).await?;
     let position = out.committed.map(|c| c.position.to_string());
-    let body = json!({
-        "lookup_id": id,
-        "position": position,
-        "status": out.state.status.map(LookupStatus::as_str),
-        "round": out.state.round,
-        "verification": out.state.confirmed.as_ref().map(|c| c.verification.as_str()),
-    });
+    let header = position.as_deref().and_then(|p| HeaderValue::from_str(p).ok());
+    let body = LookupChanged {
+        lookup_id: id,
+        position,
+        status: out.state.status.map(LookupStatus::as_str),
+        round: out.state.round,
+        verification: out.state.confirmed.as_ref().map(|c| c.verification.as_str()),
+    };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Some(p) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
+    if let Some(p) = header {
         resp.headers_mut().insert("x-position", p);
     }
     Ok(resp)

@@ -5,7 +5,8 @@
 //! event sequence, so the loser retries and finds the id already there.
 
 use aisales_domain::conversation::{
-    Attachment, ChannelKind, Conversation, ConversationCommand, ConversationError, Inbound,
+    Attachment, ChannelKind, Conversation, ConversationCommand, ConversationError, DeliveryStatus, DetectedCode,
+    DetectedVehicleId, Inbound,
 };
 use aisales_domain::detect;
 use aisales_domain::vehicle_lookup::{self, IdType, VehicleId};
@@ -13,10 +14,10 @@ use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::identity::{self, Identity};
+use super::{Context, causes};
 use crate::channels::{self, DeliveryState, InboundMessage, Notification};
-use crate::conversations::{self, Identity};
-use crate::http::AppState;
-use crate::store::{CommandError, EventMetadata};
+use crate::store::{EventMetadata, ExecuteError};
 use crate::tenancy::ChannelAccount;
 
 /// What happened to one inbound message.
@@ -50,7 +51,7 @@ fn metadata(tenant: Uuid, kind: ChannelKind, provider_id: &str, request_id: Opti
 /// Stores one customer message in its conversation (creating customer and conversation on first
 /// contact).
 pub async fn message(
-    state: &AppState,
+    ctx: &Context,
     account: &ChannelAccount,
     m: InboundMessage,
     debounce_secs: u32,
@@ -58,18 +59,25 @@ pub async fn message(
 ) -> anyhow::Result<Ingested> {
     let tenant = account.tenant_id;
     let kind = account.kind;
-    let identity: Identity = state.identities.resolve(&state.pool, tenant, kind, account.id, &m.chat_id).await?;
+    let identity: Identity = ctx.identities.resolve(&ctx.pool, tenant, kind, account.id, &m.chat_id).await?;
     let detection = detect::detect(&m.text);
-    let vehicle_id = detection
-        .vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE)
-        .map(|c| (c.kind.as_str().to_string(), c.value.clone(), c.score, c.reasons.clone()));
-    // One lookup per identifier and conversation: its id is derived from both.
-    let vehicle_lookup_id = vehicle_id.as_ref().and_then(|(kind, value, _, _)| {
-        let id = VehicleId::parse(IdType::parse(kind)?, value).ok()?;
-        Some(vehicle_lookup::lookup_id(tenant, Some(identity.conversation_id), &id))
+    let vehicle_id = detection.vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE).and_then(|c| {
+        let id_type = IdType::parse(c.kind.as_str())?;
+        // One lookup per identifier and conversation: its id is derived from both.
+        let lookup_id = VehicleId::parse(id_type, &c.value)
+            .ok()
+            .map(|id| vehicle_lookup::lookup_id(tenant, Some(identity.conversation_id), &id));
+        Some(DetectedVehicleId {
+            id_type,
+            value: c.value.clone(),
+            score: c.score,
+            reasons: c.reasons.clone(),
+            lookup_id,
+        })
     });
-    let transmission_code =
-        detection.transmission_code(detect::PRICE_LOOKUP_MIN_SCORE).map(|c| (c.value.clone(), c.score));
+    let transmission_code = detection
+        .transmission_code(detect::PRICE_LOOKUP_MIN_SCORE)
+        .map(|c| DetectedCode { code: c.value.clone(), score: c.score });
     let phone = m.phone.clone().or_else(|| match kind {
         ChannelKind::GreenApi => channels::green_api::phone_of(&m.chat_id),
         ChannelKind::Whatsapp => channels::phone_digits(&m.chat_id),
@@ -79,7 +87,7 @@ pub async fn message(
         .attachments
         .iter()
         .map(|a| Attachment {
-            kind: format!("{:?}", a.kind).to_lowercase(),
+            kind: a.kind,
             url: a.url.clone(),
             file_name: a.file_name.clone(),
             mime_type: a.mime_type.clone(),
@@ -98,7 +106,7 @@ pub async fn message(
         provider_message_id: m.provider_message_id,
         text: m.text,
         attachments,
-        kind: format!("{:?}", m.kind).to_lowercase(),
+        kind: m.kind,
         reply_to: m.reply_to,
         sent_at: m.sent_at,
         received_at: meta.occurred_at,
@@ -106,9 +114,8 @@ pub async fn message(
         debounce: chrono::Duration::seconds(i64::from(debounce_secs)),
         vehicle_id,
         transmission_code,
-        vehicle_lookup_id,
     };
-    let out = state
+    let out = ctx
         .store
         .execute::<Conversation>(
             &identity.conversation_id.to_string(),
@@ -128,7 +135,7 @@ pub async fn message(
 
 /// The conversation and reply of a provider message id we sent.
 async fn sent_reply(
-    state: &AppState,
+    ctx: &Context,
     tenant: Uuid,
     kind: ChannelKind,
     provider_id: &str,
@@ -139,50 +146,57 @@ async fn sent_reply(
     .bind(tenant)
     .bind(kind.as_str())
     .bind(provider_id)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&ctx.pool)
     .await
 }
 
 /// Records a delivery status of one of our replies (statuses of unknown messages are ignored).
-pub async fn status(state: &AppState, account: &ChannelAccount, s: channels::DeliveryStatus) -> anyhow::Result<bool> {
-    let Some((conversation, _, _)) = sent_reply(state, account.tenant_id, account.kind, &s.provider_message_id).await?
+pub async fn status(ctx: &Context, account: &ChannelAccount, s: channels::DeliveryStatus) -> anyhow::Result<bool> {
+    let Some((conversation, reply, _)) =
+        sent_reply(ctx, account.tenant_id, account.kind, &s.provider_message_id).await?
     else {
         return Ok(false);
     };
-    let status = match &s.status {
+    let status = match s.status {
         DeliveryState::Sent => return Ok(false),
-        DeliveryState::Delivered => "delivered".to_string(),
-        DeliveryState::Read => "read".to_string(),
-        DeliveryState::Failed { reason } => format!("failed: {reason}"),
-        DeliveryState::NoAccount => "failed: the recipient has no account on this messenger".to_string(),
+        DeliveryState::Delivered => DeliveryStatus::Delivered,
+        DeliveryState::Read => DeliveryStatus::Read,
+        DeliveryState::Failed { reason } => DeliveryStatus::Failed { reason },
+        DeliveryState::NoAccount => {
+            DeliveryStatus::Failed { reason: "the recipient has no account on this messenger".to_string() }
+        }
     };
-    let meta = EventMetadata::system(Some(account.tenant_id), format!("provider:{}", account.kind.as_str()));
+    let mut meta = EventMetadata::system(Some(account.tenant_id), format!("provider:{}", account.kind.as_str()));
+    // A delivery status continues the chain of the send it reports on.
+    if let Some(cause) = causes::reply_sent(&ctx.pool, conversation, reply).await? {
+        meta = meta.continuing(&cause);
+    }
     let cmd = ConversationCommand::RecordDelivery { provider_message_id: s.provider_message_id, status, at: s.at };
-    match state.store.execute::<Conversation>(&conversation.to_string(), cmd, &(), &meta).await {
-        Ok(_) | Err(CommandError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
+    match ctx.store.execute::<Conversation>(&conversation.to_string(), cmd, &(), &meta).await {
+        Ok(_) | Err(ExecuteError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Learns a customer alias from the echo of one of our GREEN-API sends: the same person seen as
 /// a phone chat id (where we sent) and a MAX internal id (what their messages carry).
-pub async fn echo(state: &AppState, account: &ChannelAccount, e: channels::OutgoingEcho) -> anyhow::Result<bool> {
+pub async fn echo(ctx: &Context, account: &ChannelAccount, e: channels::OutgoingEcho) -> anyhow::Result<bool> {
     let Some((conversation, _, sent_to)) =
-        sent_reply(state, account.tenant_id, account.kind, &e.provider_message_id).await?
+        sent_reply(ctx, account.tenant_id, account.kind, &e.provider_message_id).await?
     else {
         return Ok(false);
     };
     let Some(alias) = channels::green_api::ChatAlias::from_echo(&sent_to, &e) else { return Ok(false) };
     let Some(identity) =
-        conversations::find_identity(&state.pool, account.tenant_id, account.kind, &alias.phone_chat_id).await?
+        identity::find_identity(&ctx.pool, account.tenant_id, account.kind, &alias.phone_chat_id).await?
     else {
         return Ok(false);
     };
     if identity.conversation_id != conversation {
         return Ok(false);
     }
-    conversations::add_alias(
-        &state.pool,
+    identity::add_alias(
+        &ctx.pool,
         account.tenant_id,
         account.kind,
         account.id,
@@ -192,8 +206,7 @@ pub async fn echo(state: &AppState, account: &ChannelAccount, e: channels::Outgo
     )
     .await?;
     let meta = EventMetadata::system(Some(account.tenant_id), format!("provider:{}", account.kind.as_str()));
-    state
-        .store
+    ctx.store
         .execute::<Conversation>(
             &conversation.to_string(),
             ConversationCommand::LinkAlias { alias: alias.internal_id },
@@ -206,7 +219,7 @@ pub async fn echo(state: &AppState, account: &ChannelAccount, e: channels::Outgo
 
 /// Keeps a notification we could not use, for inspection.
 pub async fn dead_letter(
-    state: &AppState,
+    ctx: &Context,
     account: &ChannelAccount,
     kind: &str,
     reason: &str,
@@ -222,7 +235,7 @@ pub async fn dead_letter(
     .bind(kind)
     .bind(reason)
     .bind(String::from_utf8_lossy(body).as_ref())
-    .execute(&state.pool)
+    .execute(&ctx.pool)
     .await?;
     metrics::counter!("aisales_webhook_dead_letters_total", "channel" => account.kind.as_str()).increment(1);
     Ok(())
@@ -230,7 +243,7 @@ pub async fn dead_letter(
 
 /// Applies one parsed notification.
 pub async fn notification(
-    state: &AppState,
+    ctx: &Context,
     account: &ChannelAccount,
     n: Notification,
     raw: &[u8],
@@ -241,30 +254,30 @@ pub async fn notification(
     match n {
         Notification::Messages(messages) => {
             for m in messages {
-                out.messages.push(message(state, account, m, debounce_secs, request_id.clone()).await?);
+                out.messages.push(message(ctx, account, m, debounce_secs, request_id.clone()).await?);
             }
         }
         Notification::Statuses(statuses) => {
             for s in statuses {
-                if status(state, account, s).await? {
+                if status(ctx, account, s).await? {
                     out.statuses += 1;
                 }
             }
         }
         Notification::OutgoingEcho(e) => {
-            echo(state, account, e).await?;
+            echo(ctx, account, e).await?;
         }
         Notification::StateChanged { state: s } => {
             sqlx::query("UPDATE channel_accounts SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
                 .bind(account.tenant_id)
                 .bind(account.id)
                 .bind(&s)
-                .execute(&state.pool)
+                .execute(&ctx.pool)
                 .await?;
         }
         Notification::Ignored { reason } => out.ignored = Some(reason),
         Notification::Unknown { kind } => {
-            dead_letter(state, account, &kind, "unknown notification type", raw).await?;
+            dead_letter(ctx, account, &kind, "unknown notification type", raw).await?;
             out.dead_lettered = true;
         }
     }

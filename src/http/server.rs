@@ -24,7 +24,7 @@ impl Application {
         let addr = SocketAddr::new(state.settings.host, state.settings.port);
         let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let port = listener.local_addr()?.port();
-        crate::telemetry::metrics_handle();
+        crate::infra::telemetry::metrics_handle();
         let router = http::router(state);
         Ok(Application { listener, router, port })
     }
@@ -72,7 +72,7 @@ pub async fn serve_metrics(port: u16, cancel: CancellationToken) -> anyhow::Resu
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on METRICS_PORT {port}: {e}"))?;
-    crate::telemetry::metrics_handle();
+    crate::infra::telemetry::metrics_handle();
     tracing::info!(port, "metrics endpoint listening");
     axum::serve(listener, router).with_graceful_shutdown(cancel.cancelled_owned()).await?;
     Ok(())

@@ -84,7 +84,11 @@ async fn catch_up_in(conn: &mut PgConnection, projector: &dyn Projector, upto: P
 fn find(projectors: &[Arc<dyn Projector>], name: &str) -> anyhow::Result<Arc<dyn Projector>> {
     projectors.iter().find(|p| p.name() == name).cloned().ok_or_else(|| {
         let names: Vec<&str> = projectors.iter().map(|p| p.name()).collect();
-        crate::cli::UsageError(format!("there is no projector `{name}`; projectors: {}", names.join(", "))).into()
+        crate::application::CommandError::invalid(
+            "unknown_projector",
+            format!("there is no projector `{name}`; projectors: {}", names.join(", ")),
+        )
+        .into()
     })
 }
 
@@ -107,9 +111,10 @@ pub async fn rebuild(
 ) -> anyhow::Result<RebuildReport> {
     let live = find(projectors, name)?;
     let next = live.generation(Target::NEXT).ok_or_else(|| {
-        crate::cli::UsageError(format!(
-            "`{name}` cannot be rebuilt from the events (its effects are outside the read models)"
-        ))
+        crate::application::CommandError::invalid(
+            "not_rebuildable",
+            format!("`{name}` cannot be rebuilt from the events (its effects are outside the read models)"),
+        )
     })?;
     let started = Instant::now();
     let mut conn = pool.acquire().await?;

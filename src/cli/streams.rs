@@ -7,16 +7,55 @@ use aisales_domain::probe::{Probe, ProbeCommand};
 use uuid::Uuid;
 
 use crate::bus::{Kind, streams};
-use crate::cli::{DeadLettersCommand, StreamsCommand, UsageError};
+use clap::Subcommand;
+
+use crate::cli::UsageError;
 use crate::config::Settings;
 use crate::store::{EventMetadata, EventStore};
+
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Length, pending entries, oldest pending age and consumers of every stream.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead-lettered jobs.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+    /// Send probe jobs through the whole bus and wait for their answers.
+    Ping {
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List dead letters (of one kind, or all).
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back: one by id, or every one of a kind with --all.
+    Retry {
+        kind: String,
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
 
 fn kind(s: &str) -> anyhow::Result<Kind> {
     s.parse::<Kind>().map_err(|e| UsageError(e.to_string()).into())
 }
 
 pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Result<()> {
-    let redis = crate::redis_conn::Redis::new(&settings)?;
+    let redis = crate::infra::redis::Redis::new(&settings)?;
     let mut conn = redis.conn();
     let prefix = settings.bus.redis_prefix.as_str();
     match cmd {
@@ -73,7 +112,7 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
         }
         StreamsCommand::DeadLetters(DeadLettersCommand::Retry { kind: k, id, all }) => {
             let k = kind(&k)?;
-            let pool = crate::db::pool(&settings)?;
+            let pool = crate::infra::db::pool(&settings)?;
             let services = crate::workers::Services::new(settings.clone(), pool, redis.clone());
             let handler = crate::workers::handler(k, &services)
                 .ok_or_else(|| UsageError(format!("this build has no worker for {k}")))?;
@@ -99,7 +138,7 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
             println!("{}", serde_json::json!({ "retried": retried }));
         }
         StreamsCommand::Ping { count, timeout_secs } => {
-            let pool = crate::db::pool(&settings)?;
+            let pool = crate::infra::db::pool(&settings)?;
             let store = EventStore::new(pool.clone());
             let meta = EventMetadata::system(None, "cli:streams-ping");
             let started = Instant::now();

@@ -9,7 +9,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, Settings};
-use crate::redact::RedactingWriter;
+use crate::infra::redact::RedactingWriter;
 
 /// Keeps Sentry flushing until dropped at exit.
 pub struct TelemetryGuard {
@@ -61,7 +61,7 @@ pub fn init(settings: &Settings, role: &str) -> TelemetryGuard {
 /// Masks secrets and phone numbers in everything sent to Sentry, as in the logs.
 fn redact_sentry_event(event: sentry::protocol::Event<'static>) -> Option<sentry::protocol::Event<'static>> {
     let text = serde_json::to_string(&event).ok()?;
-    let clean = crate::redact::redact(&text);
+    let clean = crate::infra::redact::redact(&text);
     match serde_json::from_str(&clean) {
         Ok(e) => Some(e),
         Err(_) => Some(event),
@@ -100,7 +100,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Renders the metrics in Prometheus text format, refreshing process metrics first.
 pub fn render_metrics() -> String {
     let handle = metrics_handle();
-    crate::process_metrics::collect();
+    crate::infra::process_metrics::collect();
     handle.run_upkeep();
     handle.render()
 }

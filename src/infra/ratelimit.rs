@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use crate::http::ApiError;
-use crate::redis_conn::Redis;
+use crate::infra::redis::Redis;
 
 /// Which limit is being checked (also the key prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +38,16 @@ static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// Counts one hit against `limit` for `subject`; `Err(RateLimited)` when over `per_minute`.
+/// A limit was reached: retry after this many seconds (the start of the next window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many requests; retry in {retry_after_s} s")]
+pub struct Limited {
+    pub retry_after_s: u64,
+}
+
+/// Counts one hit against `limit` for `subject`; `Err(Limited)` when over `per_minute`.
 /// A limit of 0 disables the check.
-pub async fn check(redis: &Redis, limit: Limit, subject: &str, per_minute: u32) -> Result<(), ApiError> {
+pub async fn check(redis: &Redis, limit: Limit, subject: &str, per_minute: u32) -> Result<(), Limited> {
     let prefix = redis.prefix();
     if per_minute == 0 {
         return Ok(());
@@ -56,7 +62,7 @@ pub async fn check(redis: &Redis, limit: Limit, subject: &str, per_minute: u32) 
             metrics::counter!("aisales_rate_limited_total", "limit" => limit.key()).increment(1);
             let window = WINDOW.as_secs() as i64;
             let retry_after_s = (window - chrono::Utc::now().timestamp().rem_euclid(window)).max(1) as u64;
-            Err(ApiError::RateLimited { retry_after_s })
+            Err(Limited { retry_after_s })
         }
         Ok(_) => Ok(()),
         Err(e) => {

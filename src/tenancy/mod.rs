@@ -1,5 +1,7 @@
 //! Tenants, users and channel accounts: plain tables, every query scoped by tenant.
 
+pub mod accounts;
+
 use aisales_domain::tenant::AgentSettings;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,19 +61,6 @@ pub async fn get_tenant(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>>
         .fetch_optional(pool)
         .await?;
     Ok(row.map(tenant_from))
-}
-
-static TENANTS: std::sync::LazyLock<crate::accounts::TtlCache<Uuid, Option<Tenant>>> =
-    std::sync::LazyLock::new(|| crate::accounts::TtlCache::new(10_000));
-
-/// A tenant, cached for a few seconds (hot paths: webhooks, workers).
-pub async fn cached_tenant(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>> {
-    if let Some(t) = TENANTS.get(&id) {
-        return Ok(t);
-    }
-    let t = get_tenant(pool, id).await?;
-    TENANTS.put(id, t.clone());
-    Ok(t)
 }
 
 /// Changes to a tenant (absent fields are kept).

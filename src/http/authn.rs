@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{AuthMethod, Caller, Permission, sessions, tokens};
+use crate::auth::{AuthMethod, Caller, Permission, sessions, tokens};
 use crate::http::{ApiError, AppState};
-use crate::ratelimit::{self, Limit};
+use crate::infra::ratelimit::{self, Limit};
 
 /// Header carrying the CSRF token of a cookie session on unsafe requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -52,7 +52,7 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap, method: &Method) -> 
         let live = sessions::lookup(&state.pool, &id).await?.ok_or(ApiError::Unauthorized)?;
         if !is_safe(method) {
             let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let ok = super::constant_time_eq(sent.as_bytes(), live.csrf_token.as_bytes());
+            let ok = crate::auth::constant_time_eq(sent.as_bytes(), live.csrf_token.as_bytes());
             if !ok || sent.is_empty() {
                 return Err(ApiError::invalid_with_status(
                     axum::http::StatusCode::FORBIDDEN,

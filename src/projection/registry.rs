@@ -8,8 +8,8 @@ use sqlx::PgPool;
 
 use crate::bus::work::{DispatchOptions, WorkProjector};
 use crate::config::Settings;
-use crate::projector::RuntimeOptions;
-use crate::redis_conn::Redis;
+use crate::infra::redis::Redis;
+use crate::projection::runtime::RuntimeOptions;
 
 /// Every projector, in the order `projections status` lists them.
 pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Projector>> {

@@ -1,0 +1,122 @@
+//! The conversation's state: small on purpose (recent provider ids, open suggestions and
+//! replies), so long conversations load quickly from snapshots.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::commands::{ConversationCommand, ConversationError};
+use super::events::ConversationEvent;
+use super::types::{ChannelKind, ReplyStatus, Status, SuggestionStatus};
+
+/// Provider message ids remembered for deduplication.
+pub(super) const RECENT_PROVIDER_IDS: usize = 512;
+/// The deduplication key of a provider message id: its 64-bit FNV-1a hash (stable across builds
+/// and processes, as it ends up in snapshots). Two different ids of one conversation's last 512
+/// colliding has a probability of about 512 / 2^64 per message.
+pub fn provider_key(provider_message_id: &str) -> u64 {
+    provider_message_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Decided suggestions and final replies remembered (older ones are dropped from the state).
+pub(super) const KEEP_DECIDED: usize = 256;
+
+/// State of one pending or recent suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuggestionState {
+    pub status: SuggestionStatus,
+    pub text: String,
+}
+
+/// State of one reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyState {
+    pub status: ReplyStatus,
+    pub attempts: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<String>,
+    pub text: String,
+    /// Not to be sent before this instant: the human-like delay of a queued reply, then the
+    /// backoff (or the provider's Retry-After) of a scheduled retry.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// Where a vehicle lookup of the conversation stands, as the conversation knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupProgress {
+    /// Asked for, no outcome since.
+    Active,
+    /// Found, model only or decoder only: the vehicle is known.
+    Answered,
+    NotFound,
+    Failed,
+}
+
+/// A vehicle lookup of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRef {
+    pub value: String,
+    pub progress: LookupProgress,
+    /// Revision of the last outcome applied.
+    pub revision: u32,
+}
+
+/// The aggregate's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub started: bool,
+    pub tenant_id: Uuid,
+    pub channel: Option<ChannelKind>,
+    pub account_id: Uuid,
+    pub chat_id: String,
+    pub customer_id: Uuid,
+    pub customer_name: Option<String>,
+    pub customer_phone: Option<String>,
+    pub aliases: Vec<String>,
+    pub status: Status,
+    pub muted: bool,
+    pub assigned: Option<String>,
+    pub messages: u64,
+    pub last_customer_message_at: Option<DateTime<Utc>>,
+    /// Keys ([`provider_key`]) of the latest provider message ids, for deduplication: fixed-size
+    /// numbers, so that copying the state (every command) allocates nothing for them.
+    pub recent_provider_ids: VecDeque<u64>,
+    /// The suggestion request being drafted, if any.
+    pub pending_request: Option<Uuid>,
+    pub suggestions: BTreeMap<Uuid, SuggestionState>,
+    pub replies: BTreeMap<Uuid, ReplyState>,
+    /// Vehicle lookups asked for by this conversation.
+    #[serde(default)]
+    pub vehicle_lookups: BTreeMap<Uuid, LookupRef>,
+}
+
+impl Aggregate for Conversation {
+    const TYPE: &'static str = "conversation";
+    type Command = ConversationCommand;
+    type Event = ConversationEvent;
+    type Error = ConversationError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &cqrs_es::event_sink::EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.evolve(event);
+    }
+}

@@ -1,0 +1,164 @@
+//! What a process runs: supervised long-lived tasks (HTTP server, projectors, sweeper, workers),
+//! with their options built from the settings in one place, for the CLI and the tests alike.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::application::CommandError;
+use crate::config::Settings;
+
+/// Runs named long-lived tasks until one of them ends or a signal arrives, then stops the rest.
+pub struct Supervisor {
+    cancel: CancellationToken,
+    tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Supervisor {
+    pub fn new() -> Self {
+        let cancel = CancellationToken::new();
+        crate::http::server::cancel_on_signals(cancel.clone());
+        Supervisor { cancel, tasks: tokio::task::JoinSet::new() }
+    }
+
+    pub fn token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub fn spawn<F>(&mut self, name: &'static str, fut: F)
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.tasks.spawn(async move { (name, fut.await) });
+    }
+
+    /// Waits for a signal or for the first task to stop; then cancels the others and waits for
+    /// them. A task that stops on its own before shutdown is reported as a failure.
+    pub async fn wait(mut self, grace: std::time::Duration) -> anyhow::Result<()> {
+        let mut failure: Option<anyhow::Error> = None;
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => {}
+            Some(res) = self.tasks.join_next() => {
+                // A task that stopped because a stop was asked for (SIGTERM arriving while this
+                // select was being polled) is not a failure.
+                let asked = self.cancel.is_cancelled();
+                let err = match res {
+                    Ok((name, Ok(()))) if asked => {
+                        tracing::debug!(task = name, "task stopped");
+                        None
+                    }
+                    Ok((name, Ok(()))) => Some(anyhow::anyhow!("{name} stopped unexpectedly")),
+                    Ok((name, Err(e))) => Some(e.context(format!("{name} failed"))),
+                    Err(e) => Some(anyhow::anyhow!("a task panicked: {e}")),
+                };
+                if let Some(err) = err {
+                    tracing::error!(error = format!("{err:#}"), "stopping every task");
+                    failure = Some(err);
+                }
+                self.cancel.cancel();
+            }
+        }
+        let drain = async {
+            while let Some(res) = self.tasks.join_next().await {
+                match res {
+                    Ok((name, Err(e))) => {
+                        tracing::error!(task = name, error = format!("{e:#}"), "task ended with an error")
+                    }
+                    Ok((name, Ok(()))) => tracing::debug!(task = name, "task stopped"),
+                    Err(e) => tracing::error!(error = %e, "task panicked"),
+                }
+            }
+        };
+        if tokio::time::timeout(grace + std::time::Duration::from_secs(5), drain).await.is_err() {
+            tracing::warn!("tasks still running after the shutdown deadline; exiting anyway");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn spawn_projectors(
+    sup: &mut Supervisor,
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    redis: crate::infra::redis::Redis,
+) -> anyhow::Result<()> {
+    let runtime = crate::projection::runtime::ProjectorRuntime::new(
+        pool.clone(),
+        crate::infra::db::connect_options(settings)?,
+        crate::projection::registry::all(settings, &pool, &redis),
+        crate::projection::registry::runtime_options(settings),
+    );
+    let token = sup.token();
+    sup.spawn("projectors", runtime.run(token));
+    let sweeper = sweeper_options(settings);
+    let token = sup.token();
+    sup.spawn(
+        "work sweeper",
+        crate::bus::sweeper::run(pool, crate::infra::db::connect_options(settings)?, redis, sweeper, token),
+    );
+    Ok(())
+}
+
+/// Starts workers for `only` (or every kind that has a handler).
+pub fn spawn_workers(
+    sup: &mut Supervisor,
+    settings: &Arc<Settings>,
+    pool: sqlx::PgPool,
+    redis: crate::infra::redis::Redis,
+    only: Option<crate::bus::Kind>,
+) -> anyhow::Result<()> {
+    let services = crate::workers::Services::new(settings.clone(), pool, redis.clone());
+    let kinds: Vec<crate::bus::Kind> = match only {
+        Some(k) => vec![k],
+        None => crate::bus::Kind::ALL.to_vec(),
+    };
+    for kind in kinds {
+        let Some(handler) = crate::workers::handler(kind, &services) else {
+            if only.is_some() {
+                return Err(
+                    CommandError::invalid("unknown_worker", format!("this build has no worker for {kind}")).into()
+                );
+            }
+            continue;
+        };
+        let options = worker_options(settings, kind);
+        let token = sup.token();
+        let name: &'static str = Box::leak(format!("{kind} worker").into_boxed_str());
+        sup.spawn(name, crate::bus::worker::run(redis.clone(), handler, options, token));
+    }
+    Ok(())
+}
+
+/// The options of a worker of `kind`, from the settings.
+pub fn worker_options(settings: &Settings, kind: crate::bus::Kind) -> crate::bus::worker::WorkerOptions {
+    crate::bus::worker::WorkerOptions {
+        prefix: settings.bus.redis_prefix.clone(),
+        consumer: crate::projection::runtime::instance_name(&format!("worker-{kind}")),
+        concurrency: settings.bus.concurrency,
+        visibility_timeout: settings.bus.visibility_timeout,
+        max_deliveries: settings.bus.max_deliveries,
+        job_timeout: settings.bus.job_timeout,
+        shutdown_grace: settings.shutdown_grace,
+    }
+}
+
+/// The options of the sweeper (jobs due later, jobs Redis lost), from the settings.
+pub fn sweeper_options(settings: &Settings) -> crate::bus::sweeper::SweeperOptions {
+    crate::bus::sweeper::SweeperOptions {
+        prefix: settings.bus.redis_prefix.clone(),
+        interval: settings.bus.sweep_interval,
+        redispatch_after: settings.bus.redispatch_after,
+        stream_max_len: settings.bus.stream_max_len,
+        instance: crate::projection::runtime::instance_name("sweeper"),
+    }
+}

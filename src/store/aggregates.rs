@@ -1,0 +1,22 @@
+//! How each aggregate is kept in the store.
+
+use super::StoredAggregate;
+
+impl StoredAggregate for aisales_domain::conversation::Conversation {
+    const SNAPSHOT_EVERY: i64 = 100;
+    // 2: vehicle lookups of the conversation are part of the state.
+    // 3: recent provider message ids are kept as keys (`provider_key`).
+    // 4: sent replies keep no text.
+    // 5: replies know when they may be sent (`not_before`).
+    const STATE_VERSION: i32 = 5;
+}
+
+impl StoredAggregate for aisales_domain::vehicle_lookup::VehicleLookup {
+    // A lookup has a few dozen events at most.
+    const SNAPSHOT_EVERY: i64 = 50;
+}
+
+impl StoredAggregate for aisales_domain::probe::Probe {
+    // A probe has two events; snapshots would never pay off.
+    const SNAPSHOT_EVERY: i64 = i64::MAX;
+}

@@ -1,6 +1,7 @@
 //! Integration tests against the real Postgres, Redis and HTTP stack (and the real binary for
 //! process-level tests). Each test gets a database of its own.
 
+mod audit_chain;
 mod browser;
 mod bus;
 mod channels;

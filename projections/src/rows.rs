@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
@@ -23,10 +24,32 @@ where
     for<'q> Vec<K>: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
     K: Clone,
 {
+    load_where(conn, table, key, keys, "", key_of).await
+}
+
+/// [`load`], of the rows that also meet `condition` (SQL over the table's columns; empty for
+/// none).
+pub async fn load_where<K, R>(
+    conn: &mut PgConnection,
+    table: &str,
+    key: &str,
+    keys: &[K],
+    condition: &str,
+    key_of: impl Fn(&R) -> K,
+) -> anyhow::Result<HashMap<K, R>>
+where
+    K: Eq + Hash + Serialize + Send + Sync,
+    R: DeserializeOwned,
+    for<'q> Vec<K>: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    K: Clone,
+{
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT row_to_json(t)::text FROM {table} t WHERE {key} = ANY($1)");
+    let mut sql = format!("SELECT row_to_json(t)::text FROM {table} t WHERE {key} = ANY($1)");
+    if !condition.is_empty() {
+        sql = format!("{sql} AND {condition}");
+    }
     let rows: Vec<String> = sqlx::query_scalar(&sql).bind(keys.to_vec()).fetch_all(conn).await?;
     let mut out = HashMap::with_capacity(rows.len());
     for text in rows {
@@ -89,6 +112,11 @@ async fn write<R: Serialize>(
     let json = truncate_timestamps(serde_json::to_string(rows)?);
     sqlx::query(&sql).bind(json).execute(conn).await?;
     Ok(())
+}
+
+/// A timestamp as Postgres stores it (microseconds), so that folded and stored rows compare equal.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
 /// Cuts RFC 3339 timestamps in JSON text to microseconds. Postgres keeps microseconds and

@@ -16,6 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Decoded;
+use super::list::ConversationRow;
 use super::projection::{Feed, ReadModel, ReadModelProjector, RowFold, RowOf, write_rows};
 use crate::projector::Target;
 use crate::rows::{self, micros};
@@ -44,20 +45,6 @@ pub struct CustomerRow {
 
 const TABLE: &str = "rm_customers";
 
-const COLUMNS: &[&str] = &[
-    "customer_id",
-    "tenant_id",
-    "channel",
-    "chat_id",
-    "name",
-    "phone",
-    "aliases",
-    "conversation_id",
-    "first_seen_at",
-    "last_seen_at",
-    "messages_count",
-];
-
 impl ReadModel for CustomersModel {
     const NAME: &'static str = "customers";
     const DESCRIPTION: &'static str = "customers: channel identity, aliases, name, phone, activity";
@@ -70,7 +57,7 @@ impl ReadModel for CustomersModel {
         let table = target.table(TABLE);
         let tally = Tally::of(events);
         // A conversation starts before its messages: its row is there for the update below.
-        rows::insert_missing(conn, &table, &["customer_id"], COLUMNS, &tally.started).await?;
+        rows::insert_missing(conn, &table, &["customer_id"], rows::columns::<CustomerRow>(), &tally.started).await?;
         add_seen(conn, &table, &tally.seen).await?;
         write_rows::<AliasedCustomers>(conn, target, &tally.whole).await
     }
@@ -155,7 +142,6 @@ impl RowFold for AliasedCustomers {
     type Row = CustomerRow;
     const TABLE: &'static str = TABLE;
     const PK: &'static [&'static str] = &["customer_id"];
-    const COLUMNS: &'static [&'static str] = COLUMNS;
     const LOAD_BY: &'static str = "conversation_id";
     const FEED: Feed<CustomerRow> = Feed::Silent;
 
@@ -182,32 +168,20 @@ impl RowFold for AliasedCustomers {
 }
 
 impl CustomerRow {
-    /// The customer a conversation starts with.
+    /// The customer a conversation starts with: the conversation's, as its list row has it.
     fn start(d: &Decoded) -> Option<CustomerRow> {
-        let E::ConversationStarted {
-            tenant_id,
-            channel,
-            chat_id,
-            customer_id,
-            customer_name,
-            customer_phone,
-            started_at,
-            ..
-        } = d.event
-        else {
-            return None;
-        };
+        let c = ConversationRow::start(d)?;
         Some(CustomerRow {
-            customer_id: *customer_id,
-            tenant_id: *tenant_id,
-            channel: channel.as_str().into(),
-            chat_id: chat_id.clone(),
-            name: customer_name.clone(),
-            phone: customer_phone.clone(),
+            customer_id: c.customer_id,
+            tenant_id: c.tenant_id,
+            channel: c.channel,
+            chat_id: c.chat_id,
+            name: c.customer_name,
+            phone: c.customer_phone,
             aliases: vec![],
-            conversation_id: d.conversation_id,
-            first_seen_at: *started_at,
-            last_seen_at: *started_at,
+            conversation_id: c.conversation_id,
+            first_seen_at: c.created_at,
+            last_seen_at: c.created_at,
             messages_count: 0,
         })
     }
@@ -236,12 +210,10 @@ mod tests {
     use uuid::Uuid;
 
     use super::{AliasedCustomers, CustomerRow, Seen, Tally};
-    use crate::conversation::log::{Log, received, started};
+    use crate::conversation::log::{A, B, Log, assert_columns, received, started};
     use crate::conversation::projection::apply_batch;
     use crate::rows::micros;
 
-    const A: Uuid = Uuid::from_u128(0xa);
-    const B: Uuid = Uuid::from_u128(0xb);
     const CUSTOMER: Uuid = Uuid::from_u128(0xc);
 
     /// What `add_seen`'s `UPDATE` does to a stored row.
@@ -372,6 +344,7 @@ mod tests {
         let decoded = log.decoded();
         let applied = apply_batch::<AliasedCustomers>(HashMap::new(), &decoded).unwrap();
         let row = &applied.rows[&A];
+        assert_columns(row);
         assert_eq!((row.customer_id, row.name.as_deref()), (CUSTOMER, Some("Анна")));
         assert_eq!(row.aliases, vec!["max:2".to_string()]);
         assert!(applied.changes.is_empty(), "customers have no live view");

@@ -37,19 +37,6 @@ pub struct EscalationRow {
 
 const TABLE: &str = "rm_escalations";
 
-const COLUMNS: &[&str] = &[
-    "conversation_id",
-    "sequence",
-    "tenant_id",
-    "reason",
-    "suggestion_id",
-    "actor",
-    "status",
-    "created_at",
-    "closed_at",
-    "closed_reason",
-];
-
 impl ReadModel for EscalationsModel {
     const NAME: &'static str = "escalations";
     const DESCRIPTION: &'static str = "escalations: why a conversation needed a person, and when it was handled";
@@ -64,17 +51,16 @@ impl ReadModel for EscalationsModel {
         }
         let table = target.table(TABLE);
         let conversations = ids(relevant.iter().map(|d| d.conversation_id));
-        let open = rows::load_where(
-            conn,
-            &table,
-            "conversation_id",
-            &conversations,
-            "status = 'open'",
-            |r: &EscalationRow| r.conversation_id,
-        )
-        .await?;
+        // Only the open escalations: a conversation's closed ones stay as they are.
+        let sql =
+            format!("SELECT row_to_json(t)::text FROM {table} t WHERE conversation_id = ANY($1) AND status = 'open'");
+        let mut open = HashMap::new();
+        for text in sqlx::query_scalar::<_, String>(&sql).bind(&conversations).fetch_all(&mut *conn).await? {
+            let row: EscalationRow = serde_json::from_str(&text)?;
+            open.insert(row.conversation_id, row);
+        }
         let out = apply_batch(open, &relevant);
-        rows::upsert(conn, &table, &["conversation_id", "sequence"], COLUMNS, &out).await
+        rows::upsert(conn, &table, &["conversation_id", "sequence"], rows::columns::<EscalationRow>(), &out).await
     }
 }
 
@@ -128,10 +114,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::{EscalationRow, apply_batch, concerns};
-    use crate::conversation::log::Log;
-
-    const A: Uuid = Uuid::from_u128(0xa);
-    const B: Uuid = Uuid::from_u128(0xb);
+    use crate::conversation::log::{A, B, Log, assert_columns};
 
     fn escalated(reason: &str) -> E {
         E::ConversationEscalated { reason: reason.into(), suggestion_id: Some(Uuid::from_u128(5)) }
@@ -157,6 +140,7 @@ mod tests {
         let open = written(&log, HashMap::new());
         assert_eq!(open.len(), 1);
         let row = &open[0];
+        assert_columns(row);
         assert_eq!((row.sequence, row.status.as_str(), row.reason.as_str()), (2, "open", "price"));
         assert_eq!((row.actor.as_deref(), row.created_at, row.tenant_id), (Some("user:olga"), opened_at, log.tenant));
         assert_eq!(row.suggestion_id, Some(Uuid::from_u128(5)));

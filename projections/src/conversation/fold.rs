@@ -42,11 +42,9 @@ mod tests {
 
     use super::fold;
     use crate::conversation::list::ListModel;
-    use crate::conversation::log::{Log, generated, queued, received, sent, started};
+    use crate::conversation::log::{A, Log, generated, queued, received, sent, started};
     use crate::conversation::projection::apply_batch;
     use crate::conversation::suggestions::SuggestionsModel;
-
-    const A: Uuid = Uuid::from_u128(0xa);
 
     #[test]
     fn a_conversation_folds_to_the_rows_its_projectors_write() {

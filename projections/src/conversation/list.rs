@@ -6,12 +6,10 @@ use aisales_domain::vehicle_lookup::{IdType, VehicleDataStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Decoded;
-use super::projection::{Feed, ReadModel, ReadModelProjector, RowFold, RowOf, write_rows};
-use crate::projector::Target;
+use super::projection::{Feed, ReadModelProjector, RowFold, RowModel, RowOf};
 
 /// Projector of `rm_conversations`.
 pub type ConversationList = ReadModelProjector<ListModel>;
@@ -47,50 +45,15 @@ pub struct ConversationRow {
     pub search_text: String,
 }
 
-impl ReadModel for ListModel {
+impl RowModel for ListModel {
     const NAME: &'static str = "conversations";
     const DESCRIPTION: &'static str = "conversation list: status, customer, last message, unread, pending suggestions";
-    const TABLES: &'static [&'static str] = &[<Self as RowFold>::TABLE];
-
-    fn write(
-        conn: &mut PgConnection,
-        target: Target,
-        events: &[Decoded<'_>],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        write_rows::<Self>(conn, target, events)
-    }
 }
 
 impl RowFold for ListModel {
     type Row = ConversationRow;
     const TABLE: &'static str = "rm_conversations";
     const PK: &'static [&'static str] = &["conversation_id"];
-    const COLUMNS: &'static [&'static str] = &[
-        "conversation_id",
-        "tenant_id",
-        "channel",
-        "account_id",
-        "chat_id",
-        "customer_id",
-        "customer_name",
-        "customer_phone",
-        "status",
-        "muted",
-        "assigned_operator",
-        "last_message_preview",
-        "last_message_at",
-        "last_message_direction",
-        "unread_count",
-        "pending_suggestions",
-        "messages_count",
-        "awaiting_reply_since",
-        "vehicle",
-        "created_at",
-        "updated_at",
-        "last_sequence",
-        "search_text",
-    ];
-    const LOAD_BY: &'static str = "conversation_id";
     const FEED: Feed<ConversationRow> = Feed::EachRow { entity: "conversation", tenant: |r| r.tenant_id };
 
     fn key(row: &ConversationRow) -> Uuid {
@@ -255,16 +218,9 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
-    use super::{ConversationRow, ListModel};
-    use crate::conversation::log::{Log, generated, queued, received, sent, started};
+    use super::ListModel;
+    use crate::conversation::log::{A, B, Log, assert_columns, generated, queued, received, rows, sent, started};
     use crate::conversation::projection::{Change, apply_batch};
-
-    const A: Uuid = Uuid::from_u128(0xa);
-    const B: Uuid = Uuid::from_u128(0xb);
-
-    fn folded(log: &Log) -> HashMap<Uuid, ConversationRow> {
-        apply_batch::<ListModel>(HashMap::new(), &log.decoded()).unwrap().rows
-    }
 
     #[test]
     fn a_conversation_shows_its_last_message_counts_and_waiting_time() {
@@ -278,8 +234,9 @@ mod tests {
             .push(A, E::SuggestionApproved { suggestion_id: Uuid::from_u128(4), automatic: false })
             .push(A, queued(Uuid::from_u128(6), Some(Uuid::from_u128(4)), "Есть, 30 000 ₽", ReplyOrigin::Suggestion));
         let queued_at = log.clock - chrono::Duration::seconds(1);
-        let row = folded(&log).remove(&A).unwrap();
+        let row = rows::<ListModel>(&log).remove(&A).unwrap();
         assert_eq!(row.customer_name.as_deref(), Some("Иван"), "the first name a message gives");
+        assert_columns(&row);
         assert_eq!((row.messages_count, row.unread_count, row.pending_suggestions), (3, 2, 1));
         assert_eq!(row.last_message_preview.as_deref(), Some("Есть, 30 000 ₽"));
         assert_eq!(row.last_message_direction.as_deref(), Some("out"));
@@ -296,7 +253,7 @@ mod tests {
             .push(A, E::OperatorAssigned { operator: Some("user:olga".into()) })
             .push(A, E::SuggestionRejected { suggestion_id: Uuid::from_u128(5), reason: None })
             .push(A, E::SuggestionSuperseded { suggestion_id: Uuid::from_u128(9), by_message_id: Uuid::from_u128(3) });
-        let row = folded(&log).remove(&A).unwrap();
+        let row = rows::<ListModel>(&log).remove(&A).unwrap();
         assert_eq!(row.awaiting_reply_since, None, "a sent reply ends the wait");
         assert_eq!(row.unread_count, 0, "an operator's reply reads the conversation");
         assert_eq!(row.pending_suggestions, 0, "never below zero");
@@ -313,7 +270,7 @@ mod tests {
             .push(A, received(Uuid::from_u128(2), "Привет", Some("Иван"), t0))
             .push(A, E::ConversationRead)
             .push(A, received(Uuid::from_u128(3), "Ау", None, t0));
-        let row = folded(&log).remove(&A).unwrap();
+        let row = rows::<ListModel>(&log).remove(&A).unwrap();
         assert_eq!(row.unread_count, 1);
         assert_eq!(row.customer_name.as_deref(), Some("Анна"), "a name known from the start stays");
     }
@@ -344,7 +301,7 @@ mod tests {
         };
         let mut log = Log::new();
         log.push(A, started(Uuid::from_u128(1), None, log.clock)).push(A, requested(lookup));
-        let row = folded(&log).remove(&A).unwrap();
+        let row = rows::<ListModel>(&log).remove(&A).unwrap();
         assert_eq!(
             row.vehicle,
             Some(
@@ -357,7 +314,7 @@ mod tests {
             E::VehicleDataAttached { lookup_id: lookup, revision: 1, data: Box::new(data(VehicleDataStatus::Found)) },
         )
         .push(A, requested(lookup));
-        let v = folded(&log).remove(&A).unwrap().vehicle.unwrap();
+        let v = rows::<ListModel>(&log).remove(&A).unwrap().vehicle.unwrap();
         assert_eq!(v["lookup_status"], "requested", "asked again");
         assert_eq!(v["source"], "catalogue", "what is known stays until the new answer comes");
 
@@ -371,7 +328,7 @@ mod tests {
                 reason: "site down".into(),
             },
         );
-        let v = folded(&log).remove(&A).unwrap().vehicle.unwrap();
+        let v = rows::<ListModel>(&log).remove(&A).unwrap().vehicle.unwrap();
         assert_eq!((v["lookup_status"].as_str(), v["failure_reason"].as_str()), (Some("failed"), Some("site down")));
         assert_eq!(v["source"], "catalogue");
 
@@ -383,10 +340,10 @@ mod tests {
                 data: Box::new(data(VehicleDataStatus::NotFound)),
             },
         );
-        assert_eq!(folded(&log).remove(&A).unwrap().vehicle.unwrap()["lookup_status"], "not_found");
+        assert_eq!(rows::<ListModel>(&log).remove(&A).unwrap().vehicle.unwrap()["lookup_status"], "not_found");
 
         log.push(A, requested(Uuid::from_u128(0x200)));
-        let v = folded(&log).remove(&A).unwrap().vehicle.unwrap();
+        let v = rows::<ListModel>(&log).remove(&A).unwrap().vehicle.unwrap();
         assert_eq!(v["lookup_id"], json!(Uuid::from_u128(0x200)), "another lookup starts afresh");
         assert!(v.get("source").is_none());
     }
@@ -398,10 +355,10 @@ mod tests {
         log.push(A, started(Uuid::from_u128(1), None, t0))
             .push(A, received(Uuid::from_u128(2), "Привет", None, t0))
             .push(A, received(Uuid::from_u128(3), "Ау", None, t0));
-        let rows = folded(&log);
+        let all = rows::<ListModel>(&log);
         let decoded = log.decoded();
-        let again = apply_batch::<ListModel>(rows.clone(), &decoded[1..]).unwrap();
-        assert_eq!(again.rows, rows);
+        let again = apply_batch::<ListModel>(all.clone(), &decoded[1..]).unwrap();
+        assert_eq!(again.rows, all);
         assert_eq!(again.changed, vec![A], "the row is still written");
     }
 

@@ -4,12 +4,10 @@
 use aisales_domain::conversation::{ConversationEvent as E, ReplyOrigin};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Decoded;
-use super::projection::{Feed, ReadModel, ReadModelProjector, RowFold, RowOf, write_rows};
-use crate::projector::Target;
+use super::projection::{Feed, ReadModelProjector, RowFold, RowModel, RowOf};
 
 /// Projector of `rm_messages`.
 pub type Messages = ReadModelProjector<MessagesModel>;
@@ -38,18 +36,9 @@ pub struct MessageRow {
     pub sequence: i64,
 }
 
-impl ReadModel for MessagesModel {
+impl RowModel for MessagesModel {
     const NAME: &'static str = "messages";
     const DESCRIPTION: &'static str = "messages of every conversation, both directions, with delivery status";
-    const TABLES: &'static [&'static str] = &[<Self as RowFold>::TABLE];
-
-    fn write(
-        conn: &mut PgConnection,
-        target: Target,
-        events: &[Decoded<'_>],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        write_rows::<Self>(conn, target, events)
-    }
 }
 
 /// The reply a delivery event is about.
@@ -69,25 +58,6 @@ impl RowFold for MessagesModel {
     type Row = MessageRow;
     const TABLE: &'static str = "rm_messages";
     const PK: &'static [&'static str] = &["message_id"];
-    const COLUMNS: &'static [&'static str] = &[
-        "message_id",
-        "tenant_id",
-        "conversation_id",
-        "direction",
-        "author",
-        "text",
-        "attachments",
-        "provider_message_id",
-        "suggestion_id",
-        "status",
-        "failure_reason",
-        "actor",
-        "created_at",
-        "sent_at",
-        "delivered_at",
-        "sequence",
-    ];
-    const LOAD_BY: &'static str = "message_id";
     const FEED: Feed<MessageRow> = Feed::EachEvent { entity: "message", tells_created: true };
 
     fn key(row: &MessageRow) -> Uuid {
@@ -191,17 +161,12 @@ mod tests {
     use aisales_domain::conversation::{ConversationEvent as E, ReplyOrigin};
     use uuid::Uuid;
 
-    use super::{MessageRow, MessagesModel};
-    use crate::conversation::log::{Log, queued, received, sent};
+    use super::MessagesModel;
+    use crate::conversation::log::{A, Log, assert_columns, queued, received, rows, sent};
     use crate::conversation::projection::{apply_batch, needed};
 
-    const A: Uuid = Uuid::from_u128(0xa);
     const IN: Uuid = Uuid::from_u128(1);
     const OUT: Uuid = Uuid::from_u128(2);
-
-    fn fold(log: &Log) -> HashMap<Uuid, MessageRow> {
-        apply_batch::<MessagesModel>(HashMap::new(), &log.decoded()).unwrap().rows
-    }
 
     #[test]
     fn a_customer_message_and_a_reply_become_rows_with_their_authors() {
@@ -212,13 +177,14 @@ mod tests {
             "user:olga",
             queued(OUT, Some(Uuid::from_u128(3)), "Есть", ReplyOrigin::Edited),
         );
-        let rows = fold(&log);
-        let m = &rows[&IN];
+        let all = rows::<MessagesModel>(&log);
+        let m = &all[&IN];
+        assert_columns(m);
         assert_eq!((m.direction.as_str(), m.author.as_str(), m.status.as_str()), ("in", "customer", "received"));
         assert_eq!((m.created_at, m.sequence, m.tenant_id), (t0, 1, log.tenant));
         assert_eq!(m.provider_message_id.as_deref(), Some(format!("p-{IN}").as_str()));
         assert_eq!(m.attachments, serde_json::json!([]));
-        let r = &rows[&OUT];
+        let r = &all[&OUT];
         assert_eq!((r.direction.as_str(), r.author.as_str(), r.status.as_str()), ("out", "assistant", "queued"));
         assert_eq!(r.actor.as_deref(), Some("user:olga"));
         assert_eq!(r.suggestion_id, Some(Uuid::from_u128(3)));
@@ -229,7 +195,7 @@ mod tests {
         {
             let mut log = Log::new();
             log.push(A, queued(OUT, None, "Есть", origin));
-            assert_eq!(fold(&log)[&OUT].author, author);
+            assert_eq!(rows::<MessagesModel>(&log)[&OUT].author, author);
         }
     }
 
@@ -238,7 +204,7 @@ mod tests {
         let mut log = Log::new();
         let t0 = log.clock;
         let status = |log: &Log| {
-            let r = fold(log).remove(&OUT).unwrap();
+            let r = rows::<MessagesModel>(log).remove(&OUT).unwrap();
             (r.status, r.failure_reason)
         };
         log.push(A, queued(OUT, None, "Есть", ReplyOrigin::Operator))
@@ -251,7 +217,7 @@ mod tests {
         log.push(A, E::ReplyRetryRequested { reply_id: OUT });
         assert_eq!(status(&log), ("queued".into(), Some("blocked".into())));
         log.push(A, sent(OUT, t0 + chrono::Duration::seconds(30)));
-        let r = fold(&log).remove(&OUT).unwrap();
+        let r = rows::<MessagesModel>(&log).remove(&OUT).unwrap();
         assert_eq!((r.status.as_str(), r.failure_reason), ("sent", None));
         assert_eq!(r.sent_at, Some(t0 + chrono::Duration::seconds(30)));
         assert_eq!(r.provider_message_id, Some(format!("p-{OUT}")));
@@ -263,7 +229,7 @@ mod tests {
             at: t0 + chrono::Duration::seconds(secs),
         };
         log.push(A, delivered("delivered", 40)).push(A, delivered("read", 50));
-        let r = fold(&log).remove(&OUT).unwrap();
+        let r = rows::<MessagesModel>(&log).remove(&OUT).unwrap();
         assert_eq!(r.status, "read");
         assert_eq!(r.delivered_at, Some(t0 + chrono::Duration::seconds(40)), "delivered when first reported");
     }
@@ -285,7 +251,7 @@ mod tests {
         let err = apply_batch::<MessagesModel>(HashMap::new(), &decoded).err().unwrap();
         assert!(err.to_string().contains(&format!("reply {earlier} of conversation {A} was never queued")), "{err}");
 
-        let mut stored = fold(&{
+        let mut stored = rows::<MessagesModel>(&{
             let mut l = Log::new();
             l.push(A, queued(earlier, None, "Раньше", ReplyOrigin::Operator));
             l

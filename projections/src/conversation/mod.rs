@@ -124,10 +124,32 @@ pub(crate) mod log {
     use aisales_domain::conversation::{ChannelKind, ConversationEvent as E, Decision, ReplyOrigin};
     use chrono::{DateTime, TimeZone, Utc};
     use cqrs_es::DomainEvent;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
     use uuid::Uuid;
 
+    use super::projection::{RowFold, apply_batch};
     use super::{CONVERSATION, Decoded, decode};
     use crate::events::{Position, StoredEvent};
+
+    /// Two conversations.
+    pub const A: Uuid = Uuid::from_u128(0xa);
+    pub const B: Uuid = Uuid::from_u128(0xb);
+
+    /// The rows `F` folds the log's events into, from none.
+    pub fn rows<F: RowFold>(log: &Log) -> HashMap<Uuid, F::Row> {
+        apply_batch::<F>(HashMap::new(), &log.decoded()).unwrap().rows
+    }
+
+    /// Checks that a row serializes into exactly the columns [`crate::rows::columns`] names.
+    pub fn assert_columns<R: Serialize + DeserializeOwned>(row: &R) {
+        let value = serde_json::to_value(row).unwrap();
+        let mut fields: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut columns = crate::rows::columns::<R>().to_vec();
+        fields.sort_unstable();
+        columns.sort_unstable();
+        assert_eq!(fields, columns);
+    }
 
     /// Events of one tenant, appended in global order with their stream's next sequence.
     pub struct Log {

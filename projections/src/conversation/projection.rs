@@ -106,17 +106,15 @@ pub enum Feed<R> {
 /// an event is about ([`RowFold::row_of`], Emmett's `canHandle`) and what the row becomes
 /// ([`RowFold::evolve`]), both pure. [`write_rows`] runs it over a batch.
 pub trait RowFold {
-    /// A row of the table, serialized column by column.
+    /// A row of the table: its fields are the table's columns (see [`rows::columns`]).
     type Row: Serialize + DeserializeOwned + Send + Sync;
     /// The table (of the live generation).
     const TABLE: &'static str;
     /// Its primary-key columns: the upsert's conflict target.
     const PK: &'static [&'static str];
-    /// Every column of a row.
-    const COLUMNS: &'static [&'static str];
     /// The column stored rows are loaded by: the key [`RowFold::row_of`] names and
-    /// [`RowFold::key`] reads.
-    const LOAD_BY: &'static str;
+    /// [`RowFold::key`] reads. The primary key unless said otherwise.
+    const LOAD_BY: &'static str = Self::PK[0];
     /// What the live-update feed hears.
     const FEED: Feed<Self::Row>;
 
@@ -129,6 +127,28 @@ pub trait RowFold {
     /// The row after `event`, from the row as the batch holds it (`None` when there is none
     /// yet); `None` when there is still none. An event that needs a row that never was is an error.
     fn evolve(row: Option<Self::Row>, event: &Decoded) -> anyhow::Result<Option<Self::Row>>;
+}
+
+/// A read model that is one [`RowFold`]: its projector writes each batch with [`write_rows`].
+pub trait RowModel: RowFold + Send + Sync + 'static {
+    /// Projector name: the checkpoint key and the `projections rebuild NAME` argument.
+    const NAME: &'static str;
+    /// One line for `projections status`.
+    const DESCRIPTION: &'static str;
+}
+
+impl<F: RowModel> ReadModel for F {
+    const NAME: &'static str = <F as RowModel>::NAME;
+    const DESCRIPTION: &'static str = <F as RowModel>::DESCRIPTION;
+    const TABLES: &'static [&'static str] = &[F::TABLE];
+
+    fn write(
+        conn: &mut PgConnection,
+        target: Target,
+        events: &[Decoded<'_>],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        write_rows::<F>(conn, target, events)
+    }
 }
 
 /// Applies one event to the rows it names; returns the row it changed and whether the event made
@@ -147,6 +167,7 @@ pub struct Applied<R> {
     pub rows: HashMap<Uuid, R>,
     /// Keys of the rows the batch changed, in the order it first changed them.
     pub changed: Vec<Uuid>,
+    /// What the live-update feed hears of the batch.
     pub changes: Vec<Change>,
 }
 
@@ -223,7 +244,7 @@ pub async fn write_rows<'a, F: RowFold>(
     let table = target.table(F::TABLE);
     let stored = rows::load(conn, &table, F::LOAD_BY, &needed::<F>(events), F::key).await?;
     let applied = apply_batch::<F>(stored, events)?;
-    rows::upsert(conn, &table, F::PK, F::COLUMNS, &applied.changed_rows()).await?;
+    rows::upsert(conn, &table, F::PK, rows::columns::<F::Row>(), &applied.changed_rows()).await?;
     record_changes(conn, target, &applied.changes).await
 }
 

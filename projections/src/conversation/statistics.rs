@@ -46,22 +46,6 @@ pub struct DailyStats {
     pub escalations: i32,
 }
 
-const COUNTERS: &[&str] = &[
-    "messages_in",
-    "messages_out",
-    "suggestions_generated",
-    "decided_auto_send",
-    "decided_need_approval",
-    "decided_escalate",
-    "suggestions_failed",
-    "approved",
-    "auto_approved",
-    "edited",
-    "rejected",
-    "superseded",
-    "escalations",
-];
-
 /// A conversation waiting for a reply (a row of `rm_stats_waiting`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Waiting {
@@ -70,10 +54,8 @@ pub struct Waiting {
     pub waiting_since: DateTime<Utc>,
 }
 
-const WAITING_COLUMNS: &[&str] = &["conversation_id", "tenant_id", "waiting_since"];
-
 /// A first response (a row of `rm_response_times`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResponseTime {
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
@@ -81,8 +63,6 @@ pub struct ResponseTime {
     pub day: NaiveDate,
     pub seconds: f64,
 }
-
-const RESPONSE_TIME_COLUMNS: &[&str] = &["tenant_id", "conversation_id", "sequence", "day", "seconds"];
 
 impl ReadModel for StatisticsModel {
     const NAME: &'static str = "daily_stats";
@@ -101,8 +81,9 @@ impl ReadModel for StatisticsModel {
 
         let stats_table = target.table("rm_daily_stats");
         let stats: Vec<&DailyStats> = tally.stats.values().collect();
-        let set = COUNTERS.iter().map(|c| format!("{c} = s.{c} + EXCLUDED.{c}")).collect::<Vec<_>>().join(", ");
-        let cols = format!("tenant_id, day, {}", COUNTERS.join(", "));
+        let counters = || rows::columns::<DailyStats>().iter().filter(|c| !["tenant_id", "day"].contains(c));
+        let set = counters().map(|c| format!("{c} = s.{c} + EXCLUDED.{c}")).collect::<Vec<_>>().join(", ");
+        let cols = rows::columns::<DailyStats>().join(", ");
         sqlx::query(&format!(
             "INSERT INTO {stats_table} AS s ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{stats_table}, $1::jsonb) \
              ON CONFLICT (tenant_id, day) DO UPDATE SET {set}"
@@ -111,13 +92,20 @@ impl ReadModel for StatisticsModel {
         .execute(&mut *conn)
         .await?;
         let times_table = target.table("rm_response_times");
-        rows::upsert(conn, &times_table, &["conversation_id", "sequence"], RESPONSE_TIME_COLUMNS, &tally.times).await?;
+        rows::upsert(
+            conn,
+            &times_table,
+            &["conversation_id", "sequence"],
+            rows::columns::<ResponseTime>(),
+            &tally.times,
+        )
+        .await?;
 
         let (keep, clear): (Vec<_>, Vec<_>) = tally.waiting.into_iter().partition(|(_, w)| w.is_some());
         let keep: Vec<Waiting> = keep.into_iter().filter_map(|(_, w)| w).collect();
-        rows::upsert(conn, &waiting_table, &["conversation_id"], WAITING_COLUMNS, &keep).await?;
+        rows::upsert(conn, &waiting_table, &["conversation_id"], rows::columns::<Waiting>(), &keep).await?;
         let started: Vec<&Waiting> = tally.started.values().collect();
-        rows::insert_missing(conn, &waiting_table, &["conversation_id"], WAITING_COLUMNS, &started).await?;
+        rows::insert_missing(conn, &waiting_table, &["conversation_id"], rows::columns::<Waiting>(), &started).await?;
         let clear: Vec<Uuid> = clear.into_iter().map(|(id, _)| id).collect();
         if !clear.is_empty() {
             sqlx::query(&format!("DELETE FROM {waiting_table} WHERE conversation_id = ANY($1)"))
@@ -222,10 +210,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::{DailyStats, ResponseTime, Tally, Waiting, replied};
-    use crate::conversation::log::{Log, generated, received, sent};
-
-    const A: Uuid = Uuid::from_u128(0xa);
-    const B: Uuid = Uuid::from_u128(0xb);
+    use crate::conversation::log::{A, B, Log, assert_columns, generated, received, sent};
 
     fn tally(log: &Log, stored: HashMap<Uuid, Waiting>) -> Tally {
         let decoded = log.decoded();
@@ -301,6 +286,9 @@ mod tests {
             .push(A, received(Uuid::from_u128(5), "Спасибо", None, t0 + Duration::seconds(200)));
         let t = tally(&log, HashMap::new());
         let day = t0.date_naive();
+        assert_columns(&t.times[0]);
+        assert_columns(t.waiting[&A].as_ref().unwrap());
+        assert_columns(&t.stats[&(log.tenant, day)]);
         assert_eq!(
             t.times,
             vec![ResponseTime { tenant_id: log.tenant, conversation_id: A, sequence: 3, day, seconds: 90.5 }],

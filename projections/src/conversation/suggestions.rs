@@ -4,12 +4,10 @@
 use aisales_domain::conversation::ConversationEvent as E;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Decoded;
-use super::projection::{Feed, ReadModel, ReadModelProjector, RowFold, RowOf, write_rows};
-use crate::projector::Target;
+use super::projection::{Feed, ReadModelProjector, RowFold, RowModel, RowOf};
 
 /// Projector of `rm_suggestions`.
 pub type Suggestions = ReadModelProjector<SuggestionsModel>;
@@ -40,45 +38,15 @@ pub struct SuggestionRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl ReadModel for SuggestionsModel {
+impl RowModel for SuggestionsModel {
     const NAME: &'static str = "suggestions";
     const DESCRIPTION: &'static str = "reply suggestions with intent, confidence, decision and the operator's verdict";
-    const TABLES: &'static [&'static str] = &[<Self as RowFold>::TABLE];
-
-    fn write(
-        conn: &mut PgConnection,
-        target: Target,
-        events: &[Decoded<'_>],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        write_rows::<Self>(conn, target, events)
-    }
 }
 
 impl RowFold for SuggestionsModel {
     type Row = SuggestionRow;
     const TABLE: &'static str = "rm_suggestions";
     const PK: &'static [&'static str] = &["suggestion_id"];
-    const COLUMNS: &'static [&'static str] = &[
-        "suggestion_id",
-        "tenant_id",
-        "conversation_id",
-        "request_id",
-        "text",
-        "intent",
-        "confidence",
-        "decision",
-        "explanations",
-        "source",
-        "model",
-        "autosend_block_reason",
-        "status",
-        "final_text",
-        "reply_id",
-        "decided_by",
-        "decided_at",
-        "created_at",
-    ];
-    const LOAD_BY: &'static str = "suggestion_id";
     const FEED: Feed<SuggestionRow> = Feed::EachEvent { entity: "suggestion", tells_created: false };
 
     fn key(row: &SuggestionRow) -> Uuid {
@@ -167,22 +135,18 @@ mod tests {
     use aisales_domain::conversation::{ConversationEvent as E, Decision, ReplyOrigin};
     use uuid::Uuid;
 
-    use super::{SuggestionRow, SuggestionsModel};
-    use crate::conversation::log::{Log, generated, queued};
+    use super::SuggestionsModel;
+    use crate::conversation::log::{A, Log, assert_columns, generated, queued, rows};
     use crate::conversation::projection::{RowFold, RowOf, apply_batch};
 
-    const A: Uuid = Uuid::from_u128(0xa);
     const S: Uuid = Uuid::from_u128(1);
-
-    fn fold(log: &Log) -> HashMap<Uuid, SuggestionRow> {
-        apply_batch::<SuggestionsModel>(HashMap::new(), &log.decoded()).unwrap().rows
-    }
 
     #[test]
     fn a_drafted_suggestion_waits_for_a_verdict() {
         let mut log = Log::new();
         log.push(A, generated(S, Decision::NeedApproval));
-        let s = &fold(&log)[&S];
+        let s = &rows::<SuggestionsModel>(&log)[&S];
+        assert_columns(s);
         assert_eq!(
             (s.status.as_str(), s.decision.as_str(), s.intent.as_str()),
             ("pending", "NEED_APPROVAL", "availability")
@@ -207,7 +171,7 @@ mod tests {
             let mut log = Log::new();
             log.push(A, generated(S, Decision::NeedApproval)).push_by(A, "user:olga", verdict);
             let decided_at = log.clock - chrono::Duration::seconds(1);
-            let s = fold(&log).remove(&S).unwrap();
+            let s = rows::<SuggestionsModel>(&log).remove(&S).unwrap();
             assert_eq!(s.status, status);
             assert_eq!((s.decided_by.as_deref(), s.decided_at), (Some("user:olga"), Some(decided_at)));
             assert_eq!(s.final_text.as_deref(), final_text);
@@ -222,9 +186,9 @@ mod tests {
             .push(A, E::SuggestionApproved { suggestion_id: S, automatic: true })
             .push(A, queued(reply, Some(S), "Есть в наличии", ReplyOrigin::Auto))
             .push(A, queued(Uuid::from_u128(3), None, "Ещё вопрос?", ReplyOrigin::Operator));
-        let rows = fold(&log);
-        assert_eq!(rows.len(), 1, "a reply of its own touches no suggestion");
-        let s = &rows[&S];
+        let all = rows::<SuggestionsModel>(&log);
+        assert_eq!(all.len(), 1, "a reply of its own touches no suggestion");
+        let s = &all[&S];
         assert_eq!(
             (s.status.as_str(), s.reply_id, s.final_text.as_deref()),
             ("auto_sent", Some(reply), Some("Есть в наличии"))

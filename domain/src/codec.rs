@@ -90,7 +90,8 @@ pub fn variant_name<T: Serialize + ?Sized>(value: &T) -> &'static str {
 /// The variant names of an enum, in declaration order, as its `Deserialize` declares them
 /// (computed once per type).
 pub fn variant_names<T: for<'de> Deserialize<'de> + 'static>() -> &'static [&'static str] {
-    static KNOWN: LazyLock<Mutex<Vec<(std::any::TypeId, &'static [&'static str])>>> = LazyLock::new(Mutex::default);
+    type Known = Vec<(std::any::TypeId, &'static [&'static str])>;
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
     let id = std::any::TypeId::of::<T>();
     let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, names)) = known.iter().find(|(t, _)| *t == id) {

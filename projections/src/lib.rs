@@ -4,10 +4,11 @@
 //! * [`events`] reads the event log in its global, gap-safe order.
 //! * [`checkpoint`] keeps one checkpoint row per projector.
 //! * [`projector`] defines a projector and applies one batch exactly once.
-//! * The read models themselves live in their own modules, one projector each.
+//! * The read models themselves live in their own modules, one projector each: the
+//!   conversation read models under [`conversation`], vehicle lookups in [`vehicle_lookup_views`].
 
 pub mod checkpoint;
-pub mod conversation_views;
+pub mod conversation;
 pub mod events;
 pub mod feed;
 pub mod projector;

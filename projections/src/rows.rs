@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use sqlx::PgConnection;
 
 /// Loads the rows of `table` whose `key` column is in `keys`, keyed by `key_of`.
@@ -34,6 +35,40 @@ where
         out.insert(key_of(&row), row);
     }
     Ok(out)
+}
+
+/// The columns of a row type: the names of its fields, as serde reads them. A row is written
+/// with exactly the columns it has, so the struct is the one list of them.
+pub fn columns<R: DeserializeOwned>() -> &'static [&'static str] {
+    /// Reads the fields a struct's `Deserialize` asks for, and nothing else.
+    struct Fields(Option<&'static [&'static str]>);
+
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields = Fields(None);
+    let _ = R::deserialize(&mut fields);
+    fields.0.unwrap_or_default()
 }
 
 /// Inserts or replaces `rows` in `table` (conflict on `pk`), all columns named in `columns`.
@@ -91,6 +126,11 @@ async fn write<R: Serialize>(
     Ok(())
 }
 
+/// A timestamp as Postgres stores it (microseconds), so that folded and stored rows compare equal.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
 /// Cuts RFC 3339 timestamps in JSON text to microseconds. Postgres keeps microseconds and
 /// *rounds* longer fractions, while a state folded in memory truncates them (`micros`): without
 /// this, a read model row and the same row replayed from the events could differ by a
@@ -134,7 +174,22 @@ fn truncate_timestamps(json: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate_timestamps;
+    use super::{columns, truncate_timestamps};
+
+    #[test]
+    fn the_columns_of_a_row_are_its_fields_in_order() {
+        #[derive(serde::Deserialize)]
+        #[expect(dead_code, reason = "only the fields' names are read")]
+        struct Row {
+            id: uuid::Uuid,
+            #[serde(rename = "day")]
+            date: chrono::NaiveDate,
+            tags: Vec<String>,
+            note: Option<String>,
+        }
+        assert_eq!(columns::<Row>(), ["id", "day", "tags", "note"]);
+        assert!(columns::<String>().is_empty(), "not a struct: no columns");
+    }
 
     #[test]
     fn timestamps_are_cut_to_microseconds_and_nothing_else_changes() {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::conversation_views::{CONVERSATION, Change, record_changes};
+use crate::conversation::{CONVERSATION, Change, record_changes};
 use crate::events::StoredEvent;
 use crate::projector::{Projector, Target};
 use crate::rows;
@@ -25,10 +25,7 @@ pub const VEHICLE_LOOKUP: &str = "vehicle_lookup";
 
 /// Reads one stored vehicle-lookup event, upcasting older versions.
 pub fn decode_event(event_type: &str, version: &str, payload: &str) -> anyhow::Result<E> {
-    match version {
-        "1" => Ok(serde_json::from_str(payload)?),
-        other => anyhow::bail!("unknown version {other} of {event_type}"),
-    }
+    Ok(<E as aisales_domain::codec::EventSchema>::decode(event_type, version, payload)?)
 }
 
 /// One entry of a lookup's history.
@@ -326,7 +323,11 @@ enum Relevant {
 fn relevant(e: &StoredEvent) -> anyhow::Result<Option<Relevant>> {
     Ok(match e.aggregate_type.as_str() {
         CONVERSATION if e.event_type == "VehicleLookupRequested" => {
-            match crate::conversation_views::decode_event(&e.event_type, &e.event_version, &e.payload)? {
+            match <aisales_domain::conversation::ConversationEvent as aisales_domain::codec::EventSchema>::decode(
+                &e.event_type,
+                &e.event_version,
+                &e.payload,
+            )? {
                 CE::VehicleLookupRequested { lookup_id, message_id, id_type, value, .. } => Some(Relevant::Asked {
                     lookup_id,
                     conversation_id: e.aggregate_id.parse()?,

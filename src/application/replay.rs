@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::{Conversation, ConversationEvent as E, DeliveryStatus};
-use aisales_projections::conversation_views::{self, Folded};
+use aisales_projections::conversation::{self, Folded};
 use aisales_projections::events::{self, StoredEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -179,15 +179,13 @@ pub async fn chain(
     // The lookups of the conversation are where its chains continue.
     let mut related: BTreeSet<(String, String)> = BTreeSet::new();
     for e in &own {
-        if let Ok(ev) = conversation_views::event_of(e) {
-            match ev {
-                E::VehicleLookupRequested { lookup_id, .. }
-                | E::VehicleDataAttached { lookup_id, .. }
-                | E::VehicleLookupFailed { lookup_id, .. } => {
-                    related.insert(("vehicle_lookup".to_string(), lookup_id.to_string()));
-                }
-                _ => {}
-            }
+        if let Ok(
+            E::VehicleLookupRequested { lookup_id, .. }
+            | E::VehicleDataAttached { lookup_id, .. }
+            | E::VehicleLookupFailed { lookup_id, .. },
+        ) = conversation::event_of(e)
+        {
+            related.insert(("vehicle_lookup".to_string(), lookup_id.to_string()));
         }
     }
     let correlation = correlation_id.to_string();
@@ -241,8 +239,8 @@ pub async fn load(
     if let Until::Instant(at) = until {
         stored.retain(|e| e.recorded_at <= at);
     }
-    let decoded = conversation_views::decode(&stored)?;
-    let folded = conversation_views::fold(&decoded)?;
+    let decoded = conversation::decode(&stored)?;
+    let folded = conversation::fold(&decoded)?;
     let mut aggregate = Conversation::default();
     for d in &decoded {
         aggregate.evolve(d.event.clone());
@@ -264,7 +262,7 @@ impl Replay {
             .iter()
             .zip(&self.events)
             .map(|(stored, e)| {
-                let what = conversation_views::event_of(stored).map_or_else(|err| format!("({err})"), describe);
+                let what = conversation::event_of(stored).map_or_else(|err| format!("({err})"), describe);
                 let who = e.metadata.get("actor").cloned().unwrap_or_else(|| "?".into());
                 format!(
                     "#{:<5} {}  {:<28} {:<22} {}{}",

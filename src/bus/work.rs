@@ -222,7 +222,7 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
     Ok(match e.aggregate_type.as_str() {
         CE::AGGREGATE => {
             // Decoded once for every projector of the process (the read models decode it too).
-            let ev = aisales_projections::conversation_views::event_of(e)?;
+            let ev = aisales_projections::conversation::event_of(e)?;
             conversation_changes(e, e.aggregate_id.parse()?, ev)
         }
         ProbeEvent::AGGREGATE => match ProbeEvent::decode(&e.event_type, &e.event_version, &e.payload)? {

@@ -14,7 +14,7 @@ use crate::projection::runtime::RuntimeOptions;
 /// Every projector, in the order `projections status` lists them.
 pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Projector>> {
     let mut out: Vec<Arc<dyn Projector>> = vec![Arc::new(StreamStats::default())];
-    out.extend(aisales_projections::conversation_views::all(Target::LIVE).into_iter().map(Arc::from));
+    out.extend(aisales_projections::conversation::all(Target::LIVE).into_iter().map(Arc::from));
     out.extend(aisales_projections::vehicle_lookup_views::all(Target::LIVE).into_iter().map(Arc::from));
     out.push(Arc::new(WorkProjector::new(
         pool.clone(),

@@ -54,14 +54,20 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
     .fetch_optional(pool)
     .await?;
     let vehicle_data = match attached {
-        Some((t, v, p)) => match aisales_projections::conversation_views::decode_event(&t, &v, &p)? {
-            E::VehicleDataAttached { data, .. } => Some(*data),
-            _ => None,
-        },
+        Some((t, v, p)) => {
+            match <aisales_domain::conversation::ConversationEvent as aisales_domain::codec::EventSchema>::decode(
+                &t, &v, &p,
+            )? {
+                E::VehicleDataAttached { data, .. } => Some(*data),
+                _ => None,
+            }
+        }
         None => None,
     };
     for (t, v, p) in rows.into_iter().rev() {
-        match aisales_projections::conversation_views::decode_event(&t, &v, &p)? {
+        match <aisales_domain::conversation::ConversationEvent as aisales_domain::codec::EventSchema>::decode(
+            &t, &v, &p,
+        )? {
             E::MessageReceived { text, attachments, .. } => {
                 let mut text = text;
                 if !attachments.is_empty() {

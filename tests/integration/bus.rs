@@ -284,7 +284,7 @@ async fn unanswered_probes_are_given_up_and_other_work_is_not() {
         .await
         .unwrap();
     }
-    let options = aisales::process::sweeper_options(&settings);
+    let options = aisales::process::sweeper_options(settings);
     aisales::bus::sweeper::sweep_once(&app.pool, &app.state.redis, &options).await.unwrap();
     let statuses: HashMap<String, String> =
         sqlx::query_as::<_, (String, String)>("SELECT job_id, status FROM work_items")

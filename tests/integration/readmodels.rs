@@ -547,7 +547,7 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
 #[tokio::test]
 async fn customers_are_the_same_whatever_the_batches() {
     use aisales::testkit::TestDb;
-    use aisales_projections::conversation_views::Customers;
+    use aisales_projections::conversation::Customers;
     use aisales_projections::{Projector, Target, apply_next_batch};
 
     let db = TestDb::create().await.unwrap();

@@ -155,7 +155,7 @@ async fn a_stored_older_event_version_loads_through_its_upcaster() {
         other => panic!("{other:?}"),
     }
     // The read models read it too.
-    let list = aisales_projections::conversation_views::ConversationList::new(aisales_projections::Target::LIVE);
+    let list = aisales_projections::conversation::ConversationList::new(aisales_projections::Target::LIVE);
     // (Transactions open elsewhere in the cluster hold the readable head back for a moment.)
     let mut applied = 0;
     for _ in 0..200 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aisales_domain::conversation::{ChannelKind, Status};
 use aisales_projections::Position;
-use aisales_projections::conversation_views::{ConversationRow, SuggestionRow};
+use aisales_projections::conversation::{ConversationRow, SuggestionRow};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

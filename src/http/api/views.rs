@@ -2,7 +2,7 @@
 //! microseconds (what Postgres keeps), so a row read back and a row folded in memory (audit
 //! replay) look the same.
 
-use aisales_projections::conversation_views::{ConversationRow, SuggestionRow};
+use aisales_projections::conversation::{ConversationRow, SuggestionRow};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use uuid::Uuid;

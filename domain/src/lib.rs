@@ -5,6 +5,8 @@ pub mod catalog;
 pub mod codec;
 pub mod conversation;
 pub mod detect;
+pub mod price;
+pub mod price_lookup;
 pub mod probe;
 pub mod prompt;
 pub mod reply;

@@ -1,6 +1,7 @@
 //! FRAME numbers: Japanese chassis numbers, a model code, a dash and a serial
-//! (`GX110-6012345`, `NZE141-1234567`, `GDB-012345`). Written without the dash they are only taken
-//! when a FRAME word (кузов, рама, frame, шасси) is nearby.
+//! (`GX110-6012345`, `NZE141-1234567`, `GDB-012345`). Written without the dash they are taken when
+//! a FRAME word (кузов, рама, frame, шасси) is nearby, or when the number is the whole message and
+//! its digits are a model number and a serial (`EU11105303`, `SCP110067053`).
 
 use super::keywords::FRAME_CONTEXT;
 use super::normalize::{FROM_CYRILLIC, IdWord, Scanned};
@@ -8,6 +9,14 @@ use super::{Candidate, CandidateKind, round_score};
 
 /// Characters either side of a FRAME searched for FRAME words.
 const CONTEXT_RADIUS: usize = 50;
+/// Digits of a dashless FRAME that is the whole message: a model number of at least two digits
+/// and a serial of at least six.
+const MIN_DASHLESS_DIGITS_ALONE: usize = 8;
+
+/// Whitespace and punctuation around a number sent alone ("EU11105303.", "(SCP110067053)").
+fn is_filler(byte: u8) -> bool {
+    matches!(byte, b' ' | b'.' | b',' | b'!' | b'?' | b':' | b';' | b'"' | b'\'' | b'(' | b')' | b'#')
+}
 
 /// Looks for a FRAME in `word`.
 pub(crate) fn collect(scan: &Scanned, word: &IdWord, out: &mut Vec<Candidate>) {
@@ -71,12 +80,22 @@ fn dashless(scan: &Scanned, run: (usize, usize)) -> Option<Candidate> {
         && (8..=14).contains(&cells.len())
         && cells[letters..].iter().all(|c| c.byte.is_ascii_digit())
         && !cells.iter().any(|c| c.is_lowercase_cyrillic());
-    // Without a FRAME word nearby, "AB1234567" is as likely an order or document number.
-    if !shaped || !scan.has_context(run.0, run.1, CONTEXT_RADIUS, FRAME_CONTEXT) {
+    if !shaped {
         return None;
     }
     let value: String = cells.iter().map(|c| char::from(c.byte)).collect();
-    Some(finish(scan, run.0, run.1, value, 0.75, vec!["frame_dashless".to_owned()]))
+    if scan.has_context(run.0, run.1, CONTEXT_RADIUS, FRAME_CONTEXT) {
+        return Some(finish(scan, run.0, run.1, value, 0.75, vec!["frame_dashless".to_owned()]));
+    }
+    // Without a FRAME word nearby, "AB1234567" is as likely an order or document number. A
+    // message that is nothing but the number is a FRAME when its digits hold a model number of
+    // two or three digits and a six- or seven-digit serial (EU11 105303, SCP11 0067053).
+    let whole_message = scan.cells[..run.0].iter().chain(&scan.cells[run.1..]).all(|c| is_filler(c.byte));
+    if whole_message && (MIN_DASHLESS_DIGITS_ALONE..=10).contains(&digits) {
+        let reasons = vec!["frame_dashless".to_owned(), "frame_whole_message".to_owned()];
+        return Some(Candidate::new(CandidateKind::Frame, value, 0.80, reasons));
+    }
+    None
 }
 
 fn finish(scan: &Scanned, start: usize, end: usize, value: String, score: f64, mut reasons: Vec<String>) -> Candidate {

@@ -20,6 +20,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use gearbox_type::GearboxType;
+pub(crate) use gearbox_type::label_type;
+pub(crate) use transmission::known_family;
 
 use crate::vin::VinInfo;
 
@@ -69,6 +71,10 @@ pub struct Candidate {
     /// A 16-character VIN (one character missing). Never used for a lookup.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// A guess the customer should confirm before it is used: a valid VIN found inside an
+    /// 18-character run (one character too many). Scored below the lookup threshold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_confirmation: bool,
     /// Offline decoding of a VIN, filled by [`Detection::with_vin_info`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vin_info: Option<VinInfo>,
@@ -76,12 +82,12 @@ pub struct Candidate {
 
 impl Candidate {
     pub(crate) fn new(kind: CandidateKind, value: String, score: f64, reasons: Vec<String>) -> Self {
-        Self { kind, value, score, reasons, incomplete: false, vin_info: None }
+        Self { kind, value, score, reasons, incomplete: false, needs_confirmation: false, vin_info: None }
     }
 
-    /// A complete VIN or a FRAME: something a vehicle lookup can use.
+    /// A complete VIN or a FRAME: something a vehicle lookup can use (a guess to confirm is not).
     pub fn is_vehicle_id(&self) -> bool {
-        matches!(self.kind, CandidateKind::Vin | CandidateKind::Frame) && !self.incomplete
+        matches!(self.kind, CandidateKind::Vin | CandidateKind::Frame) && !self.incomplete && !self.needs_confirmation
     }
 }
 
@@ -109,6 +115,15 @@ impl Detection {
     /// [`Detection::conflicts`] before acting on it.
     pub fn vehicle_id(&self, min_score: f64) -> Option<&Candidate> {
         scoring::ranked(&self.candidates).into_iter().find(|c| c.is_vehicle_id() && c.score >= min_score)
+    }
+
+    /// A VIN the customer should confirm (found inside an 18-character run), when there is one and
+    /// no complete VIN or FRAME reaches the lookup threshold.
+    pub fn vin_to_confirm(&self) -> Option<&Candidate> {
+        if self.vehicle_id(VEHICLE_LOOKUP_MIN_SCORE).is_some() {
+            return None;
+        }
+        self.candidates.iter().find(|c| c.needs_confirmation)
     }
 
     /// The transmission code, if it scores at least `min_score` (use [`PRICE_LOOKUP_MIN_SCORE`]

@@ -687,3 +687,60 @@ fn realistic_messages() {
         assert_eq!(d.best.as_ref().map(|b| (b.value.as_str(), b.score)), *best, "{text}: {:?}", d.candidates);
     }
 }
+
+// ---------------------------------------------------------------- whole-message frames, 18-character VINs
+
+#[test]
+fn a_dashless_frame_sent_alone_is_a_frame() {
+    for (text, value) in [
+        ("EU11105303", "EU11105303"),
+        ("SCP110067053", "SCP110067053"),
+        (" scp110067053 \n", "SCP110067053"),
+        ("EU11105303.", "EU11105303"),
+    ] {
+        let d = detect(text);
+        let frame = single(&d, CandidateKind::Frame);
+        assert_eq!((frame.value.as_str(), frame.score), (value, 0.80), "{text:?}");
+        assert_eq!(frame.reasons, ["frame_dashless", "frame_whole_message"]);
+        assert_eq!(d.vehicle_id(VEHICLE_LOOKUP_MIN_SCORE), Some(frame), "{text:?}");
+        assert!(d.transmission_code(0.0).is_none(), "{text:?}: {:?}", d.candidates);
+    }
+    // With a frame word the usual rule applies.
+    let d = detect("рама EU11105303");
+    assert_eq!(single(&d, CandidateKind::Frame).reasons, ["frame_dashless", "context:рама"]);
+    // Among other words, or too few digits for a model number and a serial: not a frame.
+    assert_nothing("AB1234567");
+    assert_nothing("заказ EU11105303");
+    assert_nothing("EU11105303 и SCP110067053");
+}
+
+#[test]
+fn a_vin_inside_eighteen_characters_is_a_guess_to_confirm() {
+    let d = detect("1HGCM82633A0043527");
+    let vin = single(&d, CandidateKind::Vin);
+    assert_eq!(vin.value, "1HGCM82633A004352");
+    assert_eq!(vin.score, 0.60);
+    assert!(vin.needs_confirmation);
+    assert_eq!(vin.reasons, ["vin_in_18_char_run", "extra_char:end:7", "checksum_valid", "needs_confirmation"]);
+    assert!(d.vehicle_id(0.0).is_none(), "never looked up before the customer confirms");
+    assert_eq!(d.vin_to_confirm(), Some(vin));
+    assert_eq!(d.best.as_ref(), Some(vin));
+    assert!(d.conflicts.is_empty());
+    let json = serde_json::to_value(&d).expect("serialises");
+    assert_eq!(json["best"]["needs_confirmation"], true);
+
+    let d = detect("VIN: X1HGCM82633A004352");
+    let vin = single(&d, CandidateKind::Vin);
+    assert_eq!(vin.value, "1HGCM82633A004352");
+    assert_eq!(&vin.reasons[..2], ["vin_in_18_char_run", "extra_char:start:X"]);
+    assert!(vin.score > 0.60 && vin.score < VEHICLE_LOOKUP_MIN_SCORE, "context raises it, not to a lookup");
+
+    // A real VIN elsewhere in the message wins, and nothing is left to confirm.
+    let d = detect("1HGCM82633A0043527 или JTNBE46K803123456");
+    assert_eq!(best_value(&d), Some("JTNBE46K803123456"));
+    assert!(d.vin_to_confirm().is_none());
+    // No window with a valid check digit, or both: nothing.
+    assert_nothing("JTNBE46K8031234567");
+    let plain = detect("JTNBE46K803123456");
+    assert!(!serde_json::to_string(&plain).unwrap().contains("needs_confirmation"));
+}

@@ -298,6 +298,13 @@ fn shape_strength(token: &[u8]) -> Option<Strength> {
     }
 }
 
+/// The known gearbox family of a whole code (`JF011E` → `jatco`, `AW55-51SN` → `aisin`), read
+/// upper case without spaces.
+pub(crate) fn known_family(code: &str) -> Option<&'static str> {
+    let token: Vec<u8> = code.bytes().filter(|b| !b.is_ascii_whitespace()).map(|b| b.to_ascii_uppercase()).collect();
+    family_of(&token)
+}
+
 fn family_of(token: &[u8]) -> Option<&'static str> {
     FAMILIES.iter().find(|(_, patterns)| patterns.iter().any(|p| matches_pattern(p.as_bytes(), token))).map(|f| f.0)
 }

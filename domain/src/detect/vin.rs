@@ -51,6 +51,11 @@ pub(crate) fn collect(scan: &Scanned, word: &IdWord, out: &mut VinCandidates) {
                     out.incomplete.push(c);
                 }
             }
+            18 => {
+                if let Some(c) = vin_in_eighteen(scan, start, end) {
+                    out.full.push(c);
+                }
+            }
             _ => {}
         }
     }
@@ -179,6 +184,42 @@ fn allowed_at(position: usize, b: u8) -> bool {
         13..=16 => b.is_ascii_digit(),
         _ => is_vin_byte(b),
     }
+}
+
+/// Score of a VIN found inside an 18-character run: below the lookup threshold, so it is only
+/// used once the customer confirms it.
+const EIGHTEEN_SCORE: f64 = 0.60;
+
+/// An 18-character run is a VIN with one character too many when exactly one of its two
+/// 17-character windows is a VIN with a valid check digit and a numeric serial: that VIN is a
+/// candidate to confirm (`vin_in_18_char_run`, `extra_char:start|end:<c>`).
+fn vin_in_eighteen(scan: &Scanned, start: usize, end: usize) -> Option<Candidate> {
+    let bytes: Vec<u8> = scan.cells[start..end].iter().map(|c| c.byte).collect();
+    let window = |from: usize| -> Option<[u8; 17]> {
+        let mut vin = [0u8; 17];
+        vin.copy_from_slice(&bytes[from..from + 17]);
+        let shaped = vin.iter().all(|&b| is_vin_byte(b))
+            && vin.iter().any(u8::is_ascii_uppercase)
+            && vin[13..].iter().all(u8::is_ascii_digit);
+        (shaped && has_valid_check_digit(&vin)).then_some(vin)
+    };
+    let (vin, extra) = match (window(0), window(1)) {
+        (Some(vin), None) => (vin, format!("extra_char:end:{}", char::from(bytes[17]))),
+        (None, Some(vin)) => (vin, format!("extra_char:start:{}", char::from(bytes[0]))),
+        _ => return None,
+    };
+    let mut reasons =
+        vec!["vin_in_18_char_run".to_owned(), extra, "checksum_valid".to_owned(), "needs_confirmation".to_owned()];
+    let mut score = EIGHTEEN_SCORE;
+    let context = scan.context(start, end, CONTEXT_RADIUS, VIN_CONTEXT, 2);
+    if !context.is_empty() {
+        score += 0.05 * context.len() as f64;
+        reasons.push(format!("context:{}", context.join(",")));
+    }
+    let mut candidate =
+        Candidate::new(CandidateKind::Vin, String::from_utf8_lossy(&vin).into_owned(), round_score(score), reasons);
+    candidate.needs_confirmation = true;
+    Some(candidate)
 }
 
 fn incomplete_vin(scan: &Scanned, start: usize, end: usize) -> Option<Candidate> {

@@ -1,0 +1,240 @@
+//! Events of the [`PriceLookup`](super::PriceLookup) aggregate: the whole story of a price, from
+//! who asked to what each source answered, which listings counted and why others did not, and how
+//! it ended.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::commands::{Requester, SourceKind, SourceOutcome};
+use super::state::{PriceBasis, PriceLookupStatus};
+use crate::price::{
+    DroppedListing, Escalation, Listing, OwnOffer, PriceConfidence, PriceSubject, PriceSummary, Rates, SearchKey,
+    SuggestionKind,
+};
+
+/// What happened to a price lookup. Listed in `docs/price-lookup.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PriceLookupEvent {
+    /// A round was asked for: the first, or again after the result expired or failed, or an
+    /// operator's refresh.
+    PriceLookupRequested {
+        request_id: Uuid,
+        round: u32,
+        tenant_id: Uuid,
+        key: SearchKey,
+        subject: PriceSubject,
+        requester: Requester,
+        #[serde(default)]
+        refresh: bool,
+        requested_at: DateTime<Utc>,
+    },
+    /// Asked while a round runs (it joins it), or while the recorded result is fresh
+    /// (`answered_from` names the result's revision).
+    PriceLookupJoined {
+        request_id: Uuid,
+        round: u32,
+        subject: PriceSubject,
+        requester: Requester,
+        status: PriceLookupStatus,
+        #[serde(default)]
+        answered_from: Option<u32>,
+        joined_at: DateTime<Utc>,
+    },
+    /// A worker started the round's search, with the currency rates it converts with.
+    PriceSearchStarted { round: u32, rates: Rates, started_at: DateTime<Utc> },
+    /// One source was asked (or skipped), with its queries, URLs and outcome.
+    PriceSourceQueried {
+        round: u32,
+        source: SourceKind,
+        #[serde(default)]
+        queries: Vec<String>,
+        #[serde(default)]
+        urls: Vec<String>,
+        outcome: SourceOutcome,
+        /// Matching rows of the tenant's price list.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offers: Vec<OwnOffer>,
+        queried_at: DateTime<Utc>,
+    },
+    /// The listings of one page: kept (whole used gearboxes with a price) and dropped with the
+    /// reason. `ignored` listings beyond the per-page limit were not read.
+    PriceListingsRecorded {
+        round: u32,
+        source: SourceKind,
+        #[serde(default)]
+        url: Option<String>,
+        kept: Vec<Listing>,
+        dropped: Vec<DroppedListing>,
+        #[serde(default)]
+        ignored: u32,
+    },
+    /// The statistics dropped these listings (floor, median share, foreign cap, outliers).
+    PriceListingsDiscarded { round: u32, dropped: Vec<DroppedListing> },
+    /// A price was found: market statistics over the kept listings, or the tenant's own offers.
+    /// Prices are market prices in whole roubles, before the tenant's margin.
+    PriceLookupPriced {
+        round: u32,
+        revision: u32,
+        basis: PriceBasis,
+        summary: PriceSummary,
+        confidence: PriceConfidence,
+        listings: Vec<Listing>,
+        #[serde(default)]
+        own_offers: Vec<OwnOffer>,
+        /// Sources that gave the prices.
+        sources: Vec<SourceKind>,
+        #[serde(default)]
+        urls_checked: Vec<String>,
+        expires_at: DateTime<Utc>,
+        priced_at: DateTime<Utc>,
+    },
+    /// No market price, but an AI estimate (shown as an estimate, never as a market price).
+    PriceLookupEstimated {
+        round: u32,
+        revision: u32,
+        min: u64,
+        max: u64,
+        confidence: PriceConfidence,
+        #[serde(default)]
+        urls_checked: Vec<String>,
+        expires_at: DateTime<Utc>,
+        estimated_at: DateTime<Utc>,
+    },
+    /// Nothing found: the pages checked, ready queries for a manual search, and the escalation
+    /// when the tenant wants one (the lookup is then `escalated`). Kept as a negative result until
+    /// `expires_at`, so the same request does not search again at once.
+    PriceLookupNotFound {
+        round: u32,
+        revision: u32,
+        urls_checked: Vec<String>,
+        ready_queries: Vec<String>,
+        #[serde(default)]
+        escalation: Option<Escalation>,
+        expires_at: DateTime<Utc>,
+        concluded_at: DateTime<Utc>,
+    },
+    /// The round was given up.
+    PriceLookupFailed { round: u32, revision: u32, reason: String, failed_at: DateTime<Utc> },
+    /// A conversation was offered the answer of `revision` (once per conversation and answer).
+    PriceSuggestionOffered {
+        conversation_id: Uuid,
+        revision: u32,
+        kinds: Vec<SuggestionKind>,
+        offered_at: DateTime<Utc>,
+    },
+}
+
+impl PriceLookupEvent {
+    /// Every event type name, in catalog order.
+    pub const TYPES: &'static [&'static str] = &[
+        "PriceLookupRequested",
+        "PriceLookupJoined",
+        "PriceSearchStarted",
+        "PriceSourceQueried",
+        "PriceListingsRecorded",
+        "PriceListingsDiscarded",
+        "PriceLookupPriced",
+        "PriceLookupEstimated",
+        "PriceLookupNotFound",
+        "PriceLookupFailed",
+        "PriceSuggestionOffered",
+    ];
+
+    /// The event's type name (the serde variant name).
+    pub fn name(&self) -> &'static str {
+        use PriceLookupEvent::*;
+        match self {
+            PriceLookupRequested { .. } => "PriceLookupRequested",
+            PriceLookupJoined { .. } => "PriceLookupJoined",
+            PriceSearchStarted { .. } => "PriceSearchStarted",
+            PriceSourceQueried { .. } => "PriceSourceQueried",
+            PriceListingsRecorded { .. } => "PriceListingsRecorded",
+            PriceListingsDiscarded { .. } => "PriceListingsDiscarded",
+            PriceLookupPriced { .. } => "PriceLookupPriced",
+            PriceLookupEstimated { .. } => "PriceLookupEstimated",
+            PriceLookupNotFound { .. } => "PriceLookupNotFound",
+            PriceLookupFailed { .. } => "PriceLookupFailed",
+            PriceSuggestionOffered { .. } => "PriceSuggestionOffered",
+        }
+    }
+
+    /// What the event means, for the event catalog.
+    pub fn meaning(&self) -> &'static str {
+        use PriceLookupEvent::*;
+        match self {
+            PriceLookupRequested { .. } => {
+                "a price search round was asked for (first request, expired or failed result, or an operator's refresh)"
+            }
+            PriceLookupJoined { .. } => {
+                "a request joined the running round, or was answered from the fresh recorded result (answered_from)"
+            }
+            PriceSearchStarted { .. } => "a worker started the round's search with these currency rates",
+            PriceSourceQueried { .. } => "one source was asked or skipped: queries, URLs and outcome",
+            PriceListingsRecorded { .. } => "the listings of one page, kept and dropped with the reason",
+            PriceListingsDiscarded { .. } => {
+                "the statistics dropped listings (floor, median share, foreign cap, outliers)"
+            }
+            PriceLookupPriced { .. } => "a market price (or the tenant's own offers) was found, before the margin",
+            PriceLookupEstimated { .. } => "no market price; an AI estimate, shown as an estimate",
+            PriceLookupNotFound { .. } => {
+                "nothing found: pages checked, ready queries, and the escalation when wanted (a negative result)"
+            }
+            PriceLookupFailed { .. } => "the round was given up",
+            PriceSuggestionOffered { .. } => "a conversation was offered the answer of a revision",
+        }
+    }
+
+    /// The round a search event belongs to.
+    pub fn round(&self) -> Option<u32> {
+        use PriceLookupEvent::*;
+        match self {
+            PriceLookupRequested { round, .. }
+            | PriceLookupJoined { round, .. }
+            | PriceSearchStarted { round, .. }
+            | PriceSourceQueried { round, .. }
+            | PriceListingsRecorded { round, .. }
+            | PriceListingsDiscarded { round, .. }
+            | PriceLookupPriced { round, .. }
+            | PriceLookupEstimated { round, .. }
+            | PriceLookupNotFound { round, .. }
+            | PriceLookupFailed { round, .. } => Some(*round),
+            PriceSuggestionOffered { .. } => None,
+        }
+    }
+
+    /// The revision an ending event records (or an offer refers to).
+    pub fn revision(&self) -> Option<u32> {
+        use PriceLookupEvent::*;
+        match self {
+            PriceLookupPriced { revision, .. }
+            | PriceLookupEstimated { revision, .. }
+            | PriceLookupNotFound { revision, .. }
+            | PriceLookupFailed { revision, .. }
+            | PriceSuggestionOffered { revision, .. } => Some(*revision),
+            _ => None,
+        }
+    }
+
+    /// Whether the event ends a round.
+    pub fn is_end(&self) -> bool {
+        matches!(
+            self,
+            Self::PriceLookupPriced { .. }
+                | Self::PriceLookupEstimated { .. }
+                | Self::PriceLookupNotFound { .. }
+                | Self::PriceLookupFailed { .. }
+        )
+    }
+}
+
+impl DomainEvent for PriceLookupEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod conversation;
 pub mod detect;
+pub mod lead;
 pub mod probe;
 pub mod prompt;
 pub mod reply;

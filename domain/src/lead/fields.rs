@@ -149,11 +149,34 @@ const CAR: &[Keyword] = &[
     Sub("автомобиль"),
     Sub("марка машины"),
     Sub("авто"),
+    Sub("марка и модель"),
     Word("car"),
     Word("vehicle"),
     Word("make"),
     Word("brand"),
+    Exact("марка"),
 ];
+/// A car answer that names only the make: the model and year asked apart are added to it.
+const CAR_MAKE_ONLY: &[Keyword] = &[
+    Exact("марка"),
+    Exact("марка авто"),
+    Exact("марка автомобиля"),
+    Exact("марка машины"),
+    Exact("make"),
+    Exact("car make"),
+    Exact("brand"),
+    Exact("car brand"),
+];
+const CAR_MODEL: &[Keyword] = &[
+    Exact("модель"),
+    Exact("модель авто"),
+    Exact("модель автомобиля"),
+    Exact("модель машины"),
+    Exact("model"),
+    Exact("car model"),
+    Exact("vehicle model"),
+];
+const CAR_YEAR: &[Keyword] = &[Sub("год выпуска"), Exact("год"), Exact("year"), Exact("car year"), Word("model year")];
 const CAR_LEGACY: &[&str] = &["марка авто", "автомобиль", "авто"];
 const VIN: &[Keyword] = &[Sub("vin"), Sub("вин"), Sub("номер кузова"), Word("frame")];
 const VIN_LEGACY: &[&str] = &["vin", "вин"];
@@ -203,7 +226,18 @@ impl LeadFields {
         let engine_type = find(ENGINE_TYPE, ENGINE_TYPE_LEGACY);
         let engine_volume = find(ENGINE_VOLUME, ENGINE_VOLUME_LEGACY);
         let engine_model = find(ENGINE_MODEL, ENGINE_MODEL_LEGACY);
-        let car = find(CAR, CAR_LEGACY);
+        let car = finder.take_with_question(CAR, CAR_LEGACY).map(|(question, mut car)| {
+            if CAR_MAKE_ONLY.iter().any(|k| k.matches(&question)) {
+                // "Марка: Kia", "Модель: Rio", "Год выпуска: 2015" → "Kia Rio 2015".
+                for part in [CAR_MODEL, CAR_YEAR].into_iter().filter_map(|k| finder.take(k, &[])) {
+                    if !car.to_lowercase().contains(&part.to_lowercase()) {
+                        car = format!("{car} {part}");
+                    }
+                }
+            }
+            car
+        });
+        let car = car.and_then(|v| one_line(&v));
         let vin_answer = finder.take(VIN, VIN_LEGACY);
         let vehicle = vin_answer
             .as_deref()
@@ -339,12 +373,17 @@ impl<'a> Finder<'a> {
     /// taken); else the first legacy result whose name starts with a prefix, prefix by prefix.
     /// Takes what it returns.
     fn take(&self, keywords: &[Keyword], legacy: &[&str]) -> Option<String> {
+        self.take_with_question(keywords, legacy).map(|(_, answer)| answer)
+    }
+
+    /// [`Finder::take`], with the normalised question the answer came from.
+    fn take_with_question(&self, keywords: &[Keyword], legacy: &[&str]) -> Option<(String, String)> {
         let mut taken = self.taken.borrow_mut();
         let free = |legacy: bool, i: usize, a: &Answer| !taken.contains(&(legacy, i)) && !a.answer.trim().is_empty();
         let found = keywords
             .iter()
             .find_map(|k| self.answers.iter().enumerate().find(|(i, (q, a))| k.matches(q) && free(false, *i, a)))
-            .map(|(i, (_, a))| ((false, i), *a))
+            .map(|(i, (q, a))| ((false, i), q, *a))
             .or_else(|| {
                 legacy.iter().find_map(|p| {
                     let p = normalize_key(p);
@@ -352,12 +391,12 @@ impl<'a> Finder<'a> {
                         .iter()
                         .enumerate()
                         .find(|(i, (q, a))| q.starts_with(&p) && free(true, *i, a))
-                        .map(|(i, (_, a))| ((true, i), *a))
+                        .map(|(i, (q, a))| ((true, i), q, *a))
                 })
             });
-        let (key, answer) = found?;
+        let (key, question, answer) = found?;
         taken.insert(key);
-        Some(answer.answer.trim().to_string())
+        Some((question.clone(), answer.answer.trim().to_string()))
     }
 
     /// Like [`Finder::take`] over the answers only, without taking (contact look-ups).

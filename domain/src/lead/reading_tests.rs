@@ -231,6 +231,10 @@ fn contacts_follow_the_reference_priorities() {
     // A phone too short is no phone (the old rule: at least 10 digits).
     let f = fields(json!({"contacts": {"phone": "12-34-56"}, "answers": [{"q": "Марка авто", "a": "Audi"}]}));
     assert_eq!((phone(&f), f.phone_raw.as_deref()), (None, Some("12-34-56")));
+    // A second phone is kept as an answer.
+    let f = fields(json!({"phone": "+79991112233", "phone_2": "+79994445566"}));
+    assert_eq!(phone(&f), Some("79991112233"));
+    assert_eq!(f.raw_fields, vec![("phone_2".to_string(), "+79994445566".to_string())]);
     // A phone asked as a quiz question.
     let f = fields(json!({"contacts": {}, "answers": [{"q": "Ваш телефон", "a": "+7 999 765 43 21"}]}));
     assert_eq!(phone(&f), Some("79997654321"));
@@ -396,6 +400,52 @@ fn generic_json_is_read_flat_nested_or_as_pairs() {
     assert_eq!(f.car.as_deref(), Some("Renault Logan"));
     assert_eq!(f.gearbox_type.as_deref(), Some("Механика"));
     assert_eq!(f.raw_fields.len(), 2, "`_wpcf7` is the form plugin's, dropped");
+}
+
+#[test]
+fn a_car_asked_as_make_model_and_year_is_one_car() {
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let car = |p: &[(&str, &str)]| match parse_form(&pairs(p)).unwrap() {
+        FormBody::Submission(s) => LeadFields::extract(&s, None).car,
+        FormBody::Test => unreachable!(),
+    };
+    let phone = ("Phone", "+79990000000");
+    assert_eq!(
+        car(&[phone, ("Марка", "Kia"), ("Модель", "Rio"), ("Год_выпуска", "2015")]).as_deref(),
+        Some("Kia Rio 2015")
+    );
+    assert_eq!(
+        car(&[phone, ("car_make", "Toyota"), ("car_model", "Corolla"), ("year", "2012")]).as_deref(),
+        Some("Toyota Corolla 2012")
+    );
+    assert_eq!(
+        car(&[phone, ("Марка авто", "Kia Rio 2015"), ("Год выпуска", "2015")]).as_deref(),
+        Some("Kia Rio 2015"),
+        "a full answer is not extended"
+    );
+    assert_eq!(
+        car(&[phone, ("Марка", "Kia"), ("Модель двигателя", "G4FC")]).as_deref(),
+        Some("Kia"),
+        "an engine model is not the car's"
+    );
+}
+
+#[test]
+fn marquiz_answers_given_as_an_object_are_read() {
+    let f = fields(json!({
+        "contacts": {"phone": "+79990000000"},
+        "answers": {"Марка авто": "Kia Ceed", "Тип КПП": "Автомат", "Пусто": ""},
+        "quiz": {"name": "КПП"}
+    }));
+    assert_eq!((f.car.as_deref(), f.gearbox_type.as_deref()), (Some("Kia Ceed"), Some("Автомат")));
+    assert_eq!(f.raw_fields.len(), 2);
+    let f = fields(json!({
+        "contacts": {"phone": "+79990000000"},
+        "answers": [{"name": "Город", "value": "Томск"}, {"name": "Пусто", "value": ""}]
+    }));
+    assert_eq!((f.city.as_deref(), f.raw_fields.len()), (Some("Томск"), 1), "name/value answers");
 }
 
 #[test]

@@ -120,6 +120,7 @@ impl RawContacts {
         self == &RawContacts::default()
     }
 
+    /// Stores a contact field; `false` when `role` is no contact or the contact is given already.
     fn fill(&mut self, role: KeyRole, value: String) -> bool {
         let slot = match role {
             KeyRole::Name => &mut self.name,
@@ -132,9 +133,10 @@ impl RawContacts {
             KeyRole::LastName => &mut self.last_name,
             _ => return false,
         };
-        if slot.is_none() {
-            *slot = Some(value);
+        if slot.is_some() {
+            return false;
         }
+        *slot = Some(value);
         true
     }
 }
@@ -311,6 +313,7 @@ impl Submission {
                 self.messenger.get_or_insert(collapse(&value));
                 self.answer(name, value);
             }
+            // A second phone or name is kept as an answer.
             role => {
                 if !self.contacts.fill(role, collapse(&value)) {
                     self.answer(name, value);
@@ -320,7 +323,7 @@ impl Submission {
     }
 
     fn answer(&mut self, question: String, answer: String) {
-        if self.answers.len() < MAX_ANSWERS {
+        if self.answers.len() < MAX_ANSWERS && !answer.trim().is_empty() && !question.trim().is_empty() {
             self.answers.push(Answer { question, answer: cut(&answer, MAX_ANSWER) });
         }
     }
@@ -362,11 +365,17 @@ fn read_marquiz(s: &mut Submission, obj: &Map<String, Value>) {
             }
         }
     }
-    let answers = obj.get("answers").or_else(|| obj.get("raw"));
-    for item in answers.and_then(Value::as_array).into_iter().flatten() {
-        if let Some((q, a)) = question_answer(item) {
-            s.answer(q, a);
+    match obj.get("answers").or_else(|| obj.get("raw")) {
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Some((q, a)) = question_answer(item).or_else(|| pair_of(item)) {
+                    s.answer(q, a);
+                }
+            }
         }
+        // `answers: {"Марка авто": "Kia"}`: question → answer.
+        Some(Value::Object(map)) => read_object(s, map, 1),
+        _ => {}
     }
     match obj.get("quiz") {
         Some(Value::Object(quiz)) => {

@@ -1,7 +1,8 @@
 //! What a lead says: the fields the extraction table reads from a [`Submission`], and the lead's
 //! kind.
 //!
-//! The table is the old system's (reference §5.2), kept in its order: for each field the answers
+//! The table is the old system's (reference §5.2), kept in its order (keywords are written
+//! normalised, so `объём` is `объем`): for each field the answers
 //! are searched keyword by keyword (the first answer whose question contains the keyword wins),
 //! then the legacy results by name prefix. English keywords follow the Russian ones, matched as
 //! whole words so that `car` does not match `card`. Two changes on purpose: answers with an empty
@@ -127,14 +128,13 @@ const ENGINE_TYPE: &[Keyword] = &[
 const ENGINE_TYPE_LEGACY: &[&str] = &["тип двигателя", "двигатель"];
 const ENGINE_VOLUME: &[Keyword] = &[
     Sub("объем двигателя"),
-    Sub("объём двигателя"),
     Sub("объем мотора"),
-    Sub("объём"),
+    Sub("объем"),
     Word("engine volume"),
     Word("engine size"),
     Word("displacement"),
 ];
-const ENGINE_VOLUME_LEGACY: &[&str] = &["объем двигателя", "объём"];
+const ENGINE_VOLUME_LEGACY: &[&str] = &["объем двигателя", "объем"];
 const ENGINE_MODEL: &[Keyword] = &[
     Sub("модель двигателя"),
     Sub("маркировка двигателя"),
@@ -187,8 +187,11 @@ const TIRE_SEASON_LEGACY: &[&str] = &["сезон"];
 const TIRE_METHOD: &[Keyword] = &[Sub("удобнее подобрать"), Sub("способ подбора"), Sub("как подобрать")];
 const TIRE_METHOD_LEGACY: &[&str] = &["удобнее подобрать"];
 const TIRE_WIDTH: &[Keyword] = &[Sub("ширина"), Word("width")];
+const TIRE_WIDTH_LEGACY: &[&str] = &["ширина"];
 const TIRE_HEIGHT: &[Keyword] = &[Sub("высота"), Word("height"), Word("profile")];
+const TIRE_HEIGHT_LEGACY: &[&str] = &["высота"];
 const TIRE_DIAMETER: &[Keyword] = &[Sub("диаметр"), Word("diameter"), Word("rim")];
+const TIRE_DIAMETER_LEGACY: &[&str] = &["диаметр"];
 const TELEGRAM: &[Keyword] = &[Sub("telegram"), Sub("телеграм"), Sub("юзернейм"), Sub("username"), Exact("tg")];
 const MAX_NUMBER: &[Keyword] =
     &[Sub("max"), Sub("номер max"), Sub("max номер"), Sub("номер в max"), Sub("ваш номер max"), Word("макс")];
@@ -247,9 +250,9 @@ impl LeadFields {
         let city = find(CITY, CITY_LEGACY);
         let tire_season = find(TIRE_SEASON, TIRE_SEASON_LEGACY);
         let tire_method = find(TIRE_METHOD, TIRE_METHOD_LEGACY);
-        let tire_width = find(TIRE_WIDTH, &["ширина"]);
-        let tire_height = find(TIRE_HEIGHT, &["высота"]);
-        let tire_diameter = find(TIRE_DIAMETER, &["диаметр"]);
+        let tire_width = find(TIRE_WIDTH, TIRE_WIDTH_LEGACY);
+        let tire_height = find(TIRE_HEIGHT, TIRE_HEIGHT_LEGACY);
+        let tire_diameter = find(TIRE_DIAMETER, TIRE_DIAMETER_LEGACY);
 
         let default_name = match s.format {
             SubmissionFormat::Marquiz | SubmissionFormat::MarquizLegacy => "Квиз",
@@ -386,11 +389,10 @@ impl<'a> Finder<'a> {
             .map(|(i, (q, a))| ((false, i), q, *a))
             .or_else(|| {
                 legacy.iter().find_map(|p| {
-                    let p = normalize_key(p);
                     self.legacy
                         .iter()
                         .enumerate()
-                        .find(|(i, (q, a))| q.starts_with(&p) && free(true, *i, a))
+                        .find(|(i, (q, a))| q.starts_with(p) && free(true, *i, a))
                         .map(|(i, (q, a))| ((true, i), q, *a))
                 })
             });
@@ -424,4 +426,54 @@ fn vehicle_id(text: &str) -> Option<(String, IdType)> {
 fn one_line(v: &str) -> Option<String> {
     let v: String = collapse(v).chars().take(FIELD_CHARS).collect();
     (!v.is_empty()).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_and_prefixes_are_written_normalised() {
+        let tables = [
+            GEARBOX_TYPE,
+            ENGINE_TYPE,
+            ENGINE_VOLUME,
+            ENGINE_MODEL,
+            CAR,
+            CAR_MAKE_ONLY,
+            CAR_MODEL,
+            CAR_YEAR,
+            VIN,
+            CITY,
+            TIRE_SEASON,
+            TIRE_METHOD,
+            TIRE_WIDTH,
+            TIRE_HEIGHT,
+            TIRE_DIAMETER,
+            TELEGRAM,
+            MAX_NUMBER,
+            PHONE_ANSWER,
+            NAME_ANSWER,
+        ];
+        for k in tables.iter().flat_map(|t| t.iter()) {
+            assert_eq!(normalize_key(k.text()), k.text(), "{k:?}");
+        }
+        let prefixes = [
+            GEARBOX_TYPE_LEGACY,
+            ENGINE_TYPE_LEGACY,
+            ENGINE_VOLUME_LEGACY,
+            ENGINE_MODEL_LEGACY,
+            CAR_LEGACY,
+            VIN_LEGACY,
+            CITY_LEGACY,
+            TIRE_SEASON_LEGACY,
+            TIRE_METHOD_LEGACY,
+            TIRE_WIDTH_LEGACY,
+            TIRE_HEIGHT_LEGACY,
+            TIRE_DIAMETER_LEGACY,
+        ];
+        for p in prefixes.iter().flat_map(|t| t.iter()) {
+            assert_eq!(&normalize_key(p), p);
+        }
+    }
 }

@@ -5,13 +5,26 @@
 //! dashes, dots, brackets and other punctuation read as spaces (`Марка_авто`, `марка авто` and
 //! `МАРКА-АВТО` are one name).
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 /// Lower case, `ё`→`е`, punctuation → space, whitespace collapsed.
 pub fn normalize_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     let mut space = false;
-    for c in key.chars().flat_map(char::to_lowercase) {
-        let c = if c == 'ё' { 'е' } else { c };
-        if c.is_alphanumeric() {
+    let lower = |c: char| -> char {
+        if c.is_ascii() {
+            c.to_ascii_lowercase()
+        } else if ('А'..='Я').contains(&c) {
+            char::from_u32(c as u32 + 32).unwrap_or(c)
+        } else if c == 'Ё' || c == 'ё' {
+            'е'
+        } else {
+            c.to_lowercase().next().unwrap_or(c)
+        }
+    };
+    for c in key.chars().map(lower) {
+        if c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphanumeric()) {
             if space && !out.is_empty() {
                 out.push(' ');
             }
@@ -29,7 +42,8 @@ pub fn collapse(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// How a keyword matches a (normalised) question or field name.
+/// How a keyword matches a (normalised) question or field name. Keywords are written normalised
+/// (lower case, `е` for `ё`, single spaces; a test checks the tables), so matching allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keyword {
     /// Anywhere in the name, as the old system matched (`авто` matches `марка авто`).
@@ -41,19 +55,24 @@ pub enum Keyword {
 }
 
 impl Keyword {
+    /// The keyword's text.
+    pub fn text(self) -> &'static str {
+        match self {
+            Keyword::Sub(k) | Keyword::Word(k) | Keyword::Exact(k) => k,
+        }
+    }
+
     /// Whether the normalised name `key` matches.
     pub fn matches(self, key: &str) -> bool {
+        let k = self.text();
         match self {
-            Keyword::Sub(k) => key.contains(&normalize_key(k)),
-            Keyword::Exact(k) => key == normalize_key(k),
-            Keyword::Word(k) => {
-                let k = normalize_key(k);
-                key.match_indices(&k).any(|(at, _)| {
-                    let before = key[..at].chars().next_back();
-                    let after = key[at + k.len()..].chars().next();
-                    before.is_none_or(|c| c == ' ') && after.is_none_or(|c| c == ' ')
-                })
-            }
+            Keyword::Sub(_) => key.contains(k),
+            Keyword::Exact(_) => key == k,
+            Keyword::Word(_) => key.match_indices(k).any(|(at, _)| {
+                let before = key[..at].chars().next_back();
+                let after = key[at + k.len()..].chars().next();
+                before.is_none_or(|c| c == ' ') && after.is_none_or(|c| c == ' ')
+            }),
         }
     }
 }
@@ -204,36 +223,46 @@ const DROPPED: &[&str] = &[
     "smart token",
 ];
 
+/// Exact names and their roles, normalised once (a role listed earlier wins).
+static ROLES: LazyLock<HashMap<String, KeyRole>> = LazyLock::new(|| {
+    let lists: [(&[&str], KeyRole); 12] = [
+        (DROPPED, KeyRole::Dropped),
+        (TECHNICAL, KeyRole::Technical),
+        (NAME, KeyRole::Name),
+        (FIRST_NAME, KeyRole::FirstName),
+        (LAST_NAME, KeyRole::LastName),
+        (TELEGRAM, KeyRole::Telegram),
+        (MAX, KeyRole::Max),
+        (WHATSAPP, KeyRole::Whatsapp),
+        (PHONE, KeyRole::Phone),
+        (EMAIL, KeyRole::Email),
+        (MESSENGER, KeyRole::Messenger),
+        (FORM_NAME, KeyRole::FormName),
+    ];
+    let mut roles = HashMap::new();
+    for (list, role) in lists {
+        for name in list {
+            roles.entry(normalize_key(name)).or_insert(role);
+        }
+    }
+    roles
+});
+
 /// The role of a field named `raw` (the name as sent).
 pub fn key_role(raw: &str) -> KeyRole {
     let key = normalize_key(raw);
-    let is = |list: &[&str]| list.iter().any(|k| normalize_key(k) == key);
-    if raw.trim_start().starts_with('_') || is(DROPPED) || key.contains("password") || key.contains("captcha") {
+    if raw.trim_start().starts_with('_') || key.contains("password") || key.contains("captcha") {
         return KeyRole::Dropped;
     }
-    if is(TECHNICAL) || TECHNICAL_PREFIXES.iter().any(|p| key.starts_with(p)) {
-        return KeyRole::Technical;
+    if let Some(role) = ROLES.get(&key) {
+        return *role;
     }
-    if is(NAME) {
-        KeyRole::Name
-    } else if is(FIRST_NAME) {
-        KeyRole::FirstName
-    } else if is(LAST_NAME) {
-        KeyRole::LastName
-    } else if is(TELEGRAM) {
-        KeyRole::Telegram
-    } else if is(MAX) {
-        KeyRole::Max
-    } else if is(WHATSAPP) {
-        KeyRole::Whatsapp
-    } else if is(PHONE) || is_phone_like(&key) {
+    if TECHNICAL_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        KeyRole::Technical
+    } else if is_phone_like(&key) {
         KeyRole::Phone
-    } else if is(EMAIL) || key.split(' ').any(|w| w == "email") {
+    } else if key.split(' ').any(|w| w == "email") {
         KeyRole::Email
-    } else if is(MESSENGER) {
-        KeyRole::Messenger
-    } else if is(FORM_NAME) {
-        KeyRole::FormName
     } else {
         KeyRole::Answer
     }
@@ -268,7 +297,8 @@ pub fn is_wrapper(raw: &str) -> bool {
         "result",
         "results",
     ];
-    WRAPPERS.contains(&normalize_key(raw).as_str())
+    let key = normalize_key(raw);
+    WRAPPERS.contains(&key.as_str())
 }
 
 #[cfg(test)]
@@ -288,7 +318,7 @@ mod tests {
     #[test]
     fn keywords_match_as_substrings_words_or_whole_names() {
         assert!(Keyword::Sub("авто").matches("марка авто"));
-        assert!(Keyword::Sub("объём").matches("объем двигателя"), "ё and е are one letter");
+        assert!(Keyword::Sub("объем").matches(&normalize_key("Объём двигателя")), "ё and е are one letter");
         assert!(Keyword::Word("car").matches("car model"));
         assert!(!Keyword::Word("car").matches("card number"));
         assert!(!Keyword::Word("car").matches("sidecar"));

@@ -318,6 +318,15 @@ pub fn catalog() -> Vec<EventDoc> {
             meaning: vehicle_lookup_meaning(&e),
         });
     }
+    for e in crate::lead::LeadEvent::samples() {
+        out.push(EventDoc {
+            aggregate: "lead",
+            fields: fields(&e, e.name()),
+            event: e.event_type(),
+            version: e.event_version(),
+            meaning: e.meaning(),
+        });
+    }
     let t = Utc.timestamp_opt(0, 0).unwrap();
     for e in [
         P::PingRequested { ping_id: Uuid::nil(), at: t },
@@ -371,6 +380,12 @@ mod tests {
         let names: Vec<String> =
             catalog().into_iter().filter(|d| d.aggregate == "conversation").map(|d| d.event).collect();
         assert_eq!(names, C::types().iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_lead_event_type_is_in_the_catalog_once() {
+        let names: Vec<String> = catalog().into_iter().filter(|d| d.aggregate == "lead").map(|d| d.event).collect();
+        assert_eq!(names, crate::lead::LeadEvent::types().iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 
     #[test]

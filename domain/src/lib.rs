@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod codec;
 pub mod conversation;
 pub mod detect;
+pub mod lead;
 pub mod price;
 pub mod price_lookup;
 pub mod probe;

@@ -2,10 +2,10 @@
 //! with the autosend lock), the offline responder used when no AI key is configured, gearbox
 //! reply templates, and the human-like sending delay.
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::tenant::{AgentSettings, DecisionSettings, NightMode};
+use crate::tenant::{AgentSettings, DecisionSettings, NightMode, WorkingHours, parse_weekday};
 
 /// Intents the drafting model may return; anything else is read as `other`.
 pub const INTENTS: &[&str] = &[
@@ -227,12 +227,19 @@ pub fn default_template(key: &str) -> Option<&'static str> {
 /// `{{name}}` placeholders; unknown or missing values render as nothing, and the whitespace a
 /// missing value leaves behind is collapsed.
 pub fn render_template(settings: &AgentSettings, key: &str, values: &[(&str, Option<&str>)]) -> Option<String> {
-    let template = settings
-        .templates
-        .get(key)
-        .map(String::as_str)
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| default_template(key))?;
+    let template = tenant_template(settings, key).or_else(|| default_template(key))?;
+    Some(render_text(template, values))
+}
+
+/// The tenant's override of template `key`, when it has a non-blank one.
+pub fn tenant_template<'a>(settings: &'a AgentSettings, key: &str) -> Option<&'a str> {
+    settings.templates.get(key).map(String::as_str).filter(|t| !t.trim().is_empty())
+}
+
+/// Fills `{{name}}` placeholders of `template`; unknown or missing values render as nothing, and
+/// the whitespace a missing value leaves behind is collapsed (within each line; line breaks stay),
+/// also before punctuation.
+pub fn render_text(template: &str, values: &[(&str, Option<&str>)]) -> String {
     let mut out = template.to_string();
     for (name, value) in values {
         out = out.replace(&format!("{{{{{name}}}}}"), value.unwrap_or(""));
@@ -245,11 +252,17 @@ pub fn render_template(settings: &AgentSettings, key: &str, values: &[(&str, Opt
         out.replace_range(a..b + 2, "");
     }
     let lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
-    Some(lines.join("\n").replace(" )", ")").replace("( ", "("))
+    let mut out = lines.join("\n").replace("( ", "(");
+    // The space a missing value left before punctuation ("{{vin}}." with no VIN).
+    for p in [")", ".", ",", "!", "?", ";"] {
+        out = out.replace(&format!(" {p}"), p);
+    }
+    out
 }
 
-/// Whether `at` (UTC) falls in the tenant's working hours in its time zone, on a working day.
-/// Overnight ranges (e.g. 20:00–08:00) are supported; an unknown time zone counts as working hours.
+/// Whether `at` (UTC) falls in the tenant's working hours in its time zone, on a working day
+/// (see [`WorkingHours`] for overnight spans, DST and an empty day list). An unknown time zone
+/// counts as working hours; unknown day names are ignored.
 pub fn is_working_time(
     timezone: &str,
     start: NaiveTime,
@@ -258,21 +271,8 @@ pub fn is_working_time(
     at: DateTime<Utc>,
 ) -> bool {
     let Ok(tz) = timezone.parse::<chrono_tz::Tz>() else { return true };
-    let local = at.with_timezone(&tz);
-    let day = match local.weekday() {
-        Weekday::Mon => "mon",
-        Weekday::Tue => "tue",
-        Weekday::Wed => "wed",
-        Weekday::Thu => "thu",
-        Weekday::Fri => "fri",
-        Weekday::Sat => "sat",
-        Weekday::Sun => "sun",
-    };
-    if !working_days.is_empty() && !working_days.iter().any(|d| d == day) {
-        return false;
-    }
-    let now = local.time();
-    if start <= end { now >= start && now < end } else { now >= start || now < end }
+    let days: Vec<_> = working_days.iter().filter_map(|d| parse_weekday(d)).collect();
+    WorkingHours::new(tz, start, end, &days).is_open(at)
 }
 
 /// When a reply should go out, and whether it should at all.

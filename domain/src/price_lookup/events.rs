@@ -7,6 +7,8 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::codec::EventSchema;
+
 use super::commands::{Requester, SourceKind, SourceOutcome};
 use super::state::{PriceBasis, PriceLookupStatus};
 use crate::price::{
@@ -126,40 +128,11 @@ pub enum PriceLookupEvent {
     },
 }
 
+impl EventSchema for PriceLookupEvent {
+    const AGGREGATE: &'static str = "price_lookup";
+}
+
 impl PriceLookupEvent {
-    /// Every event type name, in catalog order.
-    pub const TYPES: &'static [&'static str] = &[
-        "PriceLookupRequested",
-        "PriceLookupJoined",
-        "PriceSearchStarted",
-        "PriceSourceQueried",
-        "PriceListingsRecorded",
-        "PriceListingsDiscarded",
-        "PriceLookupPriced",
-        "PriceLookupEstimated",
-        "PriceLookupNotFound",
-        "PriceLookupFailed",
-        "PriceSuggestionOffered",
-    ];
-
-    /// The event's type name (the serde variant name).
-    pub fn name(&self) -> &'static str {
-        use PriceLookupEvent::*;
-        match self {
-            PriceLookupRequested { .. } => "PriceLookupRequested",
-            PriceLookupJoined { .. } => "PriceLookupJoined",
-            PriceSearchStarted { .. } => "PriceSearchStarted",
-            PriceSourceQueried { .. } => "PriceSourceQueried",
-            PriceListingsRecorded { .. } => "PriceListingsRecorded",
-            PriceListingsDiscarded { .. } => "PriceListingsDiscarded",
-            PriceLookupPriced { .. } => "PriceLookupPriced",
-            PriceLookupEstimated { .. } => "PriceLookupEstimated",
-            PriceLookupNotFound { .. } => "PriceLookupNotFound",
-            PriceLookupFailed { .. } => "PriceLookupFailed",
-            PriceSuggestionOffered { .. } => "PriceSuggestionOffered",
-        }
-    }
-
     /// What the event means, for the event catalog.
     pub fn meaning(&self) -> &'static str {
         use PriceLookupEvent::*;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::*;
+use crate::codec::EventSchema;
 use crate::detect::GearboxType;
 use crate::price::{
     DropReason, OwnOffer, PriceAnswer, PriceSettings, PriceSubject, Rates, RawListing, ReplyContext, SubjectInput,
@@ -568,7 +569,7 @@ fn statuses_and_event_names() {
     }
     assert!(PriceLookupStatus::Escalated.is_final() && !PriceLookupStatus::Searching.is_final());
     assert!(PriceLookupStatus::Estimated.has_price() && !PriceLookupStatus::NotFound.has_price());
-    // Every event type of a full story is in TYPES, in order.
+    // Every event type of a full story is a type the enum declares, in order.
     let mut l = PriceLookup::default();
     let mut seen: Vec<&str> = Vec::new();
     let mut ai = SourceReport::new(SourceKind::AiEstimate, SourceOutcome::Estimate { min: 60_000, max: 90_000 }, t(4));
@@ -599,7 +600,7 @@ fn statuses_and_event_names() {
             assert_eq!((e.event_type(), e.event_version()), (e.name().to_string(), "1".to_string()));
         }
     }
-    let mut expected: Vec<&str> = PriceLookupEvent::TYPES.to_vec();
+    let mut expected: Vec<&str> = PriceLookupEvent::types().to_vec();
     expected.sort_unstable();
     seen.sort_unstable();
     assert_eq!(seen, expected);

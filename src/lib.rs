@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod ingest;
+pub mod price;
 pub mod process_metrics;
 pub mod projection_ops;
 pub mod projector;

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod infra;
+pub mod price;
 pub mod process;
 pub mod projection;
 pub mod store;

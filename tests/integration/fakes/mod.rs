@@ -1,6 +1,7 @@
 //! Local fake servers speaking the wire formats of the third-party services the program calls:
 //! GREEN-API ([`FakeGreenApi`]), the Telegram Bot API ([`FakeTelegram`]), the WhatsApp Cloud API
-//! ([`FakeWhatsApp`]) and OpenAI chat completions ([`FakeOpenAi`]).
+//! ([`FakeWhatsApp`]), OpenAI chat completions ([`FakeOpenAi`]), the Yandex Cloud Search API
+//! ([`FakeYandexSearch`]) and classifieds sites serving listing pages ([`FakeListingSites`]).
 //!
 //! Each fake is an axum server on `127.0.0.1:0` started with `start().await`. It records every
 //! request ([`RecordedRequest`]) and answers with the provider's real success and error bodies and
@@ -12,14 +13,16 @@
 //!   shows up in the provider's journal), then its answer is held back for a while — a worker
 //!   killed meanwhile never learns the outcome;
 //! - [`FakeServer::set_latency`]: every answer is delayed (after processing), e.g. to trigger a
-//!   client timeout.
+//!   client timeout; [`FakeServer::set_latency_on`] delays only the answers to some paths.
 //!
 //! The modules also build the inbound webhook bodies tests post to our server.
 
 pub mod green_api;
+pub mod listings;
 pub mod openai;
 pub mod telegram;
 pub mod whatsapp;
+pub mod yandex;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,9 +39,11 @@ use serde_json::Value;
 use tokio::task::AbortHandle;
 
 pub use green_api::{FakeGreenApi, green_api_incoming_text, green_api_outgoing_echo, green_api_status};
+pub use listings::FakeListingSites;
 pub use openai::FakeOpenAi;
 pub use telegram::{FakeTelegram, telegram_text_update};
 pub use whatsapp::{FakeWhatsApp, whatsapp_signature, whatsapp_text_webhook};
+pub use yandex::{FakeDoc, FakeYandexSearch, YandexMode};
 
 /// One request a fake received.
 #[derive(Debug, Clone)]
@@ -142,6 +147,8 @@ struct Knobs {
     failures: VecDeque<ScriptedFailure>,
     hang_next: Option<Duration>,
     latency: Duration,
+    /// (path fragment, delay): answers to matching paths are delayed.
+    path_latency: Vec<(String, Duration)>,
 }
 
 impl Knobs {
@@ -236,6 +243,15 @@ impl FakeServer {
         lock(&self.shared.knobs).latency = latency;
     }
 
+    /// Later answers to paths containing `fragment` are delayed by `latency` (zero turns it off).
+    pub fn set_latency_on(&self, fragment: &str, latency: Duration) {
+        let mut knobs = lock(&self.shared.knobs);
+        knobs.path_latency.retain(|(f, _)| f != fragment);
+        if !latency.is_zero() {
+            knobs.path_latency.push((fragment.to_string(), latency));
+        }
+    }
+
     /// Waits until at least `n` requests arrived and returns them; panics after `timeout`.
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
         let deadline = Instant::now() + timeout;
@@ -269,7 +285,8 @@ async fn serve(
     let (scripted, delay) = {
         let mut knobs = lock(&shared.knobs);
         let scripted = knobs.take_failure(&request.path);
-        let delay = knobs.hang_next.take().unwrap_or(knobs.latency);
+        let path_delay = knobs.path_latency.iter().find(|(f, _)| request.path.contains(f.as_str())).map(|(_, d)| *d);
+        let delay = knobs.hang_next.take().or(path_delay).unwrap_or(knobs.latency);
         (scripted, delay)
     };
     let reply = scripted.unwrap_or_else(|| (shared.handler)(&request));

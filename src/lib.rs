@@ -20,5 +20,6 @@ pub mod process;
 pub mod projection;
 pub mod store;
 pub mod tenancy;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod workers;

@@ -143,7 +143,7 @@ pub fn spawn_workers(
 pub fn worker_options(settings: &Settings, kind: crate::bus::Kind) -> crate::bus::worker::WorkerOptions {
     crate::bus::worker::WorkerOptions {
         prefix: settings.bus.redis_prefix.clone(),
-        consumer: crate::projection::runtime::instance_name(&format!("worker-{kind}")),
+        consumer: crate::infra::instance_name(&format!("worker-{kind}")),
         concurrency: settings.bus.concurrency,
         visibility_timeout: settings.bus.visibility_timeout,
         max_deliveries: settings.bus.max_deliveries,
@@ -159,6 +159,6 @@ pub fn sweeper_options(settings: &Settings) -> crate::bus::sweeper::SweeperOptio
         interval: settings.bus.sweep_interval,
         redispatch_after: settings.bus.redispatch_after,
         stream_max_len: settings.bus.stream_max_len,
-        instance: crate::projection::runtime::instance_name("sweeper"),
+        instance: crate::infra::instance_name("sweeper"),
     }
 }

@@ -250,16 +250,6 @@ impl LeadSettings {
     /// Longest no-reply wait: one day.
     pub const MAX_NO_REPLY_MINUTES: u32 = 24 * 60;
 
-    /// Whether leads of `kind` get the detailed auto-response.
-    pub fn detailed_reply(&self, kind: crate::lead::LeadKind) -> bool {
-        use crate::lead::LeadKind;
-        match kind {
-            LeadKind::Gearbox => self.gearbox_template_enabled,
-            LeadKind::Engine => self.engine_template_enabled,
-            LeadKind::Tires => self.tires_template_enabled,
-        }
-    }
-
     /// How long to wait for the customer's reply after the first message; `None` when the check
     /// is off.
     pub fn no_reply_after(&self) -> Option<Duration> {

@@ -74,7 +74,7 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
     pub tenant_id: Option<Uuid>,
     /// The payload decoded once: the projectors of a process share one read of an event (see
-    /// [`crate::feed`]), and each would otherwise parse it again.
+    /// the shared event feed), and each would otherwise parse it again.
     #[sqlx(skip)]
     decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
 }

@@ -126,7 +126,7 @@ pub async fn run(
         if lease.is_none() {
             if let Ok(mut c) = PgConnection::connect_with(&opts).await {
                 let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext('work_sweeper'))")
-                    .bind(crate::projection::runtime::LEASE_SPACE)
+                    .bind(crate::infra::db::LEASE_SPACE)
                     .fetch_one(&mut c)
                     .await
                     .unwrap_or(false);

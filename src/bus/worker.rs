@@ -20,6 +20,7 @@ use redis::streams::{
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{GROUP, Job, Kind, streams};
 use crate::infra::redis::Redis;
@@ -283,7 +284,14 @@ pub async fn run(
                 let started = Instant::now();
                 let lag = (chrono::Utc::now() - job.dispatched_at).num_milliseconds().max(0) as f64 / 1000.0;
                 metrics::histogram!("aisales_job_start_lag_seconds", "kind" => kind.as_str()).record(lag);
-                let result = match tokio::time::timeout(timeout, handler.handle(&job)).await {
+                // One span per job: its kind, id and the chain it continues.
+                let span = tracing::info_span!(
+                    "job",
+                    kind = kind.as_str(),
+                    job_id = %job.job_id,
+                    correlation_id = %job.correlation_id().map(|c| c.to_string()).unwrap_or_default(),
+                );
+                let result = match tokio::time::timeout(timeout, handler.handle(&job)).instrument(span).await {
                     Ok(r) => r,
                     Err(_) => Err(anyhow::anyhow!("job timed out after {} s", timeout.as_secs())),
                 };

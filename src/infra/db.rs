@@ -10,6 +10,9 @@ use sqlx::{ConnectOptions, PgPool};
 use crate::config::Settings;
 
 /// The SQL files in `migrations/`, embedded in the binary.
+/// Advisory-lock key space of projector (and sweeper) ownership (second key: hashtext(name)).
+pub const LEASE_SPACE: i32 = 0x4149_534C; // "AISL"
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options from the settings (statement logging off: statements can carry customer data).

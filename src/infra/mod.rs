@@ -9,3 +9,11 @@ pub mod ratelimit;
 pub mod redact;
 pub mod redis;
 pub mod telemetry;
+
+/// The name this process goes by in leases, consumer groups and logs: role, host and pid.
+pub fn instance_name(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("aisales-{role}@{host}:{}", std::process::id())
+}

@@ -23,8 +23,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Advisory-lock key space of projector ownership (second key: hashtext(name)).
-pub const LEASE_SPACE: i32 = 0x4149_534C; // "AISL"
+pub use crate::infra::db::LEASE_SPACE;
+pub use crate::infra::instance_name;
 
 /// Channel the event store notifies on.
 pub use crate::store::EVENTS_CHANNEL;
@@ -52,14 +52,6 @@ impl Default for RuntimeOptions {
             instance: instance_name("projector"),
         }
     }
-}
-
-/// `role@host:pid`, recognisable in `pg_stat_activity` and in `projections status`.
-pub fn instance_name(role: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("aisales-{role}@{host}:{}", std::process::id())
 }
 
 /// Runs the given projectors until `cancel` fires.

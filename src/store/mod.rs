@@ -293,6 +293,14 @@ impl EventStore {
     }
 
     /// Runs a command: load, decide, append; on a concurrent append, reload and retry (bounded).
+    /// Runs in a `command` span naming the aggregate, the actor and the correlation id, so every
+    /// log line of the command carries the chain it belongs to.
+    #[tracing::instrument(
+        name = "command",
+        level = "info",
+        skip_all,
+        fields(aggregate = A::TYPE, aggregate_id = %aggregate_id, actor = %metadata.actor, correlation_id = %metadata.correlation_id)
+    )]
     pub async fn execute<A>(
         &self,
         aggregate_id: &str,

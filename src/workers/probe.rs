@@ -21,7 +21,7 @@ impl JobHandler for ProbeHandler {
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
         let Ping { ping_id } = job.payload()?;
-        let worker = format!("{}:{}", crate::projection::runtime::instance_name("worker"), job.kind);
+        let worker = format!("{}:{}", crate::infra::instance_name("worker"), job.kind);
         let cmd = ProbeCommand::RecordPong { ping_id, worker, at: chrono::Utc::now() };
         match self
             .services

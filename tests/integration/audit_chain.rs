@@ -8,8 +8,8 @@ use aisales::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::conversations::{app_with, fast, green_account, outbound, post_green, suggestions, tenant};
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text, green_api_status};
+use crate::helpers::{app_with, fast, green_account, outbound, post_green, suggestions, tenant};
 
 /// The conversation's events as the audit API lists them: (type, sequence) → event.
 fn by_type(items: &[Value]) -> HashMap<String, Vec<&Value>> {
@@ -52,6 +52,8 @@ async fn one_customer_message_is_one_chain_from_webhook_to_delivery() {
     let answer: Value = r.json().await.unwrap();
     let conversation = answer["result"]["messages"][0]["conversation_id"].as_str().unwrap().to_string();
 
+    // The draft is settled once everything the message asked for has run.
+    app.drain().await;
     let pending = suggestions(&app, t.owner(), &conversation, "pending", 1).await;
     let suggestion = pending[0]["id"].as_str().unwrap().to_string();
     // The operator sends the draft with their own words (a new request, a new request id).
@@ -65,7 +67,7 @@ async fn one_customer_message_is_one_chain_from_webhook_to_delivery() {
     let provider_id = sent["provider_message_id"].as_str().unwrap().to_string();
     let status = green_api_status(FakeGreenApi::ID_INSTANCE, "79001234567@c.us", &provider_id, "delivered");
     assert_eq!(post_green(&app, &path, &token, &status).await.status(), StatusCode::OK);
-    outbound(&app, t.owner(), &conversation, "delivered").await;
+    app.drain().await;
 
     // Every event of the conversation, with its cause.
     let log = app.get_json(&format!("/api/conversations/{conversation}/events"), t.owner()).await;

@@ -12,9 +12,9 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::conversations::{app_with, fast, green_account, tenant};
 use crate::fakes::green_api::FakeGreenApi;
 use crate::helpers::{ChildGuard, TestApp, TestTenant, eventually};
+use crate::helpers::{app_with, fast, green_account, tenant};
 
 /// A conversation on the fake GREEN-API account with `n` operator replies queued.
 async fn queue_replies(

@@ -13,85 +13,10 @@ use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text, green_api_s
 use crate::fakes::openai::FakeOpenAi;
 use crate::fakes::telegram::{FakeTelegram, telegram_text_update};
 use crate::fakes::whatsapp::{FakeWhatsApp, whatsapp_signature, whatsapp_text_webhook};
-use crate::helpers::{TestApp, TestTenant, create_tenant, eventually, spawn_app};
-
-pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-/// Settings that make the background loops quick in tests.
-pub fn fast(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut v: Vec<(&'static str, String)> = vec![
-        ("RATE_LIMIT_API_PER_MINUTE", "0".into()),
-        ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "0".into()),
-        ("WORKER_VISIBILITY_TIMEOUT_SECS", "2".into()),
-        ("WORK_REDISPATCH_SECS", "2".into()),
-        ("WORK_SWEEP_INTERVAL_MS", "200".into()),
-        ("INTEGRATION_SECRETS_MASTER_KEY", MASTER_KEY.into()),
-    ];
-    v.extend(extra.iter().cloned());
-    v
-}
-
-pub async fn app_with(vars: &[(&'static str, String)]) -> TestApp {
-    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spawn_app(&borrowed).await
-}
-
-/// A tenant whose suggestions are drafted without waiting for a burst to end.
-pub async fn tenant(app: &TestApp) -> TestTenant {
-    let t = create_tenant(&app.pool, "Коробки").await;
-    app.request(Method::PATCH, "/api/tenant", Some(t.owner()))
-        .json(&json!({"settings": {"suggestion_debounce_secs": 0}}))
-        .send()
-        .await
-        .unwrap();
-    t
-}
-
-pub async fn secret(app: &TestApp, tenant: Uuid, account: &str, what: &str) -> String {
-    let mut conn = app.pool.acquire().await.unwrap();
-    let name = aisales::tenancy::secret_name(account.parse().unwrap(), what);
-    aisales::infra::crypto::get(&mut conn, &app.state.keys, Some(tenant), &name).await.unwrap()
-}
-
-/// Adds the fake GREEN-API account; returns (account id, webhook path, webhook token).
-pub async fn green_account(app: &TestApp, t: &TestTenant, fake: &FakeGreenApi) -> (String, String, String) {
-    let acc = app
-        .post_json(
-            "/api/channels",
-            t.owner(),
-            json!({"kind": "green_api", "id_instance": FakeGreenApi::ID_INSTANCE.to_string(), "api_token": FakeGreenApi::TOKEN, "api_url": fake.url()}),
-        )
-        .await;
-    let id = acc["id"].as_str().unwrap().to_string();
-    let path = format!("/webhooks/green-api/{}/{id}", t.id);
-    assert!(acc["webhook_url"].as_str().unwrap().ends_with(&path));
-    let token = secret(app, t.id, &id, "webhook_token").await;
-    (id, path, token)
-}
-
-pub async fn post_green(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    app.client.post(format!("{}{path}", app.address)).bearer_auth(token).json(body).send().await.unwrap()
-}
-
-/// GET that answers `None` while the read model has not caught up (404) or on any other error.
-pub async fn try_get(app: &TestApp, path: &str, token: &str) -> Option<Value> {
-    let r = app.request(Method::GET, path, Some(token)).send().await.ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.json().await.ok()
-}
-
-/// Waits until the conversation has `n` suggestions with `status`, returns them.
-pub async fn suggestions(app: &TestApp, token: &str, conversation: &str, status: &str, n: usize) -> Vec<Value> {
-    let path = format!("/api/conversations/{conversation}/suggestions?status={status}");
-    eventually(Duration::from_secs(20), &format!("{n} {status} suggestion(s)"), || async {
-        let v = try_get(app, &path, token).await?;
-        let items = v["items"].as_array().cloned().unwrap_or_default();
-        (items.len() >= n).then_some(items)
-    })
-    .await
-}
+use crate::helpers::{
+    TestApp, TestTenant, app_with, create_tenant, eventually, fast, green_account, outbound, post_green, secret,
+    suggestions, tenant, try_get,
+};
 
 /// The reply shows as sent, the provider got exactly one send (also a few seconds later), and the
 /// send was recorded from the provider's journal rather than made again.
@@ -109,37 +34,6 @@ async fn sent_once_from_the_journal(app: &TestApp, t: &TestTenant, fake: &FakeGr
     assert!(reconciled, "recorded from the provider's journal, not sent again");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(fake.sent_messages().len(), 1);
-}
-
-/// Waits until an outbound message reaches `status`.
-pub async fn outbound(app: &TestApp, token: &str, conversation: &str, status: &str) -> Value {
-    let path = format!("/api/conversations/{conversation}/messages");
-    let found = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Some(v) = try_get(app, &path, token).await
-                && let Some(m) = v["items"]
-                    .as_array()
-                    .and_then(|items| items.iter().find(|m| m["direction"] == "out" && m["status"] == status).cloned())
-            {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    match found {
-        Ok(m) => m,
-        Err(_) => {
-            let events: Vec<(String, String)> = sqlx::query_as(
-                "SELECT event_type, payload::text FROM events WHERE aggregate_id = $1 ORDER BY sequence",
-            )
-            .bind(conversation)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-            panic!("no outbound message reached {status}; events: {events:#?}")
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,5 +1,10 @@
 //! Shared helpers: test databases, an in-process app on a random port, the binary as a child.
 
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::fakes::green_api::FakeGreenApi;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -253,6 +258,43 @@ impl TestApp {
         }
     }
 
+    /// Waits until the system is at rest (with [`TestApp::start_background`] running): every
+    /// projector has applied everything readable, no job is due or running, and that still holds
+    /// a moment later (a job's result is an event the projectors then apply). Replaces polling
+    /// for one read model where the outcome is settled by the events alone.
+    pub async fn drain(&self) {
+        let quiet = || async {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM projector_checkpoints c, \
+                   (SELECT tx_id, global_position FROM events \
+                     WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY tx_id DESC, global_position DESC LIMIT 1) h \
+                  WHERE (c.tx_id, c.position) < (h.tx_id, h.global_position)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            let working: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM work_items WHERE status = 'started' OR (status = 'requested' AND due_at <= now())",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            behind == 0 && working == 0
+        };
+        let start = std::time::Instant::now();
+        loop {
+            if quiet().await {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                if quiet().await {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the system did not come to rest within 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// GET returning JSON (panics on a non-2xx answer with the body).
     pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
         let r = self.request(reqwest::Method::GET, path, Some(token)).send().await.unwrap();
@@ -278,7 +320,7 @@ impl TestApp {
         let s = &self.state.settings;
         let mut cmd = aisales(&self.db.url);
         cmd.env("REDIS_PREFIX", &s.bus.redis_prefix)
-            .env("INTEGRATION_SECRETS_MASTER_KEY", crate::conversations::MASTER_KEY)
+            .env("INTEGRATION_SECRETS_MASTER_KEY", MASTER_KEY)
             .env("GREEN_API_URL", &s.green_api_url)
             .env("TELEGRAM_API_URL", &s.telegram_api_url)
             .env("WHATSAPP_API_URL", &s.whatsapp_api_url)
@@ -288,5 +330,117 @@ impl TestApp {
             cmd.env(k, v);
         }
         cmd
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Apps, tenants and channels as most feature tests set them up.
+
+pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Settings that make the background loops quick in tests.
+pub fn fast(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("RATE_LIMIT_API_PER_MINUTE", "0".into()),
+        ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "0".into()),
+        ("WORKER_VISIBILITY_TIMEOUT_SECS", "2".into()),
+        ("WORK_REDISPATCH_SECS", "2".into()),
+        ("WORK_SWEEP_INTERVAL_MS", "200".into()),
+        ("INTEGRATION_SECRETS_MASTER_KEY", MASTER_KEY.into()),
+    ];
+    v.extend(extra.iter().cloned());
+    v
+}
+
+pub async fn app_with(vars: &[(&'static str, String)]) -> TestApp {
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_app(&borrowed).await
+}
+
+/// A tenant whose suggestions are drafted without waiting for a burst to end.
+pub async fn tenant(app: &TestApp) -> TestTenant {
+    let t = create_tenant(&app.pool, "Коробки").await;
+    app.request(Method::PATCH, "/api/tenant", Some(t.owner()))
+        .json(&json!({"settings": {"suggestion_debounce_secs": 0}}))
+        .send()
+        .await
+        .unwrap();
+    t
+}
+
+pub async fn secret(app: &TestApp, tenant: Uuid, account: &str, what: &str) -> String {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let name = aisales::tenancy::secret_name(account.parse().unwrap(), what);
+    aisales::infra::crypto::get(&mut conn, &app.state.keys, Some(tenant), &name).await.unwrap()
+}
+
+/// Adds the fake GREEN-API account; returns (account id, webhook path, webhook token).
+pub async fn green_account(app: &TestApp, t: &TestTenant, fake: &FakeGreenApi) -> (String, String, String) {
+    let acc = app
+        .post_json(
+            "/api/channels",
+            t.owner(),
+            json!({"kind": "green_api", "id_instance": FakeGreenApi::ID_INSTANCE.to_string(), "api_token": FakeGreenApi::TOKEN, "api_url": fake.url()}),
+        )
+        .await;
+    let id = acc["id"].as_str().unwrap().to_string();
+    let path = format!("/webhooks/green-api/{}/{id}", t.id);
+    assert!(acc["webhook_url"].as_str().unwrap().ends_with(&path));
+    let token = secret(app, t.id, &id, "webhook_token").await;
+    (id, path, token)
+}
+
+pub async fn post_green(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    app.client.post(format!("{}{path}", app.address)).bearer_auth(token).json(body).send().await.unwrap()
+}
+
+/// GET that answers `None` while the read model has not caught up (404) or on any other error.
+pub async fn try_get(app: &TestApp, path: &str, token: &str) -> Option<Value> {
+    let r = app.request(Method::GET, path, Some(token)).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// Waits until the conversation has `n` suggestions with `status`, returns them.
+pub async fn suggestions(app: &TestApp, token: &str, conversation: &str, status: &str, n: usize) -> Vec<Value> {
+    let path = format!("/api/conversations/{conversation}/suggestions?status={status}");
+    eventually(Duration::from_secs(20), &format!("{n} {status} suggestion(s)"), || async {
+        let v = try_get(app, &path, token).await?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= n).then_some(items)
+    })
+    .await
+}
+
+/// Waits until an outbound message reaches `status`.
+pub async fn outbound(app: &TestApp, token: &str, conversation: &str, status: &str) -> Value {
+    let path = format!("/api/conversations/{conversation}/messages");
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(v) = try_get(app, &path, token).await
+                && let Some(m) = v["items"]
+                    .as_array()
+                    .and_then(|items| items.iter().find(|m| m["direction"] == "out" && m["status"] == status).cloned())
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    match found {
+        Ok(m) => m,
+        Err(_) => {
+            let events: Vec<(String, String)> = sqlx::query_as(
+                "SELECT event_type, payload::text FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+            )
+            .bind(conversation)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+            panic!("no outbound message reached {status}; events: {events:#?}")
+        }
     }
 }

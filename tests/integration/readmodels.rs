@@ -15,8 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::conversations::{app_with, fast, tenant};
 use crate::helpers::{ChildGuard, TestApp, create_tenant, eventually};
+use crate::helpers::{app_with, fast, tenant};
 
 pub(crate) fn inbound(tenant: Uuid, account: Uuid, customer: Uuid, provider_id: &str, text: &str) -> Box<Inbound> {
     Box::new(Inbound {
@@ -218,7 +218,7 @@ async fn the_audit_log_shows_every_event_with_its_metadata_and_is_tenant_scoped(
     }
     // The escalation shows in the escalations list of its tenant only.
     eventually(Duration::from_secs(10), "the escalation", || async {
-        let v = crate::conversations::try_get(&app, "/api/escalations?status=open", t.owner()).await?;
+        let v = crate::helpers::try_get(&app, "/api/escalations?status=open", t.owner()).await?;
         (v["items"].as_array()?.len() == 1).then_some(())
     })
     .await;
@@ -226,7 +226,7 @@ async fn the_audit_log_shows_every_event_with_its_metadata_and_is_tenant_scoped(
     assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
     // The customers read model is a projector of its own: it may trail the escalations one.
     let customers = eventually(Duration::from_secs(10), "the customer", || async {
-        let v = crate::conversations::try_get(&app, "/api/customers?q=клиент", t.owner()).await?;
+        let v = crate::helpers::try_get(&app, "/api/customers?q=клиент", t.owner()).await?;
         (v["items"].as_array()?.len() == 1).then_some(v)
     })
     .await;
@@ -238,7 +238,7 @@ async fn the_audit_log_shows_every_event_with_its_metadata_and_is_tenant_scoped(
     assert_eq!(app.get_json("/api/customers", other.owner()).await["items"].as_array().unwrap().len(), 0);
     // So is the statistics one.
     eventually(Duration::from_secs(10), "the day's statistics", || async {
-        let stats = crate::conversations::try_get(&app, "/api/stats/daily", t.owner()).await?;
+        let stats = crate::helpers::try_get(&app, "/api/stats/daily", t.owner()).await?;
         (stats["days"][0]["messages_in"] == 1 && stats["days"][0]["escalations"] == 1).then_some(())
     })
     .await;

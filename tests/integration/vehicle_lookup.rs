@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use crate::browser::driver::{ChromeDriver, chromium_binary, profile_root};
 use crate::browser::fixture::FixtureSite;
-use crate::conversations::{app_with, fast, green_account, post_green, tenant, try_get};
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
 use crate::helpers::{TestApp, TestTenant, eventually};
+use crate::helpers::{app_with, fast, green_account, post_green, tenant, try_get};
 
 const CAMRY_VIN: &str = "JTNBK40K203012345";
 const LANCER_VIN: &str = "JMBSRCY2A8U012345";

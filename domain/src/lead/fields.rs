@@ -39,6 +39,17 @@ pub enum LeadKind {
     Tires,
 }
 
+impl crate::tenant::LeadSettings {
+    /// Whether leads of `kind` get the detailed auto-response.
+    pub fn detailed_reply(&self, kind: LeadKind) -> bool {
+        match kind {
+            LeadKind::Gearbox => self.gearbox_template_enabled,
+            LeadKind::Engine => self.engine_template_enabled,
+            LeadKind::Tires => self.tires_template_enabled,
+        }
+    }
+}
+
 impl LeadKind {
     pub const ALL: [LeadKind; 3] = [Self::Gearbox, Self::Engine, Self::Tires];
 

@@ -2,7 +2,7 @@
 //! gearboxes, market statistics, currency conversion, the confidence score, what is searched for
 //! and under which key, the tenant's margin and the replies. No IO: fetching pages, search results
 //! and rates is the worker's job; it hands the texts it saw to these rules (through the
-//! [`crate::price_lookup`] aggregate, which records every step). `docs/price-lookup.md` describes the
+//! `PriceLookup` aggregate, which records every step). `docs/price-lookup.md` describes the
 //! rules and the old system's defects they fix.
 
 mod confidence;

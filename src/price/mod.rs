@@ -159,11 +159,6 @@ impl fmt::Display for PriceSettingsError {
 impl std::error::Error for PriceSettingsError {}
 
 impl PriceSourceSettings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, PriceSettingsError> {
-        Self::load(&|name| std::env::var(name).ok())
-    }
-
     /// Reads the settings from any source of variables (blank counts as unset) and reports every
     /// problem at once.
     pub fn load(source: &dyn Fn(&str) -> Option<String>) -> Result<Self, PriceSettingsError> {

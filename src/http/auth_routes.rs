@@ -142,14 +142,14 @@ pub async fn login(
     let secret = state.settings.session_secret.expose_secret().as_bytes();
     let s = sessions::create(&mut tx, secret, user_id, tenant_id, state.settings.limits.session_ttl).await?;
     tx.commit().await?;
-    let mut resp = Json(json!({
-        "user_id": user_id,
-        "tenant_id": tenant_id,
-        "role": role,
-        "must_change_password": must_change,
-        "csrf_token": s.csrf_token,
-        "expires_at": s.expires_at,
-    }))
+    let mut resp = Json(LoggedIn {
+        user_id,
+        tenant_id,
+        role,
+        must_change_password: must_change,
+        csrf_token: s.csrf_token,
+        expires_at: s.expires_at,
+    })
     .into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,

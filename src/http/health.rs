@@ -7,16 +7,34 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::http::AppState;
 
-pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": state.started.elapsed().as_secs(),
-    }))
+/// `/health`: the process runs.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_s: u64,
+}
+
+impl Health {
+    /// A process up since `started`.
+    pub fn since(started: Instant) -> Self {
+        Health { status: "ok", version: env!("CARGO_PKG_VERSION"), uptime_s: started.elapsed().as_secs() }
+    }
+}
+
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health::since(state.started))
+}
+
+/// `/ready`: whether the dependencies answer, each check with its result.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready`, `degraded` (an optional dependency fails) or `unready`.
+    pub status: &'static str,
+    pub checks: Vec<Check>,
 }
 
 /// One dependency check of `/ready`.
@@ -55,7 +73,7 @@ fn first_line(e: &anyhow::Error) -> String {
 }
 
 /// Runs every readiness check. `ready` means every required dependency passes.
-pub async fn readiness(state: &AppState) -> (StatusCode, serde_json::Value) {
+pub async fn readiness(state: &AppState) -> (StatusCode, Readiness) {
     let pool = state.pool.clone();
     let postgres = timed("postgres", async move {
         sqlx::query("SELECT 1").execute(&pool).await?;
@@ -92,7 +110,7 @@ pub async fn readiness(state: &AppState) -> (StatusCode, serde_json::Value) {
         (true, false) => (StatusCode::OK, "degraded"),
         (true, true) => (StatusCode::OK, "ready"),
     };
-    (code, json!({ "status": status, "checks": [postgres, redis, migrations, ai] }))
+    (code, Readiness { status, checks: vec![postgres, redis, migrations, ai] })
 }
 
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {

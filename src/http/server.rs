@@ -63,11 +63,7 @@ pub async fn serve_metrics(port: u16, cancel: CancellationToken) -> anyhow::Resu
     let started = std::time::Instant::now();
     let router = Router::new().route("/metrics", get(http::health::metrics)).route(
         "/health",
-        get(move || async move {
-            axum::Json(serde_json::json!({
-                "status": "ok", "version": env!("CARGO_PKG_VERSION"), "uptime_s": started.elapsed().as_secs()
-            }))
-        }),
+        get(move || async move { axum::Json(http::health::Health::since(started)) }),
     );
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await

@@ -110,7 +110,14 @@ async fn apply(
             .await
             .map_err(ApiError::Unexpected)?;
     }
-    Ok((StatusCode::OK, Json(json!({ "ok": true, "result": out }))).into_response())
+    Ok((StatusCode::OK, Json(WebhookAnswer { ok: true, result: out })).into_response())
+}
+
+/// The answer to a provider's notification: what it did.
+#[derive(Debug, serde::Serialize)]
+pub struct WebhookAnswer {
+    pub ok: bool,
+    pub result: WebhookOutcome,
 }
 
 /// `POST /webhooks/green-api/{tenant_id}/{account_id}`.

@@ -3,20 +3,37 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::paging::Items;
 use crate::auth::Caller;
 use crate::http::{ApiError, ApiQuery, AppState};
 
+/// Whether an escalation is still open.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationState {
+    Open,
+    Closed,
+}
+
+impl EscalationState {
+    fn as_str(self) -> &'static str {
+        match self {
+            EscalationState::Open => "open",
+            EscalationState::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct EscalationsQuery {
-    status: Option<String>,
+    status: Option<EscalationState>,
     limit: Option<i64>,
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Escalation {
     conversation_id: Uuid,
     sequence: i64,
@@ -34,23 +51,18 @@ pub async fn escalations(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<EscalationsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    if let Some(s) = &q.status
-        && !["open", "closed"].contains(&s.as_str())
-    {
-        return Err(ApiError::invalid("invalid_status", "status is open or closed"));
-    }
+) -> Result<Json<Items<Escalation>>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let items: Vec<Escalation> = sqlx::query_as(
         "SELECT conversation_id, sequence, reason, suggestion_id, actor, status, created_at, closed_at, closed_reason \
            FROM rm_escalations WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $3",
     )
     .bind(caller.tenant_id)
-    .bind(&q.status)
+    .bind(q.status.map(EscalationState::as_str))
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +71,7 @@ pub struct CustomersQuery {
     limit: Option<i64>,
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Customer {
     id: Uuid,
     channel: String,
@@ -80,7 +92,7 @@ pub async fn customers(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<CustomersQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Items<Customer>>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let search =
         q.q.as_deref()
@@ -97,7 +109,7 @@ pub async fn customers(
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 /// `GET /api/customers/{id}`.
@@ -115,6 +127,48 @@ pub async fn customer(
         .ok_or(ApiError::NotFound("customer"))
 }
 
+/// Suggestions of a day, by outcome of drafting and decision.
+#[derive(Debug, Serialize)]
+pub struct SuggestionCounts {
+    pub generated: i32,
+    pub failed: i32,
+    pub auto_send: i32,
+    pub need_approval: i32,
+    pub escalate: i32,
+}
+
+/// What operators (and the autosend policy) decided on a day, with the rates.
+#[derive(Debug, Serialize)]
+pub struct DecisionCounts {
+    pub approved: i32,
+    pub auto_sent: i32,
+    pub edited: i32,
+    pub rejected: i32,
+    pub approval_rate: Option<f64>,
+    pub edit_rate: Option<f64>,
+    pub reject_rate: Option<f64>,
+}
+
+/// One UTC day of statistics.
+#[derive(Debug, Serialize)]
+pub struct DayStats {
+    pub day: NaiveDate,
+    pub messages_in: i32,
+    pub messages_out: i32,
+    pub suggestions: SuggestionCounts,
+    pub decisions: DecisionCounts,
+    pub escalations: i32,
+    pub median_first_response_seconds: Option<f64>,
+}
+
+/// Statistics of a range of days.
+#[derive(Debug, Serialize)]
+pub struct DailyStats {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub days: Vec<DayStats>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct StatsQuery {
     from: Option<NaiveDate>,
@@ -127,7 +181,7 @@ pub async fn daily(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<StatsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DailyStats>, ApiError> {
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.unwrap_or(to - chrono::Duration::days(29));
     if from > to || (to - from).num_days() > 366 {
@@ -163,26 +217,39 @@ pub async fn daily(
     .fetch_all(&state.pool)
     .await?;
     let rate = |part: i32, whole: i32| if whole > 0 { Some(f64::from(part) / f64::from(whole)) } else { None };
-    let days: Vec<Value> = rows
+    let days: Vec<DayStats> = rows
         .into_iter()
         .map(|d| {
             let decided = d.approved + d.auto_approved + d.edited + d.rejected;
-            json!({
-                "day": d.day, "messages_in": d.messages_in, "messages_out": d.messages_out,
-                "suggestions": { "generated": d.suggestions_generated, "failed": d.suggestions_failed, "auto_send": d.decided_auto_send,
-                                 "need_approval": d.decided_need_approval, "escalate": d.decided_escalate },
-                "decisions": { "approved": d.approved, "auto_sent": d.auto_approved, "edited": d.edited, "rejected": d.rejected,
-                               "approval_rate": rate(d.approved + d.auto_approved, decided), "edit_rate": rate(d.edited, decided),
-                               "reject_rate": rate(d.rejected, decided) },
-                "escalations": d.escalations,
-                "median_first_response_seconds": d.median,
-            })
+            DayStats {
+                day: d.day,
+                messages_in: d.messages_in,
+                messages_out: d.messages_out,
+                suggestions: SuggestionCounts {
+                    generated: d.suggestions_generated,
+                    failed: d.suggestions_failed,
+                    auto_send: d.decided_auto_send,
+                    need_approval: d.decided_need_approval,
+                    escalate: d.decided_escalate,
+                },
+                decisions: DecisionCounts {
+                    approved: d.approved,
+                    auto_sent: d.auto_approved,
+                    edited: d.edited,
+                    rejected: d.rejected,
+                    approval_rate: rate(d.approved + d.auto_approved, decided),
+                    edit_rate: rate(d.edited, decided),
+                    reject_rate: rate(d.rejected, decided),
+                },
+                escalations: d.escalations,
+                median_first_response_seconds: d.median,
+            }
         })
         .collect();
-    Ok(Json(json!({ "from": from, "to": to, "days": days })))
+    Ok(Json(DailyStats { from, to, days }))
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     id: Uuid,
     account_id: Option<Uuid>,
@@ -194,7 +261,10 @@ pub struct DeadLetter {
 }
 
 /// `GET /api/webhook-dead-letters`: notifications that were valid but could not be used.
-pub async fn webhook_dead_letters(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn webhook_dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Items<DeadLetter>>, ApiError> {
     let items: Vec<DeadLetter> = sqlx::query_as(
         "SELECT id, account_id, provider, kind, reason, body, received_at FROM webhook_dead_letters \
           WHERE tenant_id = $1 ORDER BY received_at DESC LIMIT 200",
@@ -202,5 +272,5 @@ pub async fn webhook_dead_letters(State(state): State<AppState>, caller: Caller)
     .bind(caller.tenant_id)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }

@@ -2,26 +2,45 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::auth::{Actor, Caller, passwords, sessions};
 use crate::http::{ApiError, ApiJson, AppState};
 
-pub async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// The caller's tenant as `/api/me` shows it.
+#[derive(Debug, Serialize)]
+pub struct TenantRef {
+    pub id: Uuid,
+    pub name: String,
+    pub timezone: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub tenant: TenantRef,
+    pub role: crate::auth::Role,
+    pub actor: Actor,
+    pub auth: crate::auth::AuthMethod,
+    pub user: Option<crate::tenancy::User>,
+    pub must_change_password: bool,
+}
+
+pub async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
     let tenant = crate::tenancy::get_tenant(&state.pool, caller.tenant_id).await?.ok_or(ApiError::Unauthorized)?;
     let user = match caller.actor {
         Actor::User(id) => crate::tenancy::get_user(&state.pool, caller.tenant_id, id).await?,
         Actor::Token(_) => None,
     };
-    Ok(Json(json!({
-        "tenant": { "id": tenant.id, "name": tenant.name, "timezone": tenant.timezone },
-        "role": caller.role,
-        "actor": caller.actor,
-        "auth": caller.method,
-        "user": user,
-        "must_change_password": caller.must_change_password,
-    })))
+    Ok(Json(Me {
+        tenant: TenantRef { id: tenant.id, name: tenant.name, timezone: tenant.timezone },
+        role: caller.role,
+        actor: caller.actor,
+        auth: caller.method,
+        user,
+        must_change_password: caller.must_change_password,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -30,12 +49,19 @@ pub struct ChangePassword {
     new_password: String,
 }
 
+/// A password change done.
+#[derive(Debug, Serialize)]
+pub struct PasswordChanged {
+    pub changed: bool,
+    pub sessions_ended: bool,
+}
+
 /// Replaces the caller's password; ends every other session of the user.
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<ChangePassword>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PasswordChanged>, ApiError> {
     let Actor::User(user_id) = caller.actor else {
         return Err(ApiError::Forbidden("API tokens have no password".into()));
     };
@@ -67,5 +93,5 @@ pub async fn change_password(
         .await?;
     sessions::revoke_all_of(&mut tx, user_id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "changed": true, "sessions_ended": true })))
+    Ok(Json(PasswordChanged { changed: true, sessions_ended: true }))
 }

@@ -3,16 +3,26 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role, tokens};
+use super::paging::Items;
 use crate::http::{ApiError, ApiJson, AppState};
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Items<tokens::TokenInfo>>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(json!({ "items": tokens::list(&mut conn, caller.tenant_id).await? })))
+    Ok(Json(Items { items: tokens::list(&mut conn, caller.tenant_id).await? }))
+}
+
+/// A new token: its secret is shown this once.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub id: Uuid,
+    pub api_token: String,
+    pub prefix: String,
+    pub role: Role,
+    pub name: String,
 }
 
 #[derive(Deserialize)]
@@ -26,7 +36,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     let role: Role =
         body.role.parse().map_err(|e: crate::auth::UnknownRole| ApiError::invalid("invalid_role", e.to_string()))?;
     if role == Role::Owner && caller.role != Role::Owner {
@@ -38,10 +48,8 @@ pub async fn create(
     }
     let mut conn = state.pool.acquire().await?;
     let t = tokens::create(&mut conn, caller.tenant_id, name, role, &caller.actor.metadata_value()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": t.id, "api_token": t.token, "prefix": t.prefix, "role": role, "name": name })),
-    ))
+    let created = Created { id: t.id, api_token: t.token, prefix: t.prefix, role, name: name.to_string() };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub async fn revoke(

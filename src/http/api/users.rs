@@ -3,16 +3,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{Actor, Caller, Role, sessions};
+use super::paging::Items;
 use crate::http::{ApiError, ApiJson, AppState};
 use crate::tenancy::{self, User};
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "items": tenancy::list_users(&state.pool, caller.tenant_id).await? })))
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Items<User>>, ApiError> {
+    Ok(Json(Items { items: tenancy::list_users(&state.pool, caller.tenant_id).await? }))
 }
 
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> Result<Json<User>, ApiError> {
@@ -26,17 +26,24 @@ pub struct NewUser {
     role: String,
 }
 
+/// A new user and their one-time password (shown this once).
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub user: User,
+    pub one_time_password: String,
+}
+
 /// Creates a user with a one-time password, returned once.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<NewUser>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     let role: Role =
         body.role.parse().map_err(|e: crate::auth::UnknownRole| ApiError::invalid("invalid_role", e.to_string()))?;
-    let (user, password) =
+    let (user, one_time_password) =
         crate::application::users::add_user(&state.pool, caller.tenant_id, &body.email, role).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "user": user, "one_time_password": password }))))
+    Ok((StatusCode::CREATED, Json(Created { user, one_time_password })))
 }
 
 #[derive(Deserialize)]

@@ -201,12 +201,20 @@ impl LookupRow {
                 evidence.clone_from(&result.evidence);
                 let how = if result.from_cache { " (from cache)" } else { "" };
                 let note = result.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                // Without an OEM: where the search for it stopped and why.
+                let stop = result
+                    .gearbox
+                    .oem_search
+                    .as_ref()
+                    .and_then(|s| s.summary())
+                    .map(|s| format!("; OEM not found: {s}"))
+                    .unwrap_or_default();
                 self.log(
                     at,
                     "completed",
                     Some(*round),
                     Some(*attempt),
-                    Some(format!("{} via {}{how}{note}", result.status.as_str(), result.source)),
+                    Some(format!("{} via {}{how}{note}{stop}", result.status.as_str(), result.source)),
                 );
             }
             E::LookupNotFound { round, attempt, result, .. } => {
@@ -452,6 +460,8 @@ pub fn summary_json(r: &LookupRow) -> Value {
         "retry_at": r.retry_at,
         "vehicle": pick(&["vehicle"]),
         "gearbox": pick(&["gearbox"]),
+        // The step that stopped the search for the gearbox OEM (model-only answers), with why.
+        "oem_failure": pick(&["gearbox", "oem_search", "failure"]),
         "source": pick(&["source"]),
         "confidence": pick(&["confidence"]),
         "verification": r.verification,
@@ -490,4 +500,77 @@ pub fn detail_json(r: &LookupRow) -> Value {
 /// Every vehicle-lookup projector, writing into `target`.
 pub fn all(target: Target) -> Vec<Box<dyn Projector>> {
     vec![Box::new(VehicleLookups::new(target))]
+}
+
+#[cfg(test)]
+mod tests {
+    use aisales_domain::vehicle_lookup::{
+        GearboxInfo, LookupResult, OemFailureKind, OemSearch, OemStepFailure, ResultStatus, VehicleMeta,
+    };
+
+    use super::*;
+
+    fn completed(gearbox: GearboxInfo) -> E {
+        E::LookupCompleted {
+            round: 1,
+            attempt: 1,
+            conversation_id: None,
+            completed_at: Utc::now(),
+            result: LookupResult {
+                status: if gearbox.oem.is_some() { ResultStatus::Found } else { ResultStatus::ModelOnly },
+                vehicle: VehicleMeta::default(),
+                gearbox,
+                source: "podzamenu".into(),
+                decoder: None,
+                confidence: 0.8,
+                from_cache: false,
+                note: None,
+                evidence: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_model_only_answer_shows_the_step_that_stopped_the_oem_search() {
+        let mut row = LookupRow::new(Uuid::nil(), Uuid::nil(), Utc::now());
+        let gearbox = GearboxInfo {
+            model: Some("F1CJA".into()),
+            oem_search: Some(Box::new(OemSearch {
+                site: "podzamenu".into(),
+                paths: vec![],
+                failure: Some(OemStepFailure {
+                    kind: OemFailureKind::SiteError,
+                    step: "podzamenu.nav.accordion.link".into(),
+                    reason: "site error after clicking \"Коробка передач\": Сервис временно недоступен".into(),
+                    transient: true,
+                    attempts: 3,
+                }),
+            })),
+            ..GearboxInfo::default()
+        };
+        row.apply(&completed(gearbox), Utc::now(), 1, None).unwrap();
+        let v = summary_json(&row);
+        assert_eq!(v["oem_failure"]["kind"], "site_error");
+        assert_eq!(v["oem_failure"]["step"], "podzamenu.nav.accordion.link");
+        assert_eq!(v["oem_failure"]["attempts"], 3);
+        let detail = row.history[0].detail.as_deref().unwrap();
+        assert!(
+            detail.starts_with(
+                "MODEL_ONLY via podzamenu; OEM not found: site_error at podzamenu.nav.accordion.link, 3 tries"
+            ),
+            "{detail}"
+        );
+
+        // Answers recorded before the trail existed read as before.
+        let mut old = LookupRow::new(Uuid::nil(), Uuid::nil(), Utc::now());
+        old.apply(
+            &completed(GearboxInfo { model: Some("F1CJA".into()), ..GearboxInfo::default() }),
+            Utc::now(),
+            1,
+            None,
+        )
+        .unwrap();
+        assert!(summary_json(&old)["oem_failure"].is_null());
+        assert_eq!(old.history[0].detail.as_deref(), Some("MODEL_ONLY via podzamenu"));
+    }
 }

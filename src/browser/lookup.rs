@@ -73,7 +73,7 @@ impl Default for ScrapeSettings {
             click_effect_timeout: Duration::from_millis(1500),
             detail_timeout: Duration::from_secs(10),
             max_candidates: 20,
-            find_wait: Duration::from_secs(3),
+            find_wait: Duration::from_secs(2),
             parts_wait: Duration::from_millis(1500),
             settle_quiet: Duration::from_millis(300),
             settle_timeout: Duration::from_secs(6),

@@ -105,6 +105,8 @@ pub(crate) enum Sign {
     Pattern,
     /// An error page or site error message appeared.
     Error,
+    /// The page changed but none of the expected signs showed within the wait.
+    Changed,
 }
 
 /// A click that showed its effect.
@@ -114,6 +116,8 @@ pub(crate) struct Clicked {
     pub sign: Sign,
     /// What showed it (element text, pattern, error message).
     pub seen: String,
+    /// The selector of the element that appeared.
+    pub selector: Option<String>,
 }
 
 /// A visit of one site with one session: every step bounded and recorded.
@@ -283,7 +287,8 @@ impl<'a> Page<'a> {
     /// Clicks the marked element with each strategy in turn until `effect` shows. After each
     /// strategy the effect gets `retry_wait`; a click that changed the page (content loading, a
     /// navigation) gets the rest of `effect_wait` and no second click, so a toggle is never clicked
-    /// twice. Only a click that changed nothing is followed by the next strategy.
+    /// twice: if the effect still does not show, the answer is [`Sign::Changed`]. Only a click that
+    /// changed nothing is followed by the next strategy; `None` when none changed anything.
     pub async fn click(
         &mut self,
         name: &str,
@@ -352,9 +357,18 @@ impl<'a> Page<'a> {
                             name,
                             started,
                             StepOutcome::Miss,
-                            Some(format!("page changed, expected effect not seen: {}", short(&target.text))),
+                            Some(format!(
+                                "{} via {}: page changed, expected effect not seen",
+                                short(&target.text),
+                                strategy.as_str()
+                            )),
                         );
-                        return Ok(None);
+                        return Ok(Some(Clicked {
+                            strategy: *strategy,
+                            sign: Sign::Changed,
+                            seen: String::new(),
+                            selector: None,
+                        }));
                     }
                 }
             }
@@ -369,6 +383,7 @@ impl<'a> Page<'a> {
                 _ => Sign::Appeared,
             };
             let what = seen.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
+            let selector = seen.get("sel").and_then(Value::as_str).map(str::to_owned);
             let outcome = if sign == Sign::Error { StepOutcome::Failed } else { StepOutcome::Ok };
             self.record(
                 name,
@@ -376,7 +391,7 @@ impl<'a> Page<'a> {
                 outcome,
                 Some(format!("{} via {}{}", short(&target.text), strategy.as_str(), sign_detail(sign, &what))),
             );
-            return Ok(Some(Clicked { strategy: *strategy, sign, seen: what }));
+            return Ok(Some(Clicked { strategy: *strategy, sign, seen: what, selector }));
         }
         self.record(name, started, StepOutcome::Miss, Some(format!("no effect: {}", short(&target.text))));
         Ok(None)
@@ -463,6 +478,7 @@ fn sign_detail(sign: Sign, what: &str) -> String {
         Sign::Appeared => format!(" ({})", short(what)),
         Sign::Pattern => format!(" (text: {what})"),
         Sign::Error => format!(" (site error: {})", short(what)),
+        Sign::Changed => " (page changed)".into(),
     }
 }
 

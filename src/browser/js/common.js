@@ -45,6 +45,16 @@ function rowsOf(table) {
     return Array.from(tr.querySelectorAll('th,td')).map(function (c) { return txt(c).slice(0, 500); });
   }).filter(function (r) { return r.length > 0; }).slice(0, 80);
 }
+// The first pattern that matches, with the matched words and a little of what surrounds them.
+function matchText(text, patterns) {
+  for (var i = 0; i < (patterns || []).length; i++) {
+    try {
+      var m = new RegExp(patterns[i], 'i').exec(text);
+      if (m) return text.slice(Math.max(0, m.index - 30), m.index + m[0].length + 30).trim();
+    } catch (e) { }
+  }
+  return null;
+}
 function matchesAny(text, patterns) {
   for (var i = 0; i < (patterns || []).length; i++) {
     try { if (new RegExp(patterns[i], 'i').test(text)) return patterns[i]; } catch (e) { }

@@ -17,22 +17,27 @@ if (A.scope) {
   if (s) scope = (A.scopeUp && s.closest(A.scopeUp)) || s;
 }
 var words = (A.appearsText || []).map(low);
-var hit = all(scope, A.appears).filter(function (e) {
+function fits(e) {
   if (A.newOnly && e.hasAttribute('data-aisales-seen')) return false;
   if (el && (e === el || el.contains(e))) return false;
   if (!shown(e)) return false;
   if (!words.length) return true;
   var t = low(txt(e));
   return t.length > 0 && t.length <= (A.maxLen || 200) && words.some(function (k) { return t.indexOf(k) >= 0; });
-})[0];
-if (hit) return { by: 'selector', text: txt(hit).slice(0, 80), href: here };
+}
+var appears = A.appears || [];
+for (var i = 0; i < appears.length; i++) {
+  var hit = null;
+  try { hit = Array.from(scope.querySelectorAll(appears[i])).filter(fits)[0]; } catch (x) { }
+  if (hit) return { by: 'selector', sel: appears[i], text: txt(hit).slice(0, 80), href: here };
+}
 var err = all(document, A.errorSelectors).filter(function (e) { return !e.hasAttribute('data-aisales-seen') && shown(e); })[0];
 if (err) return { by: 'error', text: txt(err).slice(0, 120), href: here };
 if ((A.errorPatterns && A.errorPatterns.length) || (A.patterns && A.patterns.length)) {
   var text = visibleText(firstOf(A.textRoot) || document.body);
-  var ep = matchesAny(text, A.errorPatterns);
+  var ep = matchText(text, A.errorPatterns);
   if (ep) return { by: 'error', text: ep, href: here };
-  var p = matchesAny(text, A.patterns);
+  var p = matchText(text, A.patterns);
   if (p) return { by: 'pattern', text: p, href: here };
 }
 return null;

@@ -149,7 +149,14 @@ impl Default for PodzamenuSelectors {
     fn default() -> Self {
         Self {
             search_path: "/search-vehicle?vin={id}".into(),
-            result_ready: strings(&["table", "button.MuiAccordionSummary-root", "[role=\"tab\"]"]),
+            result_ready: strings(&[
+                "table",
+                "button.MuiAccordionSummary-root",
+                "[role=\"tab\"]",
+                "dl",
+                "[class*=\"vehicle-info\"]",
+                "[class*=\"vehicleInfo\"]",
+            ]),
             text_root: strings(&["body"]),
             not_found_selectors: strings(&["[class*=\"notFound\"]", "[class*=\"NotFound\"]"]),
             not_found_patterns: strings(&[

@@ -32,7 +32,8 @@ pub(super) fn entry(path: NavPath, sel: &PodzamenuSelectors) -> Value {
             "selectors": sel.content_links, "exact": sel.gearbox_links, "maxLen": 200, "limit": 1,
         }),
         NavPath::TextLink => json!({
-            "selectors": sel.text_link_selectors, "contains": sel.text_link_keywords, "maxLen": 200, "limit": 1,
+            "selectors": sel.text_link_selectors, "contains": sel.text_link_keywords,
+            "prefer": sel.card_assembly_words, "maxLen": 200, "limit": 1,
         }),
     }
 }
@@ -72,6 +73,8 @@ async fn wait_find(
 /// error page, or (for `deeper`) a new list of sub-schemes or cards.
 pub(super) fn parts_effect(sel: &PodzamenuSelectors, deeper: bool) -> Effect {
     let mut appears = sel.detail_ready.clone();
+    // A parts list without OEM links or marked cells: any table the click brought.
+    appears.push("table".into());
     if deeper {
         appears.extend(sel.sub_scheme_links.iter().cloned());
         appears.extend(sel.card_selectors.iter().cloned());
@@ -118,7 +121,7 @@ async fn open_parts(
                 settings.click_effect_timeout,
             )
             .await?;
-        let Some(Clicked { strategy, sign, seen }) = clicked else {
+        let Some(Clicked { strategy, sign, seen, selector }) = clicked else {
             return Ok(PathEnd::Stopped {
                 step: step(&name),
                 detail: format!("nothing opened after clicking \"{}\"", short(&target.text)),
@@ -132,7 +135,14 @@ async fn open_parts(
                 transient: true,
             });
         }
-        let reached = read_parts(page, sel, settings, &step(&name), trail.clone()).await?;
+        // Wait for rows only where a parts list is showing up (not for an empty-list message or a
+        // list of sub-schemes).
+        let parts_page = match sign {
+            Sign::Changed => true,
+            Sign::Appeared => selector.is_some_and(|s| s == "table" || sel.detail_ready.contains(&s)),
+            Sign::State | Sign::Pattern | Sign::Error => false,
+        };
+        let reached = read_parts(page, sel, settings, &step(&name), trail.clone(), parts_page).await?;
         if !reached.rows.is_empty() {
             return Ok(PathEnd::Reached(reached));
         }
@@ -249,7 +259,8 @@ async fn via_accordion(
         for group in &groups {
             let links_arg = json!({
                 "scope": group.token, "scopeUp": sel.accordion_root, "selectors": sel.content_links,
-                "exact": sel.gearbox_links, "contains": sel.gearbox_links, "maxLen": 200, "limit": 1,
+                "exact": sel.gearbox_links, "contains": sel.gearbox_links, "prefer": sel.card_assembly_words,
+                "maxLen": 200, "limit": 1,
             });
             if group.token != header.token && group.expanded.as_deref() != Some("true") {
                 let open_group = Effect {
@@ -353,6 +364,7 @@ async fn via_schemes_tab(
     let mut cards_or_parts = sel.card_selectors.clone();
     cards_or_parts.extend(sel.generic_cards.iter().cloned());
     cards_or_parts.extend(sel.detail_ready.iter().cloned());
+    cards_or_parts.push("table".into());
     let cards_shown = Effect {
         appears: cards_or_parts.clone(),
         new_only: true,
@@ -373,14 +385,24 @@ async fn via_schemes_tab(
             settings.click_effect_timeout,
         )
         .await?;
-    if let Some(Clicked { sign: Sign::Error, seen, .. }) = &opened {
-        return Ok(PathEnd::Failed {
-            step: step("nav.tab.section"),
-            reason: format!("site error after opening \"{}\": {seen}", short(&section.text)),
-            transient: true,
-        });
-    }
     let trail = format!("{} > {}", short(&tab.text), short(&section.text));
+    match &opened {
+        Some(Clicked { sign: Sign::Error, seen, .. }) => {
+            return Ok(PathEnd::Failed {
+                step: step("nav.tab.section"),
+                reason: format!("site error after opening \"{}\": {seen}", short(&section.text)),
+                transient: true,
+            });
+        }
+        // The section itself lists the parts (no cards).
+        Some(Clicked { selector: Some(s), .. }) if s == "table" || sel.detail_ready.contains(s) => {
+            let reached = read_parts(page, sel, settings, &step("nav.tab.section"), trail.clone(), true).await?;
+            if !reached.rows.is_empty() {
+                return Ok(PathEnd::Reached(reached));
+            }
+        }
+        _ => {}
+    }
     let arg = json!({
         "cards": sel.card_selectors, "keywords": sel.card_keywords, "assembly": sel.card_assembly_words,
         "actions": sel.card_actions, "generic": sel.generic_cards,
@@ -394,7 +416,7 @@ async fn via_schemes_tab(
     let card: Option<Found> = card.and_then(|v| serde_json::from_value(v).ok());
     let Some(card) = card else {
         // A section page without cards may itself list the parts.
-        let reached = read_parts(page, sel, settings, &step("nav.tab.section"), trail.clone()).await?;
+        let reached = read_parts(page, sel, settings, &step("nav.tab.section"), trail.clone(), false).await?;
         if !reached.rows.is_empty() {
             return Ok(PathEnd::Reached(reached));
         }

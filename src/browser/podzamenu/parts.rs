@@ -47,17 +47,20 @@ pub(super) struct Reached {
     pub headings: Vec<String>,
 }
 
-/// Reads the OEM rows of the current page, waiting briefly for a list that is still rendering.
+/// Reads the OEM rows of the current page; with `wait`, waits briefly for a list that is still
+/// rendering.
 pub(super) async fn read_parts(
     page: &mut Page<'_>,
     sel: &PodzamenuSelectors,
     settings: &ScrapeSettings,
     step: &str,
     trail: String,
+    wait: bool,
 ) -> Result<Reached, BrowserError> {
     let started = Instant::now();
-    page.settle("read_parts", &sel.loading, Duration::from_millis(200), page.short_bound(settings.parts_wait)).await?;
-    let until = Instant::now() + page.short_bound(settings.parts_wait);
+    let wait = if wait { page.short_bound(settings.parts_wait) } else { Duration::ZERO };
+    page.settle("read_parts", &sel.loading, Duration::from_millis(200), wait).await?;
+    let until = Instant::now() + wait;
     let (data, rows, rows_from) = loop {
         let data = read_page(page, sel, true).await?;
         let (rows, rows_from) = detail_rows(&data, &settings.labels);

@@ -75,7 +75,7 @@ impl Default for ScrapeSettings {
             max_candidates: 20,
             find_wait: Duration::from_secs(2),
             parts_wait: Duration::from_millis(1500),
-            settle_quiet: Duration::from_millis(300),
+            settle_quiet: Duration::from_millis(200),
             settle_timeout: Duration::from_secs(6),
             late_content_wait: Duration::from_secs(6),
             oem_step_attempts: 3,

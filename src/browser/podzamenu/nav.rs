@@ -109,7 +109,8 @@ async fn open_parts(
     let mut target = target.clone();
     let mut trail = trail;
     let mut name = name.to_owned();
-    for level in 0..=SUB_SCHEME_LEVELS {
+    let mut level = 0;
+    loop {
         let effect = parts_effect(sel, level < SUB_SCHEME_LEVELS);
         let clicked = page
             .click(
@@ -161,8 +162,8 @@ async fn open_parts(
         trail = format!("{trail} > {} [{}]", short(next.card.as_deref().unwrap_or(&next.text)), short(&next.text));
         target = next;
         name = "nav.sub_scheme".into();
+        level += 1;
     }
-    unreachable!("the loop returns at its last level")
 }
 
 /// The gearbox entry of an intermediate scheme page: a card or sub-scheme link naming the gearbox

@@ -59,7 +59,7 @@ pub(super) async fn read_parts(
 ) -> Result<Reached, BrowserError> {
     let started = Instant::now();
     let wait = if wait { page.short_bound(settings.parts_wait) } else { Duration::ZERO };
-    page.settle("read_parts", &sel.loading, Duration::from_millis(200), wait).await?;
+    page.settle("read_parts", &sel.loading, Duration::from_millis(100), wait).await?;
     let until = Instant::now() + wait;
     let (data, rows, rows_from) = loop {
         let data = read_page(page, sel, true).await?;

@@ -4,7 +4,7 @@
 #      sites with real headless Chromium (p50/p95, browser session acquisition included), and the
 #      worker's resident memory while it runs (the browsers are ChromeDriver's, not counted);
 #   2. detection throughput on one core (typical ~100-character customer messages).
-# Usage: scripts/bench-lookup.sh [--release]   (BENCH_LOOKUPS=N sets the number of lookups, default 24)
+# Usage: scripts/bench-lookup.sh [--release]   (BENCH_LOOKUPS=N sets the number of lookups, default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh

@@ -198,12 +198,20 @@ impl LookupRow {
                 evidence.clone_from(&result.evidence);
                 let how = if result.from_cache { " (from cache)" } else { "" };
                 let note = result.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                // Without an OEM: where the search for it stopped and why.
+                let stop = result
+                    .gearbox
+                    .oem_search
+                    .as_ref()
+                    .and_then(|s| s.summary())
+                    .map(|s| format!("; OEM not found: {s}"))
+                    .unwrap_or_default();
                 self.log(
                     at,
                     "completed",
                     Some(*round),
                     Some(*attempt),
-                    Some(format!("{} via {}{how}{note}", result.status.as_str(), result.source)),
+                    Some(format!("{} via {}{how}{note}{stop}", result.status.as_str(), result.source)),
                 );
             }
             E::LookupNotFound { round, attempt, result, .. } => {
@@ -426,69 +434,96 @@ impl Projector for VehicleLookups {
     }
 }
 
-/// A lookup as the API lists it.
-pub fn summary_json(r: &LookupRow) -> Value {
-    let result = r.result.as_ref();
-    let pick = |path: &[&str]| {
-        let mut v = result?;
+impl LookupRow {
+    /// A part of the recorded answer (`["gearbox", "oem"]`, …); `None` when absent or null.
+    pub fn result_at(&self, path: &[&str]) -> Option<&Value> {
+        let mut v = self.result.as_ref()?;
         for p in path {
             v = v.get(*p)?;
         }
-        (!v.is_null()).then(|| v.clone())
-    };
-    json!({
-        "id": r.lookup_id,
-        "conversation_id": r.conversation_id,
-        "message_id": r.message_id,
-        "id_type": r.id_type,
-        "value": r.value,
-        "status": r.status,
-        "result_status": r.result_status,
-        "request_source": r.request_source,
-        "requested_by": r.requested_by,
-        "round": r.round,
-        "attempts": r.attempts,
-        "attempts_total": r.attempts_total,
-        "last_error": r.last_error,
-        "retry_at": r.retry_at,
-        "vehicle": pick(&["vehicle"]),
-        "gearbox": pick(&["gearbox"]),
-        "source": pick(&["source"]),
-        "confidence": pick(&["confidence"]),
-        "verification": r.verification,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "completed_at": r.completed_at,
-    })
-}
+        (!v.is_null()).then_some(v)
+    }
 
-/// A lookup with its answer, history (attempts, reasons, evidence references) and confirmations.
-pub fn detail_json(r: &LookupRow) -> Value {
-    let mut v = summary_json(r);
-    v["result"] = r.result.clone().unwrap_or(Value::Null);
-    v["confirmed"] = r.confirmed.clone().unwrap_or(Value::Null);
-    v["price_lookup_wanted"] = r.price_lookup_wanted.clone();
-    v["history"] = serde_json::to_value(&r.history).unwrap_or(Value::Null);
-    let attempts: Vec<Value> = r
-        .history
-        .iter()
-        .filter(|h| matches!(h.event.as_str(), "completed" | "not_found" | "retry_scheduled" | "failed"))
-        .map(|h| {
-            json!({
-                "round": h.round,
-                "attempt": h.attempt,
-                "outcome": h.event,
-                "reason": h.detail,
-                "at": h.at,
-                "evidence": h.evidence,
-            })
-        })
-        .collect();
-    v["attempts_log"] = Value::Array(attempts);
-    v
+    /// The step that stopped the search for the gearbox OEM (model-only answers), with why.
+    pub fn oem_failure(&self) -> Option<&Value> {
+        self.result_at(&["gearbox", "oem_search", "failure"])
+    }
 }
 
 /// Every vehicle-lookup projector, writing into `target`.
 pub fn all(target: Target) -> Vec<Box<dyn Projector>> {
     vec![Box::new(VehicleLookups::new(target))]
+}
+
+#[cfg(test)]
+mod tests {
+    use aisales_domain::vehicle_lookup::{
+        GearboxInfo, LookupResult, OemFailureKind, OemSearch, OemStepFailure, ResultStatus, VehicleMeta,
+    };
+
+    use super::*;
+
+    fn completed(gearbox: GearboxInfo) -> E {
+        E::LookupCompleted {
+            round: 1,
+            attempt: 1,
+            conversation_id: None,
+            completed_at: Utc::now(),
+            result: LookupResult {
+                status: if gearbox.oem.is_some() { ResultStatus::Found } else { ResultStatus::ModelOnly },
+                vehicle: VehicleMeta::default(),
+                gearbox,
+                source: "podzamenu".into(),
+                decoder: None,
+                confidence: 0.8,
+                from_cache: false,
+                note: None,
+                evidence: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_model_only_answer_shows_the_step_that_stopped_the_oem_search() {
+        let mut row = LookupRow::new(Uuid::nil(), Uuid::nil(), Utc::now());
+        let gearbox = GearboxInfo {
+            model: Some("F1CJA".into()),
+            oem_search: Some(Box::new(OemSearch {
+                site: "podzamenu".into(),
+                paths: vec![],
+                failure: Some(OemStepFailure {
+                    kind: OemFailureKind::SiteError,
+                    step: "podzamenu.nav.accordion.link".into(),
+                    reason: "site error after clicking \"Коробка передач\": Сервис временно недоступен".into(),
+                    transient: true,
+                    attempts: 3,
+                }),
+            })),
+            ..GearboxInfo::default()
+        };
+        row.apply(&completed(gearbox), Utc::now(), 1, None).unwrap();
+        let v = row.oem_failure().unwrap();
+        assert_eq!(v["kind"], "site_error");
+        assert_eq!(v["step"], "podzamenu.nav.accordion.link");
+        assert_eq!(v["attempts"], 3);
+        let detail = row.history[0].detail.as_deref().unwrap();
+        assert!(
+            detail.starts_with(
+                "MODEL_ONLY via podzamenu; OEM not found: site_error at podzamenu.nav.accordion.link, 3 tries"
+            ),
+            "{detail}"
+        );
+
+        // Answers recorded before the trail existed read as before.
+        let mut old = LookupRow::new(Uuid::nil(), Uuid::nil(), Utc::now());
+        old.apply(
+            &completed(GearboxInfo { model: Some("F1CJA".into()), ..GearboxInfo::default() }),
+            Utc::now(),
+            1,
+            None,
+        )
+        .unwrap();
+        assert!(old.oem_failure().is_none());
+        assert_eq!(old.history[0].detail.as_deref(), Some("MODEL_ONLY via podzamenu"));
+    }
 }

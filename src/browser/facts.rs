@@ -61,6 +61,10 @@ impl Default for FieldLabels {
                 "маркировка коробки",
                 "код кпп",
                 "factory code",
+                "=маркировка",
+                "=маркировки",
+                "=marking",
+                "код агрегата",
             ]),
             ignore: strings(&[
                 "номер кпп",

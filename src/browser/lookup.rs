@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::error::BrowserError;
 use super::facts::FieldLabels;
 use super::outcome::{
-    Evidence, GearboxInfo, IdType, LookupFailure, LookupOutcome, Source, StepOutcome, StepRecord, VehicleMeta,
-    VehicleQuery,
+    Evidence, GearboxInfo, IdType, LookupFailure, LookupOutcome, OemFailureKind, Source, StepOutcome, StepRecord,
+    VehicleMeta, VehicleQuery,
 };
 use super::page::Page;
 use super::podzamenu::PodzamenuSelectors;
@@ -43,6 +43,26 @@ pub struct ScrapeSettings {
     pub detail_timeout: Duration,
     /// Most OEM candidates kept.
     pub max_candidates: usize,
+    /// How long a step waits for the controls it needs after the previous click (content that
+    /// loads after an accordion opens, sections after a tab).
+    pub find_wait: Duration,
+    /// How long a reached parts list may take to show its rows.
+    pub parts_wait: Duration,
+    /// The vehicle page counts as rendered after no element was added or removed for this long
+    /// (and no loading indicator shows) …
+    pub settle_quiet: Duration,
+    /// … waiting for that at most this long.
+    pub settle_timeout: Duration,
+    /// Navigation that is not there yet is waited for until this long after the vehicle card
+    /// rendered (the site renders parts of the page seconds after it loads).
+    pub late_content_wait: Duration,
+    /// Tries of the OEM step (navigation to the parts list and reading it) when the site fails
+    /// during it; the lookup itself is not repeated.
+    pub oem_step_attempts: u32,
+    /// Pause before the second try of the OEM step (doubled before the third, …).
+    pub oem_step_backoff: Duration,
+    /// A not-found message must stay this long without the vehicle card appearing.
+    pub not_found_confirm: Duration,
 }
 
 impl Default for ScrapeSettings {
@@ -53,6 +73,14 @@ impl Default for ScrapeSettings {
             click_effect_timeout: Duration::from_millis(1500),
             detail_timeout: Duration::from_secs(10),
             max_candidates: 20,
+            find_wait: Duration::from_secs(2),
+            parts_wait: Duration::from_millis(1500),
+            settle_quiet: Duration::from_millis(200),
+            settle_timeout: Duration::from_secs(6),
+            late_content_wait: Duration::from_secs(6),
+            oem_step_attempts: 3,
+            oem_step_backoff: Duration::from_millis(500),
+            not_found_confirm: Duration::from_millis(600),
         }
     }
 }
@@ -158,7 +186,6 @@ pub async fn lookup_vehicle(
     sites: &SiteConfig,
     query: VehicleQuery,
 ) -> Result<LookupOutcome, LookupFailure> {
-    let deadline = Instant::now() + sites.lookup_timeout;
     let plan = sites.plan(&query);
     if plan.is_empty() {
         return Err(LookupFailure {
@@ -168,9 +195,13 @@ pub async fn lookup_vehicle(
         });
     }
     let mut session: Option<PooledSession> = None;
+    // The lookup's time counts from its first session: waiting for a free one (other lookups
+    // running) must not shorten the lookup, or lookups submitted together would end differently
+    // from lookups submitted one by one.
+    let mut deadline: Option<Instant> = None;
     let mut attempts: Vec<Attempt> = Vec::new();
     for source in plan {
-        let attempt = visit(pool, sites, &query, source, deadline, &mut session).await;
+        let attempt = visit(pool, sites, &query, source, &mut deadline, &mut session).await;
         let stop = match &attempt.result {
             Ok(SiteAnswer::Found { .. }) => true,
             // Without a browser no other site can be asked either.
@@ -180,7 +211,7 @@ pub async fn lookup_vehicle(
             Ok(_) => false,
         };
         attempts.push(attempt);
-        if stop || Instant::now() >= deadline {
+        if stop || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
@@ -205,7 +236,7 @@ async fn visit(
     sites: &SiteConfig,
     query: &VehicleQuery,
     source: Source,
-    deadline: Instant,
+    deadline: &mut Option<Instant>,
     slot: &mut Option<PooledSession>,
 ) -> Attempt {
     let started = Instant::now();
@@ -235,6 +266,7 @@ async fn visit(
         return Attempt { source, result: Err(BrowserError::PoolClosed), evidence: Evidence::default() };
     };
     let client = session.client().clone();
+    let deadline = *deadline.get_or_insert_with(|| Instant::now() + sites.lookup_timeout);
     let mut page = Page::new(&client, source, pool.config().step_timeout, deadline);
     page.record(
         "acquire_session",
@@ -261,6 +293,16 @@ async fn visit(
             !matches!(err, BrowserError::WebDriverUnreachable(_) | BrowserError::SessionDied(_))
         }
         Ok(SiteAnswer::NotFound { .. }) => true,
+        // The page where the search for the OEM stopped shows the operator why.
+        Ok(SiteAnswer::ModelOnly { gearbox, .. })
+            if gearbox
+                .oem_search
+                .as_ref()
+                .and_then(|s| s.failure.as_ref())
+                .is_some_and(|f| f.kind != OemFailureKind::Skipped) =>
+        {
+            true
+        }
         Ok(_) => sites.capture_on_success,
     };
     if capture {

@@ -20,8 +20,9 @@ pub use error::BrowserError;
 pub use facts::FieldLabels;
 pub use lookup::{ScrapeSettings, SiteConfig, SourceStrategy, lookup_vehicle};
 pub use outcome::{
-    CachePolicy, Evidence, GearboxInfo, IdType, LookupFailure, LookupOutcome, OemCandidate, QueryError, Source,
-    StepOutcome, StepRecord, VehicleMeta, VehicleQuery,
+    CachePolicy, Evidence, GearboxInfo, IdType, LookupFailure, LookupOutcome, OemCandidate, OemFailureKind,
+    OemPathOutcome, OemPathTrial, OemSearch, OemStepFailure, QueryError, Source, StepOutcome, StepRecord, VehicleMeta,
+    VehicleQuery,
 };
 pub use page::ClickStrategy;
 pub use podzamenu::{NavPath, PodzamenuSelectors};

@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use aisales_domain::vehicle_lookup::VehicleId;
-pub use aisales_domain::vehicle_lookup::{GearboxInfo, IdError as QueryError, IdType, OemCandidate, VehicleMeta};
+pub use aisales_domain::vehicle_lookup::{
+    GearboxInfo, IdError as QueryError, IdType, OemCandidate, OemFailureKind, OemPathOutcome, OemPathTrial, OemSearch,
+    OemStepFailure, VehicleMeta,
+};
 
 /// A normalised identifier to look up. Built only through [`VehicleQuery::parse`] (the domain's
 /// [`VehicleId`] rules: whitespace removed, upper case for FRAME too, shape checked).
@@ -246,9 +249,15 @@ impl Default for CachePolicy {
 }
 
 impl CachePolicy {
-    /// TTL for `outcome`.
+    /// TTL for `outcome`. A model-only answer whose OEM step failed because the site failed is
+    /// not served from the cache (zero): the next lookup may reach the OEM.
     pub fn ttl_for(&self, outcome: &LookupOutcome) -> Duration {
         match outcome {
+            LookupOutcome::ModelOnly { gearbox, .. }
+                if gearbox.oem_search.as_ref().and_then(|s| s.failure.as_ref()).is_some_and(|f| f.transient) =>
+            {
+                Duration::ZERO
+            }
             LookupOutcome::Found { .. } | LookupOutcome::ModelOnly { .. } => self.found_ttl,
             LookupOutcome::NotFound { .. } => self.not_found_ttl,
         }

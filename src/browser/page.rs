@@ -25,6 +25,9 @@ pub(crate) const EFFECT_JS: &str = script!("js/effect.js");
 pub(crate) const PAGE_DATA_JS: &str = script!("js/page_data.js");
 pub(crate) const BLOCKS_JS: &str = script!("js/blocks.js");
 pub(crate) const CHOOSE_CARD_JS: &str = script!("js/choose_card.js");
+pub(crate) const PREPARE_JS: &str = script!("js/prepare.js");
+pub(crate) const CHANGED_JS: &str = script!("js/changed.js");
+pub(crate) const SETTLE_JS: &str = script!("js/settle.js");
 
 /// How a control is clicked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,16 +60,64 @@ pub(crate) struct Found {
     pub expanded: Option<String>,
     #[serde(default)]
     pub card: Option<String>,
+    /// How `choose_card.js` found it (`card`, `generic`).
+    #[serde(default)]
+    pub how: Option<String>,
 }
 
-/// What a click must change to count as having worked.
-pub(crate) enum Effect<'a> {
+/// What a click must change to count as having worked: the first of these signs that shows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Effect {
     /// `aria-expanded="true"` on the control.
-    Expanded,
-    /// `aria-selected="true"` / selected class on the control.
-    Selected,
-    /// A visible element of these selectors, or one of these visible-text patterns.
-    Appears { selectors: &'a [String], patterns: &'a [String], text_root: &'a [String] },
+    pub expanded: bool,
+    /// `aria-selected="true"` (or a selected class) on the control.
+    pub selected: bool,
+    /// A shown element of these selectors …
+    pub appears: Vec<String>,
+    /// … whose text contains one of these (lower case; empty: any text) …
+    pub appears_text: Vec<String>,
+    /// … inside the closest element of this selector around the control (else anywhere) …
+    pub scope_up: Option<String>,
+    /// … and that was not on the page before the click.
+    pub new_only: bool,
+    /// Visible-text patterns; those matching before the click are ignored.
+    pub patterns: Vec<String>,
+    /// Site error markers shown after the click.
+    pub error_selectors: Vec<String>,
+    /// Site error patterns on the visible text (those matching before the click are ignored).
+    pub error_patterns: Vec<String>,
+    /// Elements marked as already seen before the click, so that later reads can tell new content.
+    pub mark_seen: Vec<String>,
+    /// Mark only those of `mark_seen` that are shown (a hidden panel the click shows counts as new).
+    pub mark_shown_only: bool,
+    /// Root of the visible text.
+    pub text_root: Vec<String>,
+}
+
+/// Which sign showed a click's effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sign {
+    /// The control's ARIA state changed (`expanded` / `selected`).
+    State,
+    /// An expected element appeared.
+    Appeared,
+    /// A visible-text pattern appeared (e.g. an empty parts list).
+    Pattern,
+    /// An error page or site error message appeared.
+    Error,
+    /// The page changed but none of the expected signs showed within the wait.
+    Changed,
+}
+
+/// A click that showed its effect.
+#[derive(Debug, Clone)]
+pub(crate) struct Clicked {
+    pub strategy: ClickStrategy,
+    pub sign: Sign,
+    /// What showed it (element text, pattern, error message).
+    pub seen: String,
+    /// The selector of the element that appeared.
+    pub selector: Option<String>,
 }
 
 /// A visit of one site with one session: every step bounded and recorded.
@@ -214,35 +265,63 @@ impl<'a> Page<'a> {
         Ok(())
     }
 
+    /// Whether the session still answers (a WebDriver command that outlived its bound may still
+    /// occupy it).
+    pub async fn alive(&self) -> bool {
+        let client = self.client;
+        tokio::time::timeout(Duration::from_secs(3), client.current_url()).await.is_ok_and(|r| r.is_ok())
+    }
+
     /// Finds up to `limit` elements with `find.js`.
     pub async fn find(&self, name: &str, arg: Value) -> Result<Vec<Found>, BrowserError> {
         let value = self.exec(name, FIND_JS, arg).await?;
         Ok(serde_json::from_value(value).unwrap_or_default())
     }
 
-    /// Clicks the marked element with each strategy in turn until `effect` shows: within
-    /// `effect_wait` after the first strategy, within `retry_wait` after the others. Returns the
-    /// strategy that worked.
+    /// Whether `effect` shows now for the control `token` (without clicking).
+    pub async fn effect_now(&self, name: &str, token: &str, effect: &Effect) -> Result<bool, BrowserError> {
+        let arg = effect_arg(token, effect, &effect.patterns, &effect.error_patterns);
+        Ok(!matches!(self.exec(name, EFFECT_JS, arg).await?, Value::Null | Value::Bool(false)))
+    }
+
+    /// Clicks the marked element with each strategy in turn until `effect` shows. After each
+    /// strategy the effect gets `retry_wait`; a click that changed the page (content loading, a
+    /// navigation) gets the rest of `effect_wait` and no second click, so a toggle is never clicked
+    /// twice: if the effect still does not show, the answer is [`Sign::Changed`]. Only a click that
+    /// changed nothing is followed by the next strategy; `None` when none changed anything.
     pub async fn click(
         &mut self,
         name: &str,
         target: &Found,
         strategies: &[ClickStrategy],
-        effect: &Effect<'_>,
+        effect: &Effect,
         effect_wait: Duration,
         retry_wait: Duration,
-    ) -> Result<Option<ClickStrategy>, BrowserError> {
+    ) -> Result<Option<Clicked>, BrowserError> {
         let started = Instant::now();
-        let effect_arg = match effect {
-            Effect::Expanded => json!({ "token": target.token, "kind": "expanded" }),
-            Effect::Selected => json!({ "token": target.token, "kind": "selected" }),
-            Effect::Appears { selectors, patterns, text_root } => {
-                json!({ "kind": "appears", "selectors": selectors, "patterns": patterns, "textRoot": text_root })
-            }
-        };
-        for (attempt, strategy) in strategies.iter().enumerate() {
+        let mut before = effect.patterns.clone();
+        before.extend(effect.error_patterns.iter().cloned());
+        let prepared = self
+            .exec(
+                name,
+                PREPARE_JS,
+                json!({
+                    "seen": effect.mark_seen, "shownOnly": effect.mark_shown_only, "patterns": before,
+                    "textRoot": effect.text_root,
+                }),
+            )
+            .await?;
+        let already: Vec<String> = serde_json::from_value(prepared).unwrap_or_default();
+        let fresh = |list: &[String]| list.iter().filter(|p| !already.contains(p)).cloned().collect::<Vec<_>>();
+        let effect_arg = effect_arg(&target.token, effect, &fresh(&effect.patterns), &fresh(&effect.error_patterns));
+        let start_href = self.last_url.clone();
+        for strategy in strategies {
             match strategy {
                 ClickStrategy::Native => {
+                    let reset = json!({ "token": target.token, "strategy": "reset" });
+                    if self.exec(name, CLICK_JS, reset).await? != Value::Bool(true) {
+                        continue;
+                    }
                     let selector = format!("[data-aisales-target=\"{}\"]", target.token);
                     let client = self.client;
                     let clicked = self
@@ -259,28 +338,89 @@ impl<'a> Page<'a> {
                 }
                 other => {
                     let arg = json!({ "token": target.token, "strategy": other.as_str() });
-                    let value = self.exec(name, CLICK_JS, arg).await?;
-                    if value != Value::Bool(true) {
+                    if self.exec(name, CLICK_JS, arg).await? != Value::Bool(true) {
                         continue;
                     }
                 }
             }
-            let wait = if attempt == 0 { effect_wait } else { retry_wait.min(effect_wait) }.min(self.bound());
-            if let Some(seen) = self.poll(name, EFFECT_JS, &effect_arg, wait).await? {
-                if let Some(href) = seen.get("href").and_then(Value::as_str) {
-                    self.last_url = Some(href.to_owned());
+            let first = retry_wait.min(effect_wait).min(self.bound());
+            let mut seen = self.poll(name, EFFECT_JS, &effect_arg, first).await?;
+            if seen.is_none() {
+                let changed = self.exec(name, CHANGED_JS, json!({})).await?;
+                let muts = changed.get("muts").and_then(Value::as_i64).unwrap_or(0);
+                let href = changed.get("href").and_then(Value::as_str).map(str::to_owned);
+                if muts != 0 || (href.is_some() && href != start_href) {
+                    let rest = effect_wait.saturating_sub(first).min(self.bound());
+                    seen = self.poll(name, EFFECT_JS, &effect_arg, rest).await?;
+                    if seen.is_none() {
+                        self.record(
+                            name,
+                            started,
+                            StepOutcome::Miss,
+                            Some(format!(
+                                "{} via {}: page changed, expected effect not seen",
+                                short(&target.text),
+                                strategy.as_str()
+                            )),
+                        );
+                        return Ok(Some(Clicked {
+                            strategy: *strategy,
+                            sign: Sign::Changed,
+                            seen: String::new(),
+                            selector: None,
+                        }));
+                    }
                 }
-                self.record(
-                    name,
-                    started,
-                    StepOutcome::Ok,
-                    Some(format!("{} via {}", short(&target.text), strategy.as_str())),
-                );
-                return Ok(Some(*strategy));
             }
+            let Some(seen) = seen else { continue };
+            if let Some(href) = seen.get("href").and_then(Value::as_str) {
+                self.last_url = Some(href.to_owned());
+            }
+            let sign = match seen.get("by").and_then(Value::as_str).unwrap_or("") {
+                "expanded" | "selected" => Sign::State,
+                "pattern" => Sign::Pattern,
+                "error" => Sign::Error,
+                _ => Sign::Appeared,
+            };
+            let what = seen.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
+            let selector = seen.get("sel").and_then(Value::as_str).map(str::to_owned);
+            let outcome = if sign == Sign::Error { StepOutcome::Failed } else { StepOutcome::Ok };
+            self.record(
+                name,
+                started,
+                outcome,
+                Some(format!("{} via {}{}", short(&target.text), strategy.as_str(), sign_detail(sign, &what))),
+            );
+            return Ok(Some(Clicked { strategy: *strategy, sign, seen: what, selector }));
         }
         self.record(name, started, StepOutcome::Miss, Some(format!("no effect: {}", short(&target.text))));
         Ok(None)
+    }
+
+    /// Waits until the page stops loading: no shown loading indicator and no element added or
+    /// removed for `quiet`, for at most `bound`. Returns whether it settled.
+    pub async fn settle(
+        &self,
+        name: &str,
+        loading: &[String],
+        quiet: Duration,
+        bound: Duration,
+    ) -> Result<bool, BrowserError> {
+        let quiet_ms = u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX);
+        let arg = json!({ "loading": loading });
+        let until = Instant::now() + bound.min(self.bound());
+        loop {
+            let state = self.exec(name, SETTLE_JS, arg.clone()).await?;
+            let busy = state.get("busy").is_some_and(|b| !b.is_null());
+            let calm = state.get("quiet").and_then(Value::as_u64).unwrap_or(0);
+            if !busy && calm >= quiet_ms {
+                return Ok(true);
+            }
+            if Instant::now() + self.poll_every >= until {
+                return Ok(false);
+            }
+            tokio::time::sleep(self.poll_every).await;
+        }
     }
 
     /// Screenshot and rendered HTML into the evidence, each bounded; failures are ignored.
@@ -312,6 +452,33 @@ impl<'a> Page<'a> {
             self.evidence.sources_tried.push(self.source);
         }
         self.evidence
+    }
+}
+
+fn effect_arg(token: &str, effect: &Effect, patterns: &[String], error_patterns: &[String]) -> Value {
+    json!({
+        "token": token,
+        "expanded": effect.expanded,
+        "selected": effect.selected,
+        "appears": effect.appears,
+        "appearsText": effect.appears_text,
+        "scope": effect.scope_up.as_ref().map(|_| token),
+        "scopeUp": effect.scope_up,
+        "newOnly": effect.new_only,
+        "patterns": patterns,
+        "errorSelectors": effect.error_selectors,
+        "errorPatterns": error_patterns,
+        "textRoot": effect.text_root,
+    })
+}
+
+fn sign_detail(sign: Sign, what: &str) -> String {
+    match sign {
+        Sign::State => String::new(),
+        Sign::Appeared => format!(" ({})", short(what)),
+        Sign::Pattern => format!(" (text: {what})"),
+        Sign::Error => format!(" (site error: {})", short(what)),
+        Sign::Changed => " (page changed)".into(),
     }
 }
 

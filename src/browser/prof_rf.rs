@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::error::BrowserError;
 use super::facts::Facts;
 use super::lookup::{ScrapeSettings, SiteAnswer, search_url};
-use super::outcome::{GearboxInfo, StepOutcome, VehicleQuery};
+use super::outcome::{GearboxInfo, OemFailureKind, OemSearch, OemStepFailure, StepOutcome, VehicleQuery};
 use super::page::{BLOCKS_JS, PROBE_JS, Page, short};
 use super::rules;
 
@@ -203,6 +203,21 @@ pub(crate) async fn lookup(
         gearbox.model = Some(model);
     }
     gearbox.factory_code = facts.factory_code();
+    if gearbox.oem.is_none() {
+        let (kind, reason) = if rows.is_empty() {
+            (OemFailureKind::NoOemNumbers, "the result page shows no OEM heading and no parts table".to_owned())
+        } else if candidates.is_empty() {
+            (OemFailureKind::OnlyInvalidNumbers, format!("{} rows from {rows_from}, no valid OEM number", rows.len()))
+        } else {
+            (
+                OemFailureKind::OnlyAncillaryParts,
+                format!("{} candidates from {rows_from}, all ancillary parts", candidates.len()),
+            )
+        };
+        let failure = OemStepFailure { kind, step: "prof_rf.extract".into(), reason, transient: false, attempts: 1 };
+        gearbox.oem_search =
+            Some(Box::new(OemSearch { site: "prof_rf".into(), paths: Vec::new(), failure: Some(failure) }));
+    }
     gearbox.oem_candidates = candidates;
     page.record(
         "extract",

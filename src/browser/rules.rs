@@ -30,6 +30,8 @@ re!(FACTORY_CODE_PAREN, r"(?i)^[A-Z]{2,5}\(\d+[A-Z]?\)$");
 re!(FACTORY_CODE_SHORT, r"(?i)^[A-Z]{2,4}\d{1,3}$");
 re!(OEM_DIGITS, r"\d{3,}");
 re!(BRACKETED, r"\[([A-Za-z0-9\-().]{2,14})\]");
+re!(FORD_MARKET_MODEL, r"\b(\d[A-Z]{1,3}\d{1,3}[A-Z]{0,2})\b");
+re!(FORD_CODE, r"\b([A-Z]{1,4}\d[A-Z0-9]{0,4})\b");
 
 fn matches(re: &LazyLock<Option<Regex>>, text: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(text))
@@ -118,6 +120,34 @@ pub fn model_from_text(raw: &str, body: Option<&str>) -> Option<String> {
 /// Bracketed code in a heading, e.g. `Коробка передач в сборе [U241E]`.
 pub fn bracketed_model(text: &str, body: Option<&str>) -> Option<String> {
     BRACKETED.as_ref()?.captures_iter(text).filter_map(|c| c.get(1)).find_map(|m| valid_model(m.as_str(), body))
+}
+
+/// Ford gearbox model from the vehicle's `Transmission` fact, as the old service's
+/// `extract_ford_transmission_model` reads it: the **last** market-model token (`6F35`, `4F27E`,
+/// `5R55S`, `6DCT250`: a digit, 1–3 letters, 1–3 digits, up to 2 letters), else the last part
+/// between `/` or `-` of 2–8 letters and digits with both (not `AT`, `MT`, `CVT`: `IB5`, `MTX75`),
+/// else the last code-like token (`B6`). Candidates must also pass the model rules.
+pub fn ford_transmission_model(text: &str) -> Option<String> {
+    let upper = text.to_uppercase();
+    let last = |re: &LazyLock<Option<Regex>>| {
+        re.as_ref()?.captures_iter(&upper).filter_map(|c| c.get(1)).filter_map(|m| valid_model(m.as_str(), None)).last()
+    };
+    last(&FORD_MARKET_MODEL)
+        .or_else(|| {
+            upper
+                .split(['/', '-'])
+                .rev()
+                .map(str::trim)
+                .filter(|t| {
+                    (2..=8).contains(&t.len())
+                        && t.chars().all(|c| c.is_ascii_alphanumeric())
+                        && t.chars().any(|c| c.is_ascii_digit())
+                        && t.chars().any(|c| c.is_ascii_alphabetic())
+                        && !matches!(*t, "AT" | "MT" | "CVT")
+                })
+                .find_map(|t| valid_model(t, None))
+        })
+        .or_else(|| last(&FORD_CODE))
 }
 
 /// Whether `s` looks like a factory code / marking rather than an OEM number.
@@ -354,6 +384,22 @@ mod tests {
         assert_eq!(model_from_text("EDDVA4480773", None), None);
         assert_eq!(model_from_text("CVT", None), None);
         assert_eq!(bracketed_model("Коробка передач в сборе [U241E]", None).as_deref(), Some("U241E"));
+    }
+
+    #[test]
+    fn ford_models_are_the_last_market_model_token() {
+        for (text, model) in [
+            ("DPS6 6-SPEED POWERSHIFT / 6DCT250", Some("6DCT250")),
+            ("6F35 6-SPEED AUTOMATIC", Some("6F35")),
+            ("4F27E", Some("4F27E")),
+            ("Automatic 5R55S", Some("5R55S")),
+            ("IB5 / MANUAL", Some("IB5")),
+            ("MTX75 - 5 SPEED", Some("MTX75")),
+            ("AUTOMATIC TRANSMISSION", None),
+            ("AT", None),
+        ] {
+            assert_eq!(ford_transmission_model(text).as_deref(), model, "{text}");
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::{passwords, sessions};
@@ -56,6 +55,17 @@ fn cookie_header(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).expect("cookie value is ASCII")
+}
+
+/// A login that succeeded: who, and the CSRF token of the session set in the cookie.
+#[derive(Debug, serde::Serialize)]
+pub struct LoggedIn {
+    pub user_id: uuid::Uuid,
+    pub tenant_id: uuid::Uuid,
+    pub role: String,
+    pub must_change_password: bool,
+    pub csrf_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn login(

@@ -61,10 +61,9 @@ impl Application {
 /// Serves `/metrics` and `/health` on `METRICS_PORT` for roles without the main HTTP server.
 pub async fn serve_metrics(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let router = Router::new().route("/metrics", get(http::health::metrics)).route(
-        "/health",
-        get(move || async move { axum::Json(http::health::Health::since(started)) }),
-    );
+    let router = Router::new()
+        .route("/metrics", get(http::health::metrics))
+        .route("/health", get(move || async move { axum::Json(http::health::Health::since(started)) }));
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on METRICS_PORT {port}: {e}"))?;

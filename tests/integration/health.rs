@@ -76,6 +76,7 @@ async fn ready_is_503_when_postgres_is_unreachable() {
     let redis = aisales::infra::redis::Redis::new(&settings).unwrap();
     let state = aisales::http::AppState::new(std::sync::Arc::new(settings), pool, redis);
     let (code, body) = aisales::http::health::readiness(&state).await;
+    let body = serde_json::to_value(&body).unwrap();
     assert_eq!(code, 503);
     assert_eq!(body["checks"][0]["name"], "postgres");
     assert_eq!(body["checks"][0]["status"], "fail");

@@ -3,7 +3,9 @@
 //! `tests/fixtures/sites/README.md`), with projectors, sweeper and workers running in-process.
 //! Found, model only, not found, the cache, a slow page, the sites down, ChromeDriver killed
 //! mid-lookup, the operator's retry / correction / tag confirmation, and a customer's VIN reaching
-//! the conversation as vehicle data and a gearbox reply suggestion.
+//! the conversation as vehicle data and a gearbox reply suggestion; a model-only answer showing the
+//! step where the search for the OEM stopped; fifteen lookups submitted at once ending exactly as
+//! fifteen submitted one by one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::browser::driver::{ChromeDriver, chromium_binary, profile_root};
 use crate::browser::fixture::FixtureSite;
+use crate::browser::paths::{self as fixture_paths, FIFTEEN};
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
 use crate::helpers::{TestApp, TestTenant, eventually};
 use crate::helpers::{app_with, fast, green_account, post_green, tenant, try_get};
@@ -577,6 +580,121 @@ async fn an_attempt_left_started_by_a_dead_worker_is_counted_failed_and_the_look
     env.no_outstanding_jobs(&id).await;
 }
 
+/// What a finished lookup ended with, for comparing runs.
+fn ending(v: &Value) -> Value {
+    json!({
+        "status": v["status"],
+        "result_status": v["result_status"],
+        "source": v["source"],
+        "model": v["gearbox"]["model"],
+        "oem": v["gearbox"]["oem"],
+        "factory_code": v["gearbox"]["factory_code"],
+        "oem_failure": [v["oem_failure"]["kind"], v["oem_failure"]["step"]],
+        "attempts_total": v["attempts_total"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_only_answer_names_the_step_that_failed_and_the_step_is_retried_not_the_lookup() {
+    let env = env("lookup-oem-step", &[]).await;
+    let conversation = env.customer_says("79001110008@c.us", "VL-O1", "Здравствуйте").await;
+
+    // The gearbox parts list keeps failing: the OEM step is tried three times within one attempt,
+    // then the lookup completes MODEL_ONLY and says where and why.
+    env.podzamenu.fail_requests("/data/parts/", u32::MAX, 503);
+    let id = env.ask(&conversation, "VIN", fixture_paths::COROLLA_FLAKY_VIN).await["lookup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = env.finished(&id).await;
+    env.podzamenu.clear_failures();
+    assert_eq!(done["result_status"], "MODEL_ONLY", "{done:#}");
+    assert_eq!(done["gearbox"]["model"], "U341E");
+    assert!(done["gearbox"]["oem"].is_null());
+    assert_eq!(done["attempts_total"], 1, "the lookup itself is not repeated");
+    let failure = &done["oem_failure"];
+    assert_eq!(failure["kind"], "site_error", "{done:#}");
+    assert_eq!(failure["step"], "podzamenu.nav.accordion.link");
+    assert_eq!(failure["transient"], true);
+    assert_eq!(failure["attempts"], 3);
+    let tries = done["gearbox"]["oem_search"]["paths"].as_array().unwrap();
+    assert_eq!(tries.iter().filter(|p| p["outcome"] == "failed").count(), 3, "{tries:#?}");
+    let completed = done["history"].as_array().unwrap().iter().find(|h| h["event"] == "completed").unwrap();
+    let detail = completed["detail"].as_str().unwrap();
+    assert!(detail.contains("OEM not found: site_error at podzamenu.nav.accordion.link, 3 tries"), "{detail}");
+    // The page where it stopped is kept for the operator.
+    assert_eq!(evidence_of_kind(&done, "screenshot").len(), 1, "{done:#}");
+    // The conversation gets the model-only suggestion.
+    let c = env.conversation_until(&conversation, "the model", |c| c["vehicle"]["status"] == "MODEL_ONLY").await;
+    assert_eq!(c["vehicle"]["gearbox"]["oem_search"]["failure"]["kind"], "site_error");
+
+    // The answer of a failing site is not served from the cache: another conversation asking for
+    // the same VIN once the site is back gets the OEM.
+    let other = env.customer_says("79001110009@c.us", "VL-O2", "Добрый день").await;
+    let again =
+        env.ask(&other, "VIN", fixture_paths::COROLLA_FLAKY_VIN).await["lookup_id"].as_str().unwrap().to_string();
+    let found = env.finished(&again).await;
+    assert_eq!(found["result_status"], "FOUND", "{found:#}");
+    assert_eq!(found["gearbox"]["oem"], "30500-12A30");
+    assert_eq!(found["result"]["from_cache"], false);
+    assert!(found["oem_failure"].is_null());
+    env.no_outstanding_jobs(&id).await;
+    env.no_outstanding_jobs(&again).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifteen_lookups_submitted_at_once_end_exactly_as_fifteen_submitted_one_by_one() {
+    let env = env("lookup-fifteen", &[("BROWSER_POOL_SIZE", "2"), ("LOOKUP_TIMEOUT_SECS", "60")]).await;
+
+    let mut one_by_one = Vec::new();
+    for (i, (id_type, value)) in FIFTEEN.iter().enumerate() {
+        let conversation = env.customer_says(&format!("7900333{i:04}@c.us"), &format!("SEQ-{i}"), "Здравствуйте").await;
+        let id = env.ask(&conversation, id_type.as_str(), value).await["lookup_id"].as_str().unwrap().to_string();
+        one_by_one.push(ending(&env.finished(&id).await));
+    }
+
+    // The same fifteen from fifteen other conversations, all at once, the cache emptied first.
+    sqlx::query("DELETE FROM vehicle_lookup_cache").execute(&env.app.pool).await.unwrap();
+    let mut conversations = Vec::new();
+    for i in 0..FIFTEEN.len() {
+        conversations.push(env.customer_says(&format!("7900444{i:04}@c.us"), &format!("ALL-{i}"), "Добрый день").await);
+    }
+    let ids: Vec<String> =
+        futures::future::join_all(
+            FIFTEEN.iter().zip(&conversations).map(|((id_type, value), conversation)| {
+                let env = &env;
+                async move {
+                    env.ask(conversation, id_type.as_str(), value).await["lookup_id"].as_str().unwrap().to_string()
+                }
+            }),
+        )
+        .await;
+    let mut at_once = Vec::new();
+    for id in &ids {
+        let done = env.finished(id).await;
+        assert_eq!(done["result"]["from_cache"], false, "{done:#}");
+        at_once.push(ending(&done));
+    }
+
+    for (((_, value), alone), together) in FIFTEEN.iter().zip(&one_by_one).zip(&at_once) {
+        assert_eq!(alone, together, "{value}");
+    }
+    // And they are the right answers.
+    let by_value = |v: &str| &one_by_one[FIFTEEN.iter().position(|(_, x)| *x == v).unwrap()];
+    assert_eq!(by_value(CAMRY_VIN)["oem"], "30500-33570");
+    assert_eq!(by_value(XTRAIL_FRAME)["oem"], "31020-1XF2D");
+    assert_eq!(by_value(LANCER_VIN)["oem_failure"], json!(["parts_list_empty", "podzamenu.nav.accordion.link"]));
+    assert_eq!(by_value(UNKNOWN_VIN)["status"], "not_found");
+    assert_eq!(by_value(fixture_paths::SUBARU_DEEP_VIN)["oem"], "31000AJ280");
+    assert_eq!(by_value(fixture_paths::SPRINTER_SPACED_OEM_VIN)["oem"], "A 906 270 01 00");
+    assert_eq!(by_value(fixture_paths::FOCUS_FORD_VIN)["model"], "6DCT250");
+    assert_eq!(by_value(fixture_paths::OUTLANDER_ANCILLARY_VIN)["oem_failure"][0], "only_ancillary_parts");
+    assert!(one_by_one.iter().all(|e| e["attempts_total"] == 1), "{one_by_one:#?}");
+    for id in &ids {
+        env.no_outstanding_jobs(id).await;
+    }
+}
+
 /// Resident memory of process `pid` in bytes (`VmRSS`).
 fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -593,7 +711,7 @@ fn percentile(sorted: &[u128], p: f64) -> u128 {
 /// fixture sites, browser session acquisition included, and the worker's resident memory (the
 /// browsers are ChromeDriver's children, so they are not counted). Run by `scripts/bench-lookup.sh`
 /// or `cargo test --test integration vehicle_lookup::bench -- --ignored --nocapture`;
-/// `BENCH_LOOKUPS` sets the number of lookups (default 24).
+/// `BENCH_LOOKUPS` sets the number of lookups (default 30: every case twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark"]
 async fn bench_lookup_latency_and_worker_memory() {
@@ -611,9 +729,27 @@ async fn bench_lookup_latency_and_worker_memory() {
             }
         })
     };
-    let n: usize = std::env::var("BENCH_LOOKUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
-    let cases =
-        [("VIN", CAMRY_VIN), ("FRAME", XTRAIL_FRAME), ("VIN", "JMZGH12F701234567"), ("VIN", "LGWEF6A59NH012345")];
+    let n: usize = std::env::var("BENCH_LOOKUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    // Every path that finds the OEM: accordions (VIN, FRAME, late content, hidden phrases, plain
+    // tables, spaced numbers, aggregates), the schemes tab (cards, plain link, generic, deeper
+    // step, section), a popular link, a text link, prof-rf.
+    let cases = [
+        ("VIN", CAMRY_VIN),
+        ("FRAME", XTRAIL_FRAME),
+        ("VIN", "JMZGH12F701234567"),
+        ("VIN", "LGWEF6A59NH012345"),
+        ("VIN", fixture_paths::KIA_POPULAR_VIN),
+        ("VIN", fixture_paths::SUBARU_DEEP_VIN),
+        ("VIN", fixture_paths::SUZUKI_GENERIC_VIN),
+        ("VIN", fixture_paths::LEXUS_SECTION_VIN),
+        ("VIN", fixture_paths::CRUZE_TEXT_LINK_VIN),
+        ("FRAME", fixture_paths::MARK2_FRAME),
+        ("VIN", fixture_paths::QASHQAI_LATE_VIN),
+        ("VIN", fixture_paths::SOLARIS_PLAIN_TABLE_VIN),
+        ("VIN", fixture_paths::SPRINTER_SPACED_OEM_VIN),
+        ("VIN", fixture_paths::RAV4_HIDDEN_PHRASES_VIN),
+        ("VIN", fixture_paths::W212_AGGREGATES_VIN),
+    ];
     let (mut end_to_end, mut attempt) = (Vec::new(), Vec::new());
     let started_all = std::time::Instant::now();
     for i in 0..n {

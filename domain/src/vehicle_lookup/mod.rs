@@ -31,7 +31,8 @@ use uuid::Uuid;
 pub use suggest::{GearboxSuggestion, confidence, gearbox_suggestion, gearbox_type_label};
 pub use types::{
     ConfirmedGearbox, EvidenceKind, EvidenceRef, GearboxInfo, IdError, IdType, LookupResult, LookupSource,
-    NotFoundResult, OemCandidate, ResultStatus, VehicleData, VehicleDataStatus, VehicleId, VehicleMeta, Verification,
+    NotFoundResult, OemCandidate, OemFailureKind, OemPathOutcome, OemPathTrial, OemSearch, OemStepFailure,
+    ResultStatus, VehicleData, VehicleDataStatus, VehicleId, VehicleMeta, Verification,
 };
 
 use crate::vin::VinInfo;

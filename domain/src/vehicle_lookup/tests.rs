@@ -61,6 +61,7 @@ fn found(oem: Option<&str>, status: ResultStatus) -> Box<LookupResult> {
             factory_code: Some("U241E-06A".into()),
             oem: oem.map(String::from),
             oem_candidates: vec![],
+            oem_search: None,
         },
         source: "podzamenu".into(),
         decoder: crate::vin::decode(CAMRY, 2026),
@@ -297,6 +298,7 @@ fn data(status: VehicleDataStatus, model: Option<&str>, oem: Option<&str>, confi
             factory_code: None,
             oem: oem.map(String::from),
             oem_candidates: vec![],
+            oem_search: None,
         },
         source: Some("podzamenu".into()),
         confidence,
@@ -362,4 +364,52 @@ fn vehicle_data_feeds_the_drafting_prompt() {
     assert_eq!(f.make.as_deref(), Some("TOYOTA"));
     assert_eq!(f.gearbox_model.as_deref(), Some("U241E-06A"), "the tag wins");
     assert_eq!(f.oem.as_deref(), Some("30500-33570"));
+}
+
+#[test]
+fn answers_recorded_before_the_oem_trail_existed_still_load_and_the_trail_round_trips() {
+    // A `LookupCompleted` as stored before `gearbox.oem_search` existed.
+    let stored = serde_json::json!({ "LookupCompleted": {
+        "round": 1, "attempt": 1, "conversation_id": null, "completed_at": "2025-01-01T00:00:00Z",
+        "result": {
+            "status": "MODEL_ONLY", "vehicle": { "make": "MITSUBISHI", "model": null, "year": null, "engine": null,
+            "body": null, "modification": null, "transmission": null, "drive": null },
+            "gearbox": { "model": "F1CJA", "factory_code": null, "oem": null, "oem_candidates": [] },
+            "source": "podzamenu", "decoder": null, "confidence": 0.8, "from_cache": false, "note": null,
+            "evidence": []
+        }
+    }});
+    let event: VehicleLookupEvent = serde_json::from_value(stored).unwrap();
+    let VehicleLookupEvent::LookupCompleted { result, .. } = &event else { panic!("{event:?}") };
+    assert_eq!(result.gearbox.model.as_deref(), Some("F1CJA"));
+    assert_eq!(result.gearbox.oem_search, None);
+    // Without a trail nothing new is written.
+    assert!(!serde_json::to_string(&event).unwrap().contains("oem_search"));
+
+    let search = OemSearch {
+        site: "podzamenu".into(),
+        paths: vec![OemPathTrial {
+            path: "accordion".into(),
+            attempt: 1,
+            outcome: OemPathOutcome::EmptyParts,
+            step: "podzamenu.nav.accordion.link".into(),
+            detail: Some("Коробка передач: Нет данных".into()),
+            url: None,
+        }],
+        failure: Some(OemStepFailure {
+            kind: OemFailureKind::PartsListEmpty,
+            step: "podzamenu.nav.accordion.link".into(),
+            reason: "the gearbox parts list says it lists nothing".into(),
+            transient: false,
+            attempts: 1,
+        }),
+    };
+    let json = serde_json::to_value(&search).unwrap();
+    assert_eq!(json["failure"]["kind"], "parts_list_empty");
+    assert_eq!(json["paths"][0]["outcome"], "empty_parts");
+    assert_eq!(serde_json::from_value::<OemSearch>(json).unwrap(), search);
+    assert_eq!(
+        search.summary().as_deref(),
+        Some("parts_list_empty at podzamenu.nav.accordion.link: the gearbox parts list says it lists nothing")
+    );
 }

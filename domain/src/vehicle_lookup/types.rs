@@ -173,6 +173,125 @@ pub struct GearboxInfo {
     pub oem: Option<String>,
     /// Valid OEM numbers on the gearbox page, in page order.
     pub oem_candidates: Vec<OemCandidate>,
+    /// How the catalogue was searched for the OEM: the paths tried and, without an OEM, the step
+    /// that stopped the search. Absent in answers recorded before it existed and in decoder-only
+    /// answers. Boxed: most events carry none and the answer stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oem_search: Option<Box<OemSearch>>,
+}
+
+/// The trail of the search for the gearbox OEM on a catalogue: every navigation path tried, in
+/// order, and why the search ended without an OEM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OemSearch {
+    /// Site searched (`podzamenu`, `prof_rf`).
+    pub site: String,
+    /// Paths tried, in order; a path tried again after a transient failure appears once per try.
+    #[serde(default)]
+    pub paths: Vec<OemPathTrial>,
+    /// Why no OEM was found; `None` when the OEM was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<OemStepFailure>,
+}
+
+impl OemSearch {
+    /// One line for an operator: where and why the search stopped.
+    pub fn summary(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        let tries = if f.attempts > 1 { format!(", {} tries", f.attempts) } else { String::new() };
+        Some(format!("{} at {}{tries}: {}", f.kind.as_str(), f.step, f.reason))
+    }
+}
+
+/// One navigation path tried on the way to the gearbox parts list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OemPathTrial {
+    /// `accordion` (path A), `schemes_tab` (path C), `content_link` (path B), `text_link` (path D).
+    pub path: String,
+    /// Try of the OEM step this belongs to (1 first, more after a transient failure).
+    pub attempt: u32,
+    /// How the path ended.
+    pub outcome: OemPathOutcome,
+    /// The step it ended at, e.g. `podzamenu.nav.accordion.link`.
+    pub step: String,
+    /// What was clicked or seen, or the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Page URL when it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// How one navigation path ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OemPathOutcome {
+    /// The parts list was reached and listed OEM numbers.
+    Rows,
+    /// The path's first control is not on the page.
+    NoEntry,
+    /// The path started but a later step found nothing to click or the click had no effect.
+    Stopped,
+    /// The parts list was reached and says it lists nothing.
+    EmptyParts,
+    /// The parts list was reached but no OEM number could be read from it.
+    NoRows,
+    /// A step failed (site error, timeout, browser error).
+    Failed,
+}
+
+/// Why the search for the gearbox OEM ended without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OemFailureKind {
+    /// The parts tree is not opened for this make on purpose (VW group, Ford): the model comes from
+    /// the vehicle card.
+    Skipped,
+    /// No navigation path to the gearbox parts list is on the vehicle page.
+    NoPath,
+    /// A path started but stopped before the parts list (nothing to click, or no effect).
+    PathStopped,
+    /// The parts list says it lists nothing.
+    PartsListEmpty,
+    /// The parts list shows no OEM numbers that could be read.
+    NoOemNumbers,
+    /// The parts list shows only codes that are not OEM numbers (factory codes, serials).
+    OnlyInvalidNumbers,
+    /// The parts list shows only ancillary parts (filters, gaskets, sensors), no gearbox assembly.
+    OnlyAncillaryParts,
+    /// The site failed during the step (error page, HTTP error, timeout), also on every retry.
+    SiteError,
+}
+
+impl OemFailureKind {
+    /// The snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skipped => "skipped",
+            Self::NoPath => "no_path",
+            Self::PathStopped => "path_stopped",
+            Self::PartsListEmpty => "parts_list_empty",
+            Self::NoOemNumbers => "no_oem_numbers",
+            Self::OnlyInvalidNumbers => "only_invalid_numbers",
+            Self::OnlyAncillaryParts => "only_ancillary_parts",
+            Self::SiteError => "site_error",
+        }
+    }
+}
+
+/// The step that ended the search for the gearbox OEM without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OemStepFailure {
+    /// What kind of end.
+    pub kind: OemFailureKind,
+    /// The step, e.g. `podzamenu.nav.tab.sections` or `podzamenu.oem.choose`.
+    pub step: String,
+    /// What was seen, in words.
+    pub reason: String,
+    /// Whether a later lookup may get further (the site failed, rather than showed no OEM).
+    pub transient: bool,
+    /// Tries of the step (more than one after transient failures).
+    pub attempts: u32,
 }
 
 /// Who asked for a lookup.

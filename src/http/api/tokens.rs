@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role, tokens};
 use super::paging::Items;
+use crate::auth::{Caller, Role, tokens};
 use crate::http::{ApiError, ApiJson, AppState};
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Items<tokens::TokenInfo>>, ApiError> {

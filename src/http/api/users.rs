@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{Actor, Caller, Role, sessions};
 use super::paging::Items;
+use crate::auth::{Actor, Caller, Role, sessions};
 use crate::http::{ApiError, ApiJson, AppState};
 use crate::tenancy::{self, User};
 

@@ -3,19 +3,20 @@
 //! tag).
 
 use aisales_domain::vehicle_lookup::{IdType, LookupStatus, VehicleId, VehicleLookupCommand};
-use aisales_projections::vehicle_lookup_views::{LookupRow, detail_json, summary_json};
+use aisales_projections::vehicle_lookup_views::LookupRow;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::conversations::decode_rows;
 use super::conversations::{accepted, consistent};
-use super::paging::{decode_cursor, encode_cursor, limit};
+use super::paging::{Page, TimeKey, decode_cursor, limit};
+use super::views::{EvidenceItem, VehicleLookupDetail, VehicleLookupSummary};
 use crate::application::vehicle_lookups as commands;
 use crate::auth::Caller;
 use crate::http::command::CommandMeta;
@@ -26,21 +27,11 @@ const PROJECTORS: &[&str] = &["vehicle_lookups"];
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    status: Option<String>,
-    conversation_id: Option<String>,
+    status: Option<LookupStatus>,
+    conversation_id: Option<Uuid>,
     cursor: Option<String>,
     limit: Option<i64>,
     min_position: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ListCursor {
-    t: DateTime<Utc>,
-    id: Uuid,
-}
-
-fn parse_rows(rows: &[String]) -> Result<Vec<LookupRow>, ApiError> {
-    rows.iter().map(|r| serde_json::from_str(r)).collect::<Result<_, _>>().map_err(|e| ApiError::Unexpected(e.into()))
 }
 
 /// `GET /api/vehicle-lookups`: newest first, filters `status` and `conversation_id`, cursor pagination.
@@ -49,23 +40,10 @@ pub async fn list(
     caller: Caller,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<VehicleLookupSummary>>, ApiError> {
     consistent(&state, PROJECTORS, q.min_position.as_deref(), &headers).await?;
     let limit = limit(q.limit, 50, 200)?;
-    if let Some(s) = &q.status
-        && LookupStatus::parse(s).is_none()
-    {
-        return Err(ApiError::invalid(
-            "invalid_status",
-            "status is one of requested, started, retry_scheduled, completed, not_found, failed",
-        ));
-    }
-    let conversation: Option<Uuid> = q
-        .conversation_id
-        .as_deref()
-        .map(|c| c.parse().map_err(|_| ApiError::invalid("invalid_conversation_id", "conversation_id is a UUID")))
-        .transpose()?;
-    let cursor: Option<ListCursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let cursor: Option<TimeKey> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(t)::text FROM rm_vehicle_lookups t \
           WHERE tenant_id = $1 \
@@ -75,21 +53,20 @@ pub async fn list(
           ORDER BY created_at DESC, lookup_id DESC LIMIT $6",
     )
     .bind(caller.tenant_id)
-    .bind(&q.status)
-    .bind(conversation)
-    .bind(cursor.as_ref().map(|c| c.t))
-    .bind(cursor.as_ref().map(|c| c.id))
+    .bind(q.status.map(LookupStatus::as_str))
+    .bind(q.conversation_id)
+    .bind(cursor.map(|c| c.t))
+    .bind(cursor.map(|c| c.id))
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let rows = parse_rows(&rows)?;
-    let has_more = rows.len() as i64 > limit;
-    let page: Vec<&LookupRow> = rows.iter().take(limit as usize).collect();
-    let next_cursor = has_more
-        .then(|| page.last().map(|l| encode_cursor(&json!(ListCursor { t: l.created_at, id: l.lookup_id }))))
-        .flatten();
-    let items: Vec<Value> = page.into_iter().map(summary_json).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    let rows: Vec<LookupRow> = decode_rows(&rows)?;
+    Ok(Json(Page::of(
+        rows,
+        limit,
+        |l| Some(TimeKey { t: l.created_at, id: l.lookup_id }),
+        |l| VehicleLookupSummary::from(&l),
+    )))
 }
 
 async fn lookup_row(state: &AppState, tenant: Uuid, id: Uuid) -> Result<LookupRow, ApiError> {
@@ -109,18 +86,6 @@ pub struct ConsistencyQuery {
     min_position: Option<String>,
 }
 
-/// One stored evidence file, without its bytes.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct EvidenceItem {
-    id: Uuid,
-    kind: String,
-    content_type: String,
-    size_bytes: i32,
-    round: i32,
-    attempt: i32,
-    created_at: DateTime<Utc>,
-}
-
 /// `GET /api/vehicle-lookups/{id}`: the lookup with its answer, history, attempts and evidence.
 pub async fn show(
     State(state): State<AppState>,
@@ -128,10 +93,10 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VehicleLookupDetail>, ApiError> {
     consistent(&state, PROJECTORS, q.min_position.as_deref(), &headers).await?;
     let row = lookup_row(&state, caller.tenant_id, id).await?;
-    let evidence: Vec<EvidenceItem> = sqlx::query_as(
+    let mut evidence: Vec<EvidenceItem> = sqlx::query_as(
         "SELECT id, kind, content_type, size_bytes, round, attempt, created_at FROM lookup_evidence \
           WHERE tenant_id = $1 AND lookup_id = $2 ORDER BY created_at, id",
     )
@@ -139,16 +104,10 @@ pub async fn show(
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
-    let mut v = detail_json(&row);
-    v["evidence"] = evidence
-        .iter()
-        .map(|e| {
-            let mut item = serde_json::to_value(e).unwrap_or_default();
-            item["url"] = json!(format!("/api/vehicle-lookups/{id}/evidence/{}", e.id));
-            item
-        })
-        .collect();
-    Ok(Json(v))
+    for e in &mut evidence {
+        e.url = format!("/api/vehicle-lookups/{id}/evidence/{}", e.id);
+    }
+    Ok(Json(VehicleLookupDetail::new(&row, evidence)))
 }
 
 /// `GET /api/vehicle-lookups/{id}/evidence/{evidence_id}`: the screenshot (PNG), page HTML or step

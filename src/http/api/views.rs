@@ -3,8 +3,10 @@
 //! replay) look the same.
 
 use aisales_projections::conversation::{ConversationRow, SuggestionRow};
+use aisales_projections::vehicle_lookup_views::{HistoryEntry, LookupRow};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -159,4 +161,129 @@ pub struct Accepted<T: Serialize> {
     pub sequence: i64,
     #[serde(flatten)]
     pub created: T,
+}
+
+/// A vehicle lookup in the list: where it stands and the vehicle and gearbox it found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleLookupSummary {
+    pub id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub message_id: Option<Uuid>,
+    pub id_type: String,
+    pub value: String,
+    pub status: String,
+    pub result_status: Option<String>,
+    pub request_source: Option<String>,
+    pub requested_by: Option<String>,
+    pub round: i32,
+    pub attempts: i32,
+    pub attempts_total: i32,
+    pub last_error: Option<String>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub vehicle: Option<Value>,
+    pub gearbox: Option<Value>,
+    /// The step that stopped the search for the gearbox OEM (model-only answers), with why.
+    pub oem_failure: Option<Value>,
+    pub source: Option<Value>,
+    pub confidence: Option<Value>,
+    pub verification: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&LookupRow> for VehicleLookupSummary {
+    fn from(r: &LookupRow) -> Self {
+        VehicleLookupSummary {
+            id: r.lookup_id,
+            conversation_id: r.conversation_id,
+            message_id: r.message_id,
+            id_type: r.id_type.clone(),
+            value: r.value.clone(),
+            status: r.status.clone(),
+            result_status: r.result_status.clone(),
+            request_source: r.request_source.clone(),
+            requested_by: r.requested_by.clone(),
+            round: r.round,
+            attempts: r.attempts,
+            attempts_total: r.attempts_total,
+            last_error: r.last_error.clone(),
+            retry_at: r.retry_at,
+            vehicle: r.result_at(&["vehicle"]).cloned(),
+            gearbox: r.result_at(&["gearbox"]).cloned(),
+            oem_failure: r.oem_failure().cloned(),
+            source: r.result_at(&["source"]).cloned(),
+            confidence: r.result_at(&["confidence"]).cloned(),
+            verification: r.verification.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            completed_at: r.completed_at,
+        }
+    }
+}
+
+/// One attempt of a lookup, from its history.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupAttempt {
+    pub round: Option<u32>,
+    pub attempt: Option<u32>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+    pub evidence: Vec<aisales_domain::vehicle_lookup::EvidenceRef>,
+}
+
+/// A stored evidence file of a lookup, without its bytes.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EvidenceItem {
+    pub id: Uuid,
+    pub kind: String,
+    pub content_type: String,
+    pub size_bytes: i32,
+    pub round: i32,
+    pub attempt: i32,
+    pub created_at: DateTime<Utc>,
+    /// Where the file is served (`GET`, same credentials).
+    #[sqlx(skip)]
+    pub url: String,
+}
+
+/// A lookup with its answer, history (attempts, reasons, evidence) and confirmations.
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleLookupDetail {
+    #[serde(flatten)]
+    pub summary: VehicleLookupSummary,
+    pub result: Option<Value>,
+    pub confirmed: Option<Value>,
+    pub price_lookup_wanted: Value,
+    pub history: Vec<HistoryEntry>,
+    pub attempts_log: Vec<LookupAttempt>,
+    pub evidence: Vec<EvidenceItem>,
+}
+
+impl VehicleLookupDetail {
+    pub fn new(r: &LookupRow, evidence: Vec<EvidenceItem>) -> Self {
+        let attempts_log = r
+            .history
+            .iter()
+            .filter(|h| matches!(h.event.as_str(), "completed" | "not_found" | "retry_scheduled" | "failed"))
+            .map(|h| LookupAttempt {
+                round: h.round,
+                attempt: h.attempt,
+                outcome: h.event.clone(),
+                reason: h.detail.clone(),
+                at: h.at,
+                evidence: h.evidence.clone(),
+            })
+            .collect();
+        VehicleLookupDetail {
+            summary: r.into(),
+            result: r.result.clone(),
+            confirmed: r.confirmed.clone(),
+            price_lookup_wanted: r.price_lookup_wanted.clone(),
+            history: r.history.clone(),
+            attempts_log,
+            evidence,
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub struct Knobs {
     delay: Mutex<Option<(String, Duration)>>,
     /// Non-zero: every request is answered with this status.
     status: AtomicU16,
+    /// `(path prefix, times left, status)`: requests under the prefix fail with the status while
+    /// times are left (`u32::MAX`: always).
+    failures: Mutex<Option<(String, u32, u16)>>,
     /// New connections are closed without an answer.
     drop_connections: AtomicBool,
     /// Paths (with query) requested so far.
@@ -78,6 +81,17 @@ impl FixtureSite {
     /// Answers every request with `status` (0 restores normal service).
     pub fn set_status(&self, status: u16) {
         self.knobs.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers the next `times` requests whose path starts with `prefix` with `status`
+    /// (`u32::MAX`: every one, until [`FixtureSite::clear_failures`]).
+    pub fn fail_requests(&self, prefix: &str, times: u32, status: u16) {
+        *self.knobs.failures.lock().unwrap() = Some((prefix.to_owned(), times, status));
+    }
+
+    /// Ends [`FixtureSite::fail_requests`].
+    pub fn clear_failures(&self) {
+        *self.knobs.failures.lock().unwrap() = None;
     }
 
     /// Closes new connections without answering.
@@ -137,7 +151,16 @@ async fn serve(State(state): State<SiteState>, request: Request<Body>) -> Respon
     {
         tokio::time::sleep(delay).await;
     }
-    let status = state.knobs.status.load(Ordering::SeqCst);
+    let mut status = state.knobs.status.load(Ordering::SeqCst);
+    if let Some((prefix, left, code)) = state.knobs.failures.lock().unwrap().as_mut()
+        && path.starts_with(prefix.as_str())
+        && *left > 0
+    {
+        if *left != u32::MAX {
+            *left -= 1;
+        }
+        status = *code;
+    }
     if status != 0 {
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let body = format!(

@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod fixture;
+pub mod paths;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -216,6 +217,12 @@ async fn model_only_when_the_oem_block_is_absent() {
     assert_eq!(gearbox.model.as_deref(), Some("F1CJA"));
     assert_eq!(gearbox.oem, None);
     assert!(gearbox.oem_candidates.is_empty());
+    // The operator sees where the search for the OEM stopped: the parts list says it is empty.
+    let failure = gearbox.oem_search.as_ref().and_then(|s| s.failure.as_ref()).expect("the failed step");
+    assert_eq!(failure.kind, aisales::browser::OemFailureKind::PartsListEmpty);
+    assert_eq!(failure.step, "podzamenu.nav.accordion.link");
+    assert!(failure.reason.contains("Нет данных"), "{}", failure.reason);
+    assert!(!failure.transient);
     // podzamenu had no OEM, so prof-rf was asked too; it does not know the VIN.
     assert_eq!(evidence.sources_tried, vec![Source::Podzamenu, Source::ProfRf]);
     assert!(evidence.steps.iter().any(|s| s.name == "prof_rf.wait_result"));

@@ -2,9 +2,15 @@
 //!
 //! The site is a React/MUI single-page app. Its tabs and accordions ignore a bare `element.click()`,
 //! so controls are clicked with dispatched mouse events first (see [`ClickStrategy`]) and every
-//! click is checked by its effect (`aria-expanded`, `aria-selected`, content appearing).
+//! click is checked by its effect (`aria-expanded`, `aria-selected`, content appearing). Content
+//! may render seconds after the page loads, so every step waits (bounded) for what it needs instead
+//! of reading the page once. [`nav`] holds the four navigation paths, [`parts`] the search for the
+//! OEM over them (with retries of the step when the site fails) and the parts-list parsing.
 
-use std::time::{Duration, Instant};
+mod nav;
+mod parts;
+
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,8 +18,8 @@ use serde_json::{Value, json};
 use super::error::BrowserError;
 use super::facts::{Facts, split_title};
 use super::lookup::{ScrapeSettings, SiteAnswer, search_url};
-use super::outcome::{GearboxInfo, StepOutcome, VehicleMeta, VehicleQuery};
-use super::page::{CHOOSE_CARD_JS, ClickStrategy, EFFECT_JS, Effect, Found, PAGE_DATA_JS, PROBE_JS, Page, short};
+use super::outcome::{GearboxInfo, OemFailureKind, OemSearch, OemStepFailure, StepOutcome, VehicleMeta, VehicleQuery};
+use super::page::{ClickStrategy, PAGE_DATA_JS, PROBE_JS, Page, short};
 use super::rules;
 
 /// Ways to reach the gearbox parts list from the vehicle card, tried in the configured order.
@@ -28,6 +34,18 @@ pub enum NavPath {
     ContentLink,
     /// Any link whose text contains a gearbox word.
     TextLink,
+}
+
+impl NavPath {
+    /// `accordion`, `schemes_tab`, `content_link` or `text_link`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accordion => "accordion",
+            Self::SchemesTab => "schemes_tab",
+            Self::ContentLink => "content_link",
+            Self::TextLink => "text_link",
+        }
+    }
 }
 
 /// Selectors, keywords and patterns for podzamenu.ru. Defaults match the live site as documented in
@@ -58,6 +76,12 @@ pub struct PodzamenuSelectors {
     /// WMIs whose vehicles are answered model-only without opening the parts list (VAG group: the
     /// catalogue shows the gearbox code but its parts tree is not usable).
     pub model_only_wmis: Vec<String>,
+    /// WMIs (Ford) whose gearbox model is read from the `Transmission` fact (the last market-model
+    /// token, see [`rules::ford_transmission_model`]) and answered model-only without opening the
+    /// parts list.
+    pub ford_wmis: Vec<String>,
+    /// Loading indicators: while one is shown the page is still rendering.
+    pub loading: Vec<String>,
     /// Navigation paths in the order tried.
     pub nav_paths: Vec<NavPath>,
     /// Accordion header buttons.
@@ -90,6 +114,11 @@ pub struct PodzamenuSelectors {
     pub card_assembly_words: Vec<String>,
     /// Clickable part of a card, in order: MUI action area, plain `ПОСМОТРЕТЬ СХЕМУ` link, button.
     pub card_actions: Vec<String>,
+    /// Scheme titles and links of scheme lists without MUI cards (the title's card, link or the
+    /// element itself is clicked).
+    pub generic_cards: Vec<String>,
+    /// Links of an intermediate scheme page that lists sub-schemes instead of parts.
+    pub sub_scheme_links: Vec<String>,
     /// Generic links for the last-resort path.
     pub text_link_selectors: Vec<String>,
     /// Texts for the last-resort path (contains).
@@ -120,8 +149,15 @@ impl Default for PodzamenuSelectors {
     fn default() -> Self {
         Self {
             search_path: "/search-vehicle?vin={id}".into(),
-            result_ready: strings(&["table", "button.MuiAccordionSummary-root", "[role=\"tab\"]"]),
-            text_root: strings(&["main", "#root", "body"]),
+            result_ready: strings(&[
+                "table",
+                "button.MuiAccordionSummary-root",
+                "[role=\"tab\"]",
+                "dl",
+                "[class*=\"vehicle-info\"]",
+                "[class*=\"vehicleInfo\"]",
+            ]),
+            text_root: strings(&["body"]),
             not_found_selectors: strings(&["[class*=\"notFound\"]", "[class*=\"NotFound\"]"]),
             not_found_patterns: strings(&[
                 r"ничего\s+не\s+найдено",
@@ -144,6 +180,18 @@ impl Default for PodzamenuSelectors {
             model_only_wmis: strings(&[
                 "WVW", "WV1", "WV2", "WV3", "WV6", "WAU", "WA1", "TMB", "XW8", "VSS", "VS6", "VS7", "WP0", "WP1",
                 "9BW", "8AW", "1VW",
+            ]),
+            ford_wmis: strings(&[
+                "1FT", "1FA", "1FB", "1FC", "1FD", "1FM", "2FT", "2FA", "2FB", "3FA", "3FB", "3FE", "WF0", "SAJ",
+                "SAL", "Z6F", "Z6R", "X9F", "MAJ",
+            ]),
+            loading: strings(&[
+                "[role=\"progressbar\"]",
+                "[class*=\"CircularProgress\"]",
+                "[class*=\"LinearProgress\"]",
+                "[class*=\"Skeleton\"]",
+                "[aria-busy=\"true\"]",
+                "[class*=\"spinner\"]",
             ]),
             nav_paths: vec![NavPath::Accordion, NavPath::SchemesTab, NavPath::ContentLink, NavPath::TextLink],
             accordion_summary: strings(&["button.MuiAccordionSummary-root", "[class*=\"AccordionSummary-root\"]"]),
@@ -225,6 +273,27 @@ impl Default for PodzamenuSelectors {
                 "a[href]",
                 "button",
             ]),
+            generic_cards: strings(&[
+                "[class*=\"selectorPaperContentLink\"]",
+                "[class*=\"ContentLink\"]",
+                "[class*=\"schemeCard\"]",
+                "[class*=\"scheme\"] p",
+                "[class*=\"card\"] p",
+                "[class*=\"card\"] span",
+                "[class*=\"card\"] h3",
+                "[class*=\"card\"] h4",
+                "h3",
+                "h4",
+                "[class*=\"title\"]",
+                "[class*=\"Title\"]",
+            ]),
+            sub_scheme_links: strings(&[
+                "[class*=\"selectorPaperContentLink\"]",
+                "[class*=\"ContentLink\"]",
+                "a[class*=\"scheme\"]",
+                "a[class*=\"card\"]",
+                "button.MuiCardActionArea-root",
+            ]),
             text_link_selectors: strings(&["a", "[role=\"link\"]"]),
             text_link_keywords: strings(&["коробка передач", "кпп"]),
             detail_ready: strings(&["[class*=\"searchDetailCell\"]", "a[href*=\"/search?query=\"]"]),
@@ -248,13 +317,21 @@ impl Default for PodzamenuSelectors {
 struct PageData {
     href: String,
     titles: Vec<String>,
-    tables: Vec<Vec<Vec<String>>>,
+    tables: Vec<TableData>,
     pairs: Vec<(String, String)>,
+    lines: Vec<String>,
     headings: Vec<String>,
     links: Vec<LinkRow>,
     #[serde(rename = "linkSelector")]
     link_selector: Option<String>,
-    text: String,
+}
+
+/// A table as text rows, and whether it appeared since the last navigation click.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TableData {
+    rows: Vec<Vec<String>>,
+    fresh: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,9 +386,36 @@ pub(crate) async fn lookup(
     settings: &ScrapeSettings,
 ) -> Result<SiteAnswer, BrowserError> {
     let url = search_url(base_url, &sel.search_path, query.value())?;
-    page.goto(&url).await?;
+    let loaded_at = match open_vehicle(page, &url, sel, settings).await? {
+        Opened::NotFound => return Ok(SiteAnswer::NotFound { vehicle: None }),
+        Opened::Card(at) => at,
+    };
+    let card = read_card(page, sel, settings).await?;
+    let Card { vehicle, mut gearbox, transmission } = card;
+    if let Some(answer) = early_exit(page, query, sel, &vehicle, &mut gearbox, &transmission) {
+        return Ok(answer);
+    }
+    let search = parts::search(page, &url, loaded_at, sel, settings).await?;
+    search.answer(page, settings, vehicle, gearbox, &url)
+}
 
-    // 1. Wait for the SPA to render the vehicle card or a not-found / error message.
+/// What the search page showed.
+enum Opened {
+    /// The vehicle card, rendered at this instant.
+    Card(Instant),
+    /// The site says it does not know the identifier.
+    NotFound,
+}
+
+/// Opens the search page and waits for the single-page app to render the vehicle card (or a
+/// not-found / error message), then for it to stop loading.
+async fn open_vehicle(
+    page: &mut Page<'_>,
+    url: &str,
+    sel: &PodzamenuSelectors,
+    settings: &ScrapeSettings,
+) -> Result<Opened, BrowserError> {
+    page.goto(url).await?;
     let started = Instant::now();
     let probe = json!({
         "ready": sel.result_ready,
@@ -322,37 +426,74 @@ pub(crate) async fn lookup(
         "errorPatterns": sel.error_patterns,
     });
     let bound = page.bound();
-    let state = match page.poll("wait_result", PROBE_JS, &probe, bound).await {
-        Ok(state) => state,
+    let mut state = match page.poll("wait_result", PROBE_JS, &probe, bound).await {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            let err = BrowserError::timeout("podzamenu.wait_result", bound);
+            page.record("wait_result", started, StepOutcome::Failed, Some(err.to_string()));
+            return Err(err);
+        }
         Err(err) => {
             page.record("wait_result", started, StepOutcome::Failed, Some(err.to_string()));
             return Err(err);
         }
     };
-    let Some(state) = state else {
-        let err = BrowserError::timeout("podzamenu.wait_result", bound);
-        page.record("wait_result", started, StepOutcome::Failed, Some(err.to_string()));
-        return Err(err);
-    };
+    if state.get("state").and_then(Value::as_str) == Some("not_found") {
+        // A not-found message shown while the card is still coming (a placeholder, a message
+        // replaced a moment later) must not end the lookup: give the card a moment.
+        let ready_only = json!({ "ready": sel.result_ready });
+        let confirm = page.short_bound(settings.not_found_confirm);
+        if let Some(ready) = page.poll("wait_result", PROBE_JS, &ready_only, confirm).await? {
+            state = ready;
+        }
+    }
     let kind = state.get("state").and_then(Value::as_str).unwrap_or("");
     let matched = state.get("matched").and_then(Value::as_str).unwrap_or("").to_owned();
     match kind {
         "not_found" => {
             page.record("wait_result", started, StepOutcome::Ok, Some(format!("not found: {matched}")));
             page.used(format!("not_found:{matched}"));
-            return Ok(SiteAnswer::NotFound { vehicle: None });
+            return Ok(Opened::NotFound);
         }
         "error" => {
             page.record("wait_result", started, StepOutcome::Failed, Some(format!("site error: {matched}")));
-            return Err(BrowserError::Navigation { url, reason: format!("site error page: {matched}") });
+            return Err(BrowserError::Navigation {
+                url: url.to_owned(),
+                reason: format!("site error page: {matched}"),
+            });
         }
         _ => page.record("wait_result", started, StepOutcome::Ok, Some(format!("vehicle card: {matched}"))),
     }
+    let ready_at = Instant::now();
+    let started = Instant::now();
+    let settled = page.settle("settle", &sel.loading, settings.settle_quiet, settings.settle_timeout).await?;
+    page.record(
+        "settle",
+        started,
+        if settled { StepOutcome::Ok } else { StepOutcome::Miss },
+        Some(if settled { "rendering done".into() } else { "still rendering; going on".into() }),
+    );
+    Ok(Opened::Card(ready_at))
+}
 
-    // 2. Vehicle card: title, tables, label/value pairs.
+/// The vehicle card as read.
+struct Card {
+    vehicle: VehicleMeta,
+    gearbox: GearboxInfo,
+    /// Gearbox description facts (`Transmission`, `КПП` …) with their labels, in page order.
+    transmission: Vec<(String, String)>,
+}
+
+/// Title, tables, label/value pairs and `Label: value` lines of the vehicle card.
+async fn read_card(
+    page: &mut Page<'_>,
+    sel: &PodzamenuSelectors,
+    settings: &ScrapeSettings,
+) -> Result<Card, BrowserError> {
     let started = Instant::now();
     let data = read_page(page, sel, false).await?;
-    let mut facts = Facts::collect(&settings.labels, &data.tables, &data.pairs, &[]);
+    let tables: Vec<Vec<Vec<String>>> = data.tables.into_iter().map(|t| t.rows).collect();
+    let mut facts = Facts::collect(&settings.labels, &tables, &data.pairs, &data.lines);
     if let Some(title) = pick_title(&data.titles) {
         let (make, model) = split_title(title);
         if make.is_some() {
@@ -384,105 +525,84 @@ pub(crate) async fn lookup(
             gearbox.model.as_deref().unwrap_or("-")
         )),
     );
+    Ok(Card { vehicle, gearbox, transmission: facts.transmission })
+}
 
-    // 3. Catalogue parts tree unusable for some makes: answer with the model.
-    if let (Some(wmi), Some(_)) = (query.wmi(), gearbox.model.as_ref())
-        && sel.model_only_wmis.iter().any(|w| w.eq_ignore_ascii_case(wmi))
-    {
+/// Makes whose parts tree is not opened: VW group (the catalogue's tree is not usable; the model
+/// from the card is the answer) and Ford (the model is the last market-model token of the
+/// `Transmission` fact).
+fn early_exit(
+    page: &mut Page<'_>,
+    query: &VehicleQuery,
+    sel: &PodzamenuSelectors,
+    vehicle: &VehicleMeta,
+    gearbox: &mut GearboxInfo,
+    transmission: &[(String, String)],
+) -> Option<SiteAnswer> {
+    let wmi = query.wmi()?;
+    let skipped = |step: &str, reason: String| OemSearch {
+        site: "podzamenu".into(),
+        paths: Vec::new(),
+        failure: Some(OemStepFailure {
+            kind: OemFailureKind::Skipped,
+            step: format!("podzamenu.{step}"),
+            reason,
+            transient: false,
+            attempts: 0,
+        }),
+    };
+    if gearbox.model.is_some() && sel.model_only_wmis.iter().any(|w| w.eq_ignore_ascii_case(wmi)) {
         page.used(format!("early_exit:model_only_wmi:{wmi}"));
         if gearbox.factory_code.is_none() {
             gearbox.factory_code = gearbox.model.clone();
         }
-        return Ok(SiteAnswer::ModelOnly { vehicle, gearbox });
+        gearbox.oem_search = Some(Box::new(skipped(
+            "early_exit.model_only_wmi",
+            format!("{wmi} (VW group): the model comes from the vehicle card; the parts tree is not opened"),
+        )));
+        return Some(SiteAnswer::ModelOnly { vehicle: vehicle.clone(), gearbox: gearbox.clone() });
     }
-
-    // 4. Gearbox parts list: try the navigation paths until one yields OEM numbers.
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut detail_headings: Vec<String> = Vec::new();
-    for path in &sel.nav_paths {
-        if page.bound().is_zero() {
-            break;
+    if !sel.ford_wmis.iter().any(|w| w.eq_ignore_ascii_case(wmi)) {
+        return None;
+    }
+    // The `Transmission` fact first (labels naming it exactly), then other gearbox descriptions,
+    // then the model already read.
+    let named = |label: &str| {
+        let l = label.trim().trim_end_matches([':', '：']).trim().to_lowercase();
+        l == "transmission" || l == "трансмиссия"
+    };
+    let from_fact = transmission
+        .iter()
+        .filter(|(label, _)| named(label))
+        .chain(transmission.iter().filter(|(label, _)| !named(label)))
+        .find_map(|(label, value)| rules::ford_transmission_model(value).map(|m| (m, label.clone(), value.clone())));
+    let (model, why) = match (from_fact, gearbox.model.clone()) {
+        (Some((model, label, value)), _) => {
+            page.used(format!("early_exit:ford:{}", label.to_lowercase()));
+            let why = format!("the last market-model token of \"{label}: {}\"", short(&value));
+            (model, why)
         }
-        let started = Instant::now();
-        let reached = match path {
-            NavPath::Accordion => via_accordion(page, sel, settings).await,
-            NavPath::SchemesTab => via_schemes_tab(page, sel, settings).await,
-            NavPath::ContentLink => via_link(page, sel, settings, "content_link", &sel.content_links, true).await,
-            NavPath::TextLink => via_link(page, sel, settings, "text_link", &sel.text_link_selectors, false).await,
-        };
-        let name = format!("nav.{}", nav_name(*path));
-        let reached = match reached {
-            Ok(reached) => reached,
-            // A command failing on this page's markup (script error, stale element): try the next
-            // path. Timeouts and a lost browser end the visit.
-            Err(err @ BrowserError::Command { .. }) => {
-                page.record(&name, started, StepOutcome::Failed, Some(err.to_string()));
-                continue;
-            }
-            Err(err) => {
-                page.record(&name, started, StepOutcome::Failed, Some(err.to_string()));
-                return Err(err);
-            }
-        };
-        let Some(how) = reached else {
-            page.record(&name, started, StepOutcome::Miss, None);
-            continue;
-        };
-        let detail = read_page(page, sel, true).await?;
-        let (found, how_rows) = detail_rows(&detail);
-        detail_headings = detail.headings;
-        if found.is_empty() {
-            page.record(&name, started, StepOutcome::Miss, Some(format!("{how}: no OEM rows")));
-            continue;
+        (None, Some(model)) => {
+            page.used("early_exit:ford:gearbox_model");
+            (model, "the gearbox model of the vehicle card".to_owned())
         }
-        page.used(format!("nav:{}:{how}", nav_name(*path)));
-        page.used(format!("oem:{how_rows}"));
-        page.record(&name, started, StepOutcome::Ok, Some(format!("{how}: {} rows", found.len())));
-        rows = found;
-        break;
-    }
-
-    // 5. OEM candidates and the gearbox OEM by name score.
-    let started = Instant::now();
-    let (candidates, factory_codes) = settings.oem_scoring.candidates(&rows, settings.max_candidates);
-    if gearbox.factory_code.is_none() {
-        gearbox.factory_code = factory_codes.into_iter().next();
-    }
-    if gearbox.model.is_none() {
-        let body = vehicle.body.as_deref();
-        gearbox.model = detail_headings.iter().find_map(|h| rules::bracketed_model(h, body));
-        if gearbox.model.is_some() {
-            page.used("gearbox.model:detail_heading");
-        }
-    }
-    if gearbox.factory_code.is_none() && gearbox.model.as_deref().is_some_and(rules::is_factory_code) {
-        gearbox.factory_code = gearbox.model.clone();
-    }
-    gearbox.oem = settings.oem_scoring.choose(&candidates).map(|c| c.oem.clone());
-    page.record(
-        "oem_choice",
-        started,
-        if gearbox.oem.is_some() { StepOutcome::Ok } else { StepOutcome::Miss },
-        Some(format!("{} candidates, chosen {}", candidates.len(), gearbox.oem.as_deref().unwrap_or("none"))),
-    );
-    gearbox.oem_candidates = candidates;
-    Ok(SiteAnswer::from_parts(vehicle, gearbox))
-}
-
-fn nav_name(path: NavPath) -> &'static str {
-    match path {
-        NavPath::Accordion => "accordion",
-        NavPath::SchemesTab => "schemes_tab",
-        NavPath::ContentLink => "content_link",
-        NavPath::TextLink => "text_link",
-    }
+        (None, None) => return None,
+    };
+    gearbox.model = Some(model.clone());
+    gearbox.factory_code = Some(model.clone());
+    gearbox.oem_search = Some(Box::new(skipped(
+        "early_exit.ford",
+        format!("{wmi} (Ford): gearbox model {model} from {why}; the parts tree is not opened"),
+    )));
+    Some(SiteAnswer::ModelOnly { vehicle: vehicle.clone(), gearbox: gearbox.clone() })
 }
 
 async fn read_page(page: &Page<'_>, sel: &PodzamenuSelectors, detail: bool) -> Result<PageData, BrowserError> {
     let arg = json!({
         "titles": if detail { Vec::new() } else { sel.title_selectors.clone() },
         "titleSkip": sel.title_skip,
-        "root": sel.text_root,
+        "root": ["body"],
+        "lines": !detail,
         "headings": if detail { sel.detail_headings.clone() } else { Vec::new() },
         "links": if detail { sel.oem_links.clone() } else { Vec::new() },
         "queryParam": sel.oem_query_param,
@@ -491,243 +611,8 @@ async fn read_page(page: &Page<'_>, sel: &PodzamenuSelectors, detail: bool) -> R
     });
     let value = page.exec(if detail { "read_detail" } else { "read_vehicle" }, PAGE_DATA_JS, arg).await?;
     let data: PageData = serde_json::from_value(value).unwrap_or_default();
-    tracing::trace!(href = %data.href, chars = data.text.len(), "page data read");
+    tracing::trace!(href = %data.href, tables = data.tables.len(), "page data read");
     Ok(data)
-}
-
-/// OEM rows of a parts page: OEM links with their name cells, else an OEM table.
-fn detail_rows(data: &PageData) -> (Vec<(String, String)>, String) {
-    if !data.links.is_empty() {
-        let rows = data.links.iter().map(|l| (l.oem.clone(), l.name.clone())).collect();
-        return (rows, format!("links:{}", data.link_selector.as_deref().unwrap_or("?")));
-    }
-    (rules::oem_rows_from_tables(&data.tables), "table".into())
-}
-
-fn detail_effect(sel: &PodzamenuSelectors) -> Effect<'_> {
-    Effect::Appears { selectors: &sel.detail_ready, patterns: &sel.detail_empty_patterns, text_root: &sel.text_root }
-}
-
-/// Path A: `Трансмиссия` accordion → gearbox sub-accordion → parts-list link.
-async fn via_accordion(
-    page: &mut Page<'_>,
-    sel: &PodzamenuSelectors,
-    settings: &ScrapeSettings,
-) -> Result<Option<String>, BrowserError> {
-    let headers = page
-        .find(
-            "nav.accordion.find",
-            json!({ "selectors": sel.accordion_summary, "contains": sel.transmission_group, "maxLen": 80, "limit": 1 }),
-        )
-        .await?;
-    let Some(header) = headers.into_iter().next() else { return Ok(None) };
-    if header.expanded.as_deref() != Some("true")
-        && page
-            .click(
-                "nav.accordion.open",
-                &header,
-                &sel.click_strategies,
-                &Effect::Expanded,
-                settings.click_effect_timeout,
-                settings.click_effect_timeout,
-            )
-            .await?
-            .is_none()
-    {
-        return Ok(None);
-    }
-    let mut groups = page
-        .find(
-            "nav.accordion.groups",
-            json!({
-                "scope": header.token, "scopeUp": sel.accordion_root, "selectors": sel.accordion_summary,
-                "contains": sel.gearbox_group, "exclude": sel.transmission_group, "maxLen": 80, "limit": 4,
-            }),
-        )
-        .await?;
-    if groups.is_empty() {
-        groups.push(header.clone());
-    }
-    for group in &groups {
-        if group.token != header.token
-            && group.expanded.as_deref() != Some("true")
-            && page
-                .click(
-                    "nav.accordion.group",
-                    group,
-                    &sel.click_strategies,
-                    &Effect::Expanded,
-                    settings.click_effect_timeout,
-                    settings.click_effect_timeout,
-                )
-                .await?
-                .is_none()
-        {
-            continue;
-        }
-        let links = page
-            .find(
-                "nav.accordion.links",
-                json!({
-                    "scope": group.token, "scopeUp": sel.accordion_root, "selectors": sel.content_links,
-                    "exact": sel.gearbox_links, "contains": sel.gearbox_links, "maxLen": 200, "limit": 2,
-                }),
-            )
-            .await?;
-        for link in &links {
-            let effect = detail_effect(sel);
-            if let Some(strategy) = page
-                .click(
-                    "nav.accordion.link",
-                    link,
-                    &sel.click_strategies,
-                    &effect,
-                    settings.detail_timeout,
-                    settings.click_effect_timeout,
-                )
-                .await?
-            {
-                return Ok(Some(format!(
-                    "{} > {} > {} ({strategy:?})",
-                    short(&header.text),
-                    short(&group.text),
-                    short(&link.text)
-                )));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Path C: `СХЕМЫ УЗЛОВ` tab → transmission section → gearbox card.
-async fn via_schemes_tab(
-    page: &mut Page<'_>,
-    sel: &PodzamenuSelectors,
-    settings: &ScrapeSettings,
-) -> Result<Option<String>, BrowserError> {
-    let mut tabs = page
-        .find(
-            "nav.tab.find",
-            json!({ "selectors": sel.tab_selectors, "exact": sel.schemes_tab_exact, "leaf": true, "maxLen": 30, "limit": 1 }),
-        )
-        .await?;
-    if tabs.is_empty() {
-        tabs = page
-            .find(
-                "nav.tab.find",
-                json!({ "selectors": sel.tab_selectors, "contains": sel.schemes_tab_contains, "maxLen": 30, "limit": 1 }),
-            )
-            .await?;
-    }
-    let Some(tab) = tabs.into_iter().next() else { return Ok(None) };
-    if page
-        .click(
-            "nav.tab.open",
-            &tab,
-            &sel.click_strategies,
-            &Effect::Selected,
-            settings.click_effect_timeout,
-            settings.click_effect_timeout,
-        )
-        .await?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let sections = page
-        .find(
-            "nav.tab.sections",
-            json!({
-                "selectors": sel.section_selectors, "exact": sel.section_keywords, "contains": sel.section_keywords,
-                "maxLen": 120, "visibleOnly": true, "limit": 1, "skipToken": tab.token,
-            }),
-        )
-        .await?;
-    let Some(section) = sections.into_iter().next() else { return Ok(None) };
-    let mut cards_or_detail: Vec<String> = sel.card_selectors.clone();
-    cards_or_detail.extend(sel.detail_ready.iter().cloned());
-    let cards_effect = Effect::Appears { selectors: &cards_or_detail, patterns: &[], text_root: &sel.text_root };
-    if page
-        .click(
-            "nav.tab.section",
-            &section,
-            &sel.click_strategies,
-            &cards_effect,
-            settings.click_effect_timeout,
-            settings.click_effect_timeout,
-        )
-        .await?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let card = page
-        .exec(
-            "nav.tab.card",
-            CHOOSE_CARD_JS,
-            json!({
-                "cards": sel.card_selectors, "keywords": sel.card_keywords,
-                "assembly": sel.card_assembly_words, "actions": sel.card_actions,
-            }),
-        )
-        .await?;
-    let card: Option<Found> = serde_json::from_value(card).ok();
-    let Some(card) = card else {
-        // A section page without cards may itself list the parts.
-        let arg = json!({ "kind": "appears", "selectors": sel.detail_ready });
-        let seen = page.poll("nav.tab.section_detail", EFFECT_JS, &arg, Duration::from_millis(300)).await?;
-        return Ok(seen.map(|_| format!("{} > {}", short(&tab.text), short(&section.text))));
-    };
-    let effect = detail_effect(sel);
-    let strategy = page
-        .click(
-            "nav.tab.card_open",
-            &card,
-            &sel.click_strategies,
-            &effect,
-            settings.detail_timeout,
-            settings.click_effect_timeout,
-        )
-        .await?;
-    Ok(strategy.map(|s| {
-        format!(
-            "{} > {} > {} [{}] ({s:?})",
-            short(&tab.text),
-            short(&section.text),
-            short(card.card.as_deref().unwrap_or("")),
-            short(&card.text)
-        )
-    }))
-}
-
-/// Paths B and D: a link named like the gearbox assembly.
-async fn via_link(
-    page: &mut Page<'_>,
-    sel: &PodzamenuSelectors,
-    settings: &ScrapeSettings,
-    name: &str,
-    selectors: &[String],
-    exact: bool,
-) -> Result<Option<String>, BrowserError> {
-    let arg = if exact {
-        json!({ "selectors": selectors, "exact": sel.gearbox_links, "maxLen": 200, "limit": 1 })
-    } else {
-        json!({ "selectors": selectors, "contains": sel.text_link_keywords, "maxLen": 200, "limit": 1 })
-    };
-    let links = page.find(&format!("nav.{name}.find"), arg).await?;
-    let Some(link) = links.into_iter().next() else { return Ok(None) };
-    let effect = detail_effect(sel);
-    let strategy = page
-        .click(
-            &format!("nav.{name}.open"),
-            &link,
-            &sel.click_strategies,
-            &effect,
-            settings.detail_timeout,
-            settings.click_effect_timeout,
-        )
-        .await?;
-    Ok(strategy.map(|s| format!("{} ({s:?})", short(&link.text))))
 }
 
 impl SiteAnswer {

@@ -39,6 +39,38 @@ pub trait EventSchema: DomainEvent + Serialize + DeserializeOwned + 'static {
     }
 }
 
+/// Implements cqrs-es's `Aggregate` for a pure decider: a state type with
+/// `decide(&self, Command) -> Result<Vec<Event>, Error>` and `evolve(&mut self, Event)`. Every
+/// aggregate of the domain is such a decider, so this is written once.
+#[macro_export]
+macro_rules! impl_aggregate {
+    ($state:ty, $name:literal, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $state {
+            const TYPE: &'static str = $name;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &Self::Services,
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                for event in self.decide(command)? {
+                    sink.write(event, self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                self.evolve(event);
+            }
+        }
+    };
+}
+
 /// Why a stored event could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

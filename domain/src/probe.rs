@@ -3,7 +3,7 @@
 //! benchmark measures with it.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 
 use crate::codec::EventSchema;
 use serde::{Deserialize, Serialize};
@@ -75,29 +75,7 @@ impl Probe {
     }
 }
 
-impl Aggregate for Probe {
-    const TYPE: &'static str = "probe";
-    type Command = ProbeCommand;
-    type Event = ProbeEvent;
-    type Error = ProbeError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for e in self.decide(command)? {
-            sink.write(e, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(event);
-    }
-}
+crate::impl_aggregate!(Probe, "probe", ProbeCommand, ProbeEvent, ProbeError);
 
 #[cfg(test)]
 mod tests {

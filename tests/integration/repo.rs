@@ -134,7 +134,7 @@ fn cargo_toml_is_readable_by_nixpacks() {
 #[test]
 fn every_metric_has_help_text() {
     let re = regex::Regex::new(r#"metrics::(counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();
-    let telemetry: String = std::fs::read_to_string(root().join("src/telemetry.rs"))
+    let telemetry: String = std::fs::read_to_string(root().join("src/infra/telemetry.rs"))
         .unwrap()
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -155,7 +155,7 @@ fn every_metric_has_help_text() {
     }
     assert!(
         missing.is_empty(),
-        "describe these metrics in src/telemetry.rs (promtool rejects metrics without help): {missing:?}"
+        "describe these metrics in src/infra/telemetry.rs (promtool rejects metrics without help): {missing:?}"
     );
 }
 

@@ -686,7 +686,7 @@ async fn fifteen_lookups_submitted_at_once_end_exactly_as_fifteen_submitted_one_
     assert_eq!(by_value(LANCER_VIN)["oem_failure"], json!(["parts_list_empty", "podzamenu.nav.accordion.link"]));
     assert_eq!(by_value(UNKNOWN_VIN)["status"], "not_found");
     assert_eq!(by_value(fixture_paths::SUBARU_DEEP_VIN)["oem"], "31000AJ280");
-    assert_eq!(by_value(fixture_paths::SPRINTER_SPACED_OEM_VIN)["oem"], "A 906 270 01 00");
+    assert_eq!(by_value(fixture_paths::SPRINTER_SPACED_OEM_VIN)["oem"], "A9062700100");
     assert_eq!(by_value(fixture_paths::FOCUS_FORD_VIN)["model"], "6DCT250");
     assert_eq!(by_value(fixture_paths::OUTLANDER_ANCILLARY_VIN)["oem_failure"][0], "only_ancillary_parts");
     assert!(one_by_one.iter().all(|e| e["attempts_total"] == 1), "{one_by_one:#?}");

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -97,26 +96,4 @@ pub struct Conversation {
     pub vehicle_lookups: BTreeMap<Uuid, LookupRef>,
 }
 
-impl Aggregate for Conversation {
-    const TYPE: &'static str = "conversation";
-    type Command = ConversationCommand;
-    type Event = ConversationEvent;
-    type Error = ConversationError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(event);
-    }
-}
+crate::impl_aggregate!(Conversation, "conversation", ConversationCommand, ConversationEvent, ConversationError);

@@ -34,8 +34,6 @@ mod reading_tests;
 #[cfg(test)]
 mod tests;
 
-use cqrs_es::Aggregate;
-
 pub use commands::{LeadCommand, LeadError, NewSubmission};
 pub use contact::{
     ContactInfo, Phone, PhoneError, PreferredChannel, TelegramUsername, TelegramUsernameError, looks_like_phone,
@@ -53,26 +51,4 @@ pub use submission::{
     parse_form, parse_json,
 };
 
-impl Aggregate for Lead {
-    const TYPE: &'static str = "lead";
-    type Command = LeadCommand;
-    type Event = LeadEvent;
-    type Error = LeadError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(event);
-    }
-}
+crate::impl_aggregate!(Lead, "lead", LeadCommand, LeadEvent, LeadError);

@@ -46,7 +46,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use cqrs_es::Aggregate;
 use uuid::Uuid;
 
 pub use commands::{PriceLookupCommand, PriceRequest, Requester, SourceKind, SourceOutcome, SourceReport};
@@ -66,26 +65,4 @@ pub fn price_lookup_id(tenant: Uuid, key: &SearchKey) -> Uuid {
     Uuid::new_v5(&PRICE_LOOKUP_NAMESPACE, format!("{tenant}/{}", key.as_str()).as_bytes())
 }
 
-impl Aggregate for PriceLookup {
-    const TYPE: &'static str = "price_lookup";
-    type Command = PriceLookupCommand;
-    type Event = PriceLookupEvent;
-    type Error = PriceLookupError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(event);
-    }
-}
+crate::impl_aggregate!(PriceLookup, "price_lookup", PriceLookupCommand, PriceLookupEvent, PriceLookupError);

@@ -22,7 +22,7 @@ mod tests;
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 
 use crate::codec::EventSchema;
 use serde::{Deserialize, Serialize};
@@ -683,26 +683,4 @@ impl VehicleLookup {
     }
 }
 
-impl Aggregate for VehicleLookup {
-    const TYPE: &'static str = "vehicle_lookup";
-    type Command = VehicleLookupCommand;
-    type Event = VehicleLookupEvent;
-    type Error = VehicleLookupError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(event);
-    }
-}
+crate::impl_aggregate!(VehicleLookup, "vehicle_lookup", VehicleLookupCommand, VehicleLookupEvent, VehicleLookupError);

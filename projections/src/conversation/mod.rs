@@ -36,7 +36,7 @@ pub use messages::{MessageRow, Messages};
 pub(crate) use projection::record_changes;
 pub use projection::{Change, ReadModel, ReadModelProjector, RowFold};
 pub use statistics::{DailyStats, Statistics};
-pub use suggestions::{SuggestionRow, Suggestions};
+pub use suggestions::{SuggestionRow, SuggestionState, Suggestions};
 
 /// Aggregate type of conversations in the event log.
 pub const CONVERSATION: &str = "conversation";

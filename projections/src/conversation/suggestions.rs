@@ -15,6 +15,32 @@ pub type Suggestions = ReadModelProjector<SuggestionsModel>;
 /// Suggestions as a read model.
 pub struct SuggestionsModel;
 
+/// What became of a suggestion, as the suggestions read model and the API say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionState {
+    Pending,
+    Approved,
+    /// Approved by the autosend policy.
+    AutoSent,
+    Edited,
+    Rejected,
+    Superseded,
+}
+
+impl SuggestionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::AutoSent => "auto_sent",
+            Self::Edited => "edited",
+            Self::Rejected => "rejected",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
 /// A row of `rm_suggestions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuggestionRow {
@@ -93,7 +119,7 @@ impl RowFold for SuggestionsModel {
                 source: source.clone(),
                 model: model.clone(),
                 autosend_block_reason: autosend_block_reason.clone(),
-                status: "pending".into(),
+                status: SuggestionState::Pending.as_str().into(),
                 final_text: None,
                 reply_id: None,
                 decided_by: None,
@@ -105,19 +131,21 @@ impl RowFold for SuggestionsModel {
             let id = Self::row_of(d).map(RowOf::key).unwrap_or_default();
             anyhow::bail!("suggestion {id} of conversation {} was never generated", d.conversation_id)
         };
-        let mut decided = |status: &str| {
-            row.status = status.into();
+        let mut decided = |status: SuggestionState| {
+            row.status = status.as_str().into();
             row.decided_by = d.actor();
             row.decided_at = Some(d.recorded_at);
         };
         match d.event {
-            E::SuggestionApproved { automatic, .. } => decided(if *automatic { "auto_sent" } else { "approved" }),
+            E::SuggestionApproved { automatic, .. } => {
+                decided(if *automatic { SuggestionState::AutoSent } else { SuggestionState::Approved })
+            }
             E::SuggestionEdited { text, .. } => {
-                decided("edited");
+                decided(SuggestionState::Edited);
                 row.final_text = Some(text.clone());
             }
-            E::SuggestionRejected { .. } => decided("rejected"),
-            E::SuggestionSuperseded { .. } => decided("superseded"),
+            E::SuggestionRejected { .. } => decided(SuggestionState::Rejected),
+            E::SuggestionSuperseded { .. } => decided(SuggestionState::Superseded),
             E::ReplyQueued { reply_id, text, .. } => {
                 row.reply_id = Some(*reply_id);
                 row.final_text = Some(text.clone());

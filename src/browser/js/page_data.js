@@ -45,9 +45,10 @@ function squash(s) { return String(s || '').replace(/\s+/g, '').toUpperCase(); }
     var query = '';
     try { query = new URL(a.getAttribute('href'), location.href).searchParams.get(A.queryParam || 'query') || ''; } catch (e) { }
     var shownText = txt(a);
-    // The number as the page shows it when it is the same number as the link's query
-    // (`A 204 270 84 04` for `query=A2042708404`), else the query.
-    var oem = query && squash(shownText) !== squash(query) ? query : (shownText || query);
+    // The catalogue's own number is the link's query, without whitespace and upper-cased (a link
+    // shown as `A 204 270 84 04` searches `query=A2042708404`); the shown text only when the link
+    // carries no query.
+    var oem = query ? squash(query) : shownText;
     var row = A.row ? a.closest(A.row) : null;
     var name = '';
     if (row) { var n = all(row, A.names)[0]; if (n) name = txt(n); }

@@ -213,7 +213,7 @@ pub async fn messages(
 
 #[derive(Debug, Deserialize)]
 pub struct SuggestionsQuery {
-    status: Option<aisales_domain::conversation::SuggestionStatus>,
+    status: Option<aisales_projections::conversation::SuggestionState>,
     min_position: Option<String>,
 }
 

@@ -200,10 +200,10 @@ async fn parts_list_as_a_plain_table_of_search_links() {
 async fn oem_link_text_written_with_spaces() {
     let h = start("spaced-oem").await;
     let outcome = h.lookup(IdType::Vin, SPRINTER_SPACED_OEM_VIN).await;
-    // As the page shows it (the link's query carries it without spaces).
-    assert_found(&outcome, "A 906 270 01 00", "722.695", "accordion");
+    // The link's query, as the catalogue searches it: no spaces, upper-cased.
+    assert_found(&outcome, "A9062700100", "722.695", "accordion");
     let oems: Vec<String> = found(&outcome).gearbox().unwrap().oem_candidates.iter().map(|c| c.oem.clone()).collect();
-    assert_eq!(oems, ["A 140 277 09 95", "A 906 270 01 00", "A 000 990 34 17"]);
+    assert_eq!(oems, ["A1402770995", "A9062700100", "A0009903417"]);
     h.finish().await;
 }
 

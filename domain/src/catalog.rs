@@ -69,6 +69,7 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::StatusChanged { .. } => "the status changed (every change, with its reason)",
         C::OperatorAssigned { .. } => "an operator took the conversation (or gave it back)",
         C::ConversationRead => "an operator read the conversation",
+        C::LeadLinked { .. } => "a lead's first message went into this conversation (the customer's reply answers it)",
     }
 }
 
@@ -286,6 +287,7 @@ fn conversation_samples() -> Vec<C> {
         C::StatusChanged { from: Status::Open, to: Status::Open, reason: String::new() },
         C::OperatorAssigned { operator: None },
         C::ConversationRead,
+        C::LeadLinked { lead_id: id },
     ]
 }
 

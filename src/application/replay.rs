@@ -387,5 +387,6 @@ pub fn describe(e: &E) -> String {
         E::StatusChanged { from, to, reason } => format!("{from} → {to} ({reason})"),
         E::OperatorAssigned { operator } => format!("assigned to {}", operator.as_deref().unwrap_or("nobody")),
         E::ConversationRead => "read by an operator".into(),
+        E::LeadLinked { lead_id } => format!("first message to lead {lead_id}"),
     }
 }

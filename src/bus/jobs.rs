@@ -168,6 +168,50 @@ impl JobPayload for Ping {
     }
 }
 
+/// The work of leads, told apart by `action`. Every timer of a lead is one of these jobs, due at
+/// its time in `work_items` (durable: restarts and a lost Redis do not lose it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum LeadJob {
+    /// Run (or go on with) an outreach round: due now, or at the opening.
+    Outreach { lead_id: Uuid, round: u32 },
+    /// Find out how an attempt's message fared on the delivery path, and go on.
+    Confirm { lead_id: Uuid, round: u32, reply_id: Uuid },
+    /// The no-reply check of a contacted lead.
+    NoReply { lead_id: Uuid, check: u32 },
+    /// Tell the team through the escalation bot (`notice`: `failed:<round>`, `no_reply:<check>`).
+    Notify { lead_id: Uuid, notice: String },
+}
+
+impl LeadJob {
+    /// The lead the job is about.
+    pub fn lead_id(&self) -> Uuid {
+        match self {
+            LeadJob::Outreach { lead_id, .. }
+            | LeadJob::Confirm { lead_id, .. }
+            | LeadJob::NoReply { lead_id, .. }
+            | LeadJob::Notify { lead_id, .. } => *lead_id,
+        }
+    }
+
+    /// The id of the confirm job of an attempt's message.
+    pub fn confirm_job_id(reply_id: Uuid) -> String {
+        format!("lead-confirm:{reply_id}")
+    }
+}
+
+impl JobPayload for LeadJob {
+    const KIND: Kind = Kind::Leads;
+    fn job_id(&self) -> String {
+        match self {
+            LeadJob::Outreach { lead_id, round } => format!("lead-outreach:{lead_id}:{round}"),
+            LeadJob::Confirm { reply_id, .. } => Self::confirm_job_id(*reply_id),
+            LeadJob::NoReply { lead_id, check } => format!("lead-no-reply:{lead_id}:{check}"),
+            LeadJob::Notify { lead_id, notice } => format!("lead-notify:{lead_id}:{notice}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

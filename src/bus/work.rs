@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::jobs::LeadJob;
 use super::jobs::{DraftSuggestion, JobPayload, JobSpec, LookupRequest, Ping, SendReply, VehicleLookupJob};
 use super::{Job, Kind, streams};
 use crate::infra::redis::Redis;
 use crate::store::{Cause, EventMetadata, EventRef};
+use aisales_domain::lead::LeadEvent as LeadE;
 
 /// A row of `work_items` (without the dispatcher's operational columns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +104,12 @@ pub enum Change {
         job_id: String,
         reason: String,
     },
+    /// Brings a job that is still outstanding forward to `due_at` (a job done, failed or never
+    /// asked for stays as it is).
+    Nudge {
+        job_id: String,
+        due_at: DateTime<Utc>,
+    },
 }
 
 impl Change {
@@ -115,7 +123,8 @@ impl Change {
             Change::Start { job_id }
             | Change::Reschedule { job_id, .. }
             | Change::Done { job_id }
-            | Change::Fail { job_id, .. } => job_id,
+            | Change::Fail { job_id, .. }
+            | Change::Nudge { job_id, .. } => job_id,
         }
     }
 
@@ -190,10 +199,14 @@ fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Cha
             due_at: e.recorded_at,
             reason: "retry requested".into(),
         }],
-        CE::ReplySent { reply_id, .. } => vec![Done { job_id: send_job(conversation, *reply_id) }],
-        CE::ReplyFailed { reply_id, reason, .. } => {
-            vec![Fail { job_id: send_job(conversation, *reply_id), reason: reason.clone() }]
-        }
+        CE::ReplySent { reply_id, .. } => vec![
+            Done { job_id: send_job(conversation, *reply_id) },
+            Nudge { job_id: LeadJob::confirm_job_id(*reply_id), due_at: e.recorded_at },
+        ],
+        CE::ReplyFailed { reply_id, reason, .. } => vec![
+            Fail { job_id: send_job(conversation, *reply_id), reason: reason.clone() },
+            Nudge { job_id: LeadJob::confirm_job_id(*reply_id), due_at: e.recorded_at },
+        ],
         CE::VehicleLookupRequested { lookup_id, request_id, message_id, id_type, value, source, requested_by } => {
             vec![Change::request(
                 VehicleLookupJob::Request(LookupRequest {
@@ -216,6 +229,47 @@ fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Cha
     }
 }
 
+/// The work a lead event asks for or finishes: its timers (the round due at the opening, the
+/// no-reply check), the confirmation of each attempt's message, and the team's notifications.
+fn lead_changes(e: &StoredEvent, lead_id: Uuid, ev: LeadE) -> Vec<Change> {
+    use Change::*;
+    let outreach = |round: u32| LeadJob::Outreach { lead_id, round };
+    let notify = |notice: String| Change::request(LeadJob::Notify { lead_id, notice }, e.recorded_at);
+    match ev {
+        LeadE::OutreachScheduled { round, due_at, .. } => vec![Change::request(outreach(round), due_at)],
+        LeadE::OutreachStarted { round, .. } => vec![Start { job_id: outreach(round).job_id() }],
+        LeadE::OutreachAttempted { round, reply_id, attempted_at, .. } => vec![Change::request(
+            LeadJob::Confirm { lead_id, round, reply_id },
+            // Brought forward when the message is sent or fails; this is the fallback.
+            attempted_at + chrono::Duration::seconds(30),
+        )],
+        LeadE::OutreachAttemptFailed { reply_id, .. } => vec![Done { job_id: LeadJob::confirm_job_id(reply_id) }],
+        LeadE::LeadContacted { round, reply_id, .. } => {
+            vec![Done { job_id: outreach(round).job_id() }, Done { job_id: LeadJob::confirm_job_id(reply_id) }]
+        }
+        LeadE::ContactDeliveryFailed { round, .. } => {
+            vec![Reopen { job: JobSpec::of(&outreach(round)), due_at: e.recorded_at }]
+        }
+        LeadE::LeadFailed { round, .. } => {
+            vec![Done { job_id: outreach(round).job_id() }, notify(format!("failed:{round}"))]
+        }
+        LeadE::OutreachCancelled { round, .. } => vec![Done { job_id: outreach(round).job_id() }],
+        LeadE::NoReplyCheckScheduled { check, due_at, .. } => {
+            vec![Change::request(LeadJob::NoReply { lead_id, check }, due_at)]
+        }
+        LeadE::NoReplyCheckCancelled { check, .. } => {
+            vec![Done { job_id: LeadJob::NoReply { lead_id, check }.job_id() }]
+        }
+        LeadE::NoReplyDetected { check, .. } => {
+            vec![Done { job_id: LeadJob::NoReply { lead_id, check }.job_id() }, notify(format!("no_reply:{check}"))]
+        }
+        LeadE::TeamNotified { notice, .. } | LeadE::TeamNotificationFailed { notice, .. } => {
+            vec![Done { job_id: LeadJob::Notify { lead_id, notice }.job_id() }]
+        }
+        _ => vec![],
+    }
+}
+
 /// The work an event asks for or finishes.
 pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
     use Change::*;
@@ -231,6 +285,9 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
         },
         LE::AGGREGATE => {
             lookup_changes(e, e.aggregate_id.parse()?, LE::decode(&e.event_type, &e.event_version, &e.payload)?)
+        }
+        LeadE::AGGREGATE => {
+            lead_changes(e, e.aggregate_id.parse()?, LeadE::decode(&e.event_type, &e.event_version, &e.payload)?)
         }
         _ => vec![],
     })
@@ -365,6 +422,15 @@ impl Projector for WorkProjector {
                 Change::Done { job_id } => {
                     if let Some(r) = rows.get_mut(&job_id) {
                         r.status = "done".into();
+                        r.updated_at = at;
+                        touched.push(job_id);
+                    }
+                }
+                Change::Nudge { job_id, due_at } => {
+                    if let Some(r) = rows.get_mut(&job_id).filter(|r| r.status == "requested" || r.status == "started")
+                    {
+                        r.status = "requested".into();
+                        r.due_at = due_at;
                         r.updated_at = at;
                         touched.push(job_id);
                     }

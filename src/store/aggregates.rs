@@ -8,7 +8,13 @@ impl StoredAggregate for aisales_domain::conversation::Conversation {
     // 3: recent provider message ids are kept as keys (`provider_key`).
     // 4: sent replies keep no text.
     // 5: replies know when they may be sent (`not_before`).
-    const STATE_VERSION: i32 = 5;
+    // 6: the leads answered in the conversation.
+    const STATE_VERSION: i32 = 6;
+}
+
+impl StoredAggregate for aisales_domain::lead::Lead {
+    // A lead has a dozen events, more with repeated submissions.
+    const SNAPSHOT_EVERY: i64 = 50;
 }
 
 impl StoredAggregate for aisales_domain::vehicle_lookup::VehicleLookup {

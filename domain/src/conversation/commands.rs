@@ -108,6 +108,25 @@ pub struct LookupReport {
     pub suggestion: Option<TemplateSuggestion>,
 }
 
+/// The first message to a lead, written into the customer's conversation (opened by it when the
+/// customer has none on that channel yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadMessage {
+    pub lead_id: Uuid,
+    pub tenant_id: Uuid,
+    pub channel: ChannelKind,
+    pub account_id: Uuid,
+    pub chat_id: String,
+    pub customer_id: Uuid,
+    pub customer_name: Option<String>,
+    pub customer_phone: Option<String>,
+    /// The message's id on the delivery path (the lead's outreach reply id).
+    pub reply_id: Uuid,
+    pub text: String,
+    pub send_after: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
 /// What can be asked of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
@@ -197,6 +216,9 @@ pub enum ConversationCommand {
     },
     /// A vehicle lookup reports its outcome.
     RecordVehicleLookup(Box<LookupReport>),
+    /// Writes a lead's first message (opening the conversation when needed); the same reply id
+    /// twice is one message.
+    WriteToLead(Box<LeadMessage>),
 }
 
 /// Why a command was refused.

@@ -20,7 +20,7 @@ impl Conversation {
     /// do, e.g. a message already received).
     pub fn decide(&self, command: ConversationCommand) -> Result<Vec<ConversationEvent>, ConversationError> {
         use ConversationCommand as C;
-        if !self.started && !matches!(command, C::ReceiveMessage(_)) {
+        if !self.started && !matches!(command, C::ReceiveMessage(_) | C::WriteToLead(_)) {
             return Err(ConversationError::NotFound);
         }
         match command {
@@ -234,7 +234,48 @@ impl Conversation {
                 }])
             }
             C::RecordVehicleLookup(report) => Ok(self.record_lookup(*report)),
+            C::WriteToLead(m) => self.write_to_lead(*m),
         }
+    }
+
+    /// A lead's first message: opens the conversation when the customer has none, links the lead,
+    /// queues the message (once per reply id).
+    fn write_to_lead(&self, m: super::commands::LeadMessage) -> Result<Vec<ConversationEvent>, ConversationError> {
+        if self.replies.contains_key(&m.reply_id) {
+            return Ok(vec![]);
+        }
+        let text = check_text(&m.text)?;
+        let mut out = Vec::new();
+        if !self.started {
+            out.push(E::ConversationStarted {
+                tenant_id: m.tenant_id,
+                channel: m.channel,
+                account_id: m.account_id,
+                chat_id: m.chat_id,
+                customer_id: m.customer_id,
+                customer_name: m.customer_name,
+                customer_phone: m.customer_phone,
+                started_at: m.at,
+            });
+        } else if self.status == Status::Resolved {
+            out.push(E::ConversationReopened { reason: "a lead of the customer came in".into() });
+            out.push(E::StatusChanged {
+                from: Status::Resolved,
+                to: Status::Open,
+                reason: "a lead of the customer came in".into(),
+            });
+        }
+        if !self.leads.contains(&m.lead_id) {
+            out.push(E::LeadLinked { lead_id: m.lead_id });
+        }
+        out.push(E::ReplyQueued {
+            reply_id: m.reply_id,
+            suggestion_id: None,
+            text,
+            origin: ReplyOrigin::Lead,
+            send_after: m.send_after,
+        });
+        Ok(out)
     }
 
     /// Whether a (new) request for lookup `lookup_id` is wanted: none was made, or the last one

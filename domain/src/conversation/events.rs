@@ -135,6 +135,8 @@ pub enum ConversationEvent {
     OperatorAssigned { operator: Option<String> },
     /// An operator read the conversation up to now.
     ConversationRead,
+    /// A lead of the customer is answered in this conversation (its first message went here).
+    LeadLinked { lead_id: Uuid },
 }
 
 impl DomainEvent for ConversationEvent {

@@ -146,6 +146,11 @@ impl Conversation {
             E::ConversationMuted { muted } => self.muted = muted,
             E::OperatorAssigned { operator } => self.assigned = operator,
             E::ConversationRead => {}
+            E::LeadLinked { lead_id } => {
+                if !self.leads.contains(&lead_id) {
+                    self.leads.push(lead_id);
+                }
+            }
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Conversation {
     /// Vehicle lookups asked for by this conversation.
     #[serde(default)]
     pub vehicle_lookups: BTreeMap<Uuid, LookupRef>,
+    /// Leads answered in this conversation (a customer's reply marks them replied).
+    #[serde(default)]
+    pub leads: Vec<Uuid>,
 }
 
 crate::impl_aggregate!(Conversation, "conversation", ConversationCommand, ConversationEvent, ConversationError);

@@ -116,6 +116,8 @@ pub enum ReplyOrigin {
     Auto,
     /// Written by an operator.
     Operator,
+    /// The first message to a lead from a web form.
+    Lead,
 }
 
 /// What a customer message mainly is.

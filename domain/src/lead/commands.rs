@@ -79,6 +79,11 @@ pub enum LeadCommand {
     Assign { operator: Option<String>, by: String, at: DateTime<Utc> },
     /// An operator asks for a new outreach round (after a failure or no reply).
     RetryOutreach { by: String, at: DateTime<Utc> },
+    /// The escalation bot told the team (`notice` names what about: `failed:<round>`,
+    /// `no_reply:<check>`); the same notice twice is recorded once.
+    RecordNotified { notice: String, chat_id: String, at: DateTime<Utc> },
+    /// The escalation bot could not tell the team, after its retries.
+    RecordNotifyFailed { notice: String, error: String, at: DateTime<Utc> },
 }
 
 /// Why a command was refused.

@@ -246,6 +246,18 @@ impl Lead {
                 }
                 other => Err(LeadError::CannotRetry(other.as_str())),
             },
+            C::RecordNotified { notice, chat_id, at } => {
+                if self.notices.contains(&notice) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::TeamNotified { notice, chat_id, notified_at: at }])
+            }
+            C::RecordNotifyFailed { notice, error, at } => {
+                if self.notices.contains(&notice) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::TeamNotificationFailed { notice, error: one_line(&error), failed_at: at }])
+            }
         }
     }
 

@@ -114,6 +114,10 @@ pub enum LeadEvent {
     LeadLost { lost_by: String, reason: String, lost_at: DateTime<Utc> },
     /// An operator took the lead (or gave it back: `None`).
     LeadAssigned { operator: Option<String>, assigned_by: String, assigned_at: DateTime<Utc> },
+    /// The escalation bot told the team (`notice`: `failed:<round>`, `no_reply:<check>`).
+    TeamNotified { notice: String, chat_id: String, notified_at: DateTime<Utc> },
+    /// The escalation bot could not tell the team, after its retries.
+    TeamNotificationFailed { notice: String, error: String, failed_at: DateTime<Utc> },
 }
 
 impl EventSchema for LeadEvent {
@@ -145,6 +149,8 @@ impl LeadEvent {
             LeadWon { .. } => "an operator marked the lead as won",
             LeadLost { .. } => "an operator marked the lead as lost, with a reason",
             LeadAssigned { .. } => "an operator took the lead (or gave it back)",
+            TeamNotified { .. } => "the escalation bot told the team (a failed lead, no reply)",
+            TeamNotificationFailed { .. } => "the escalation bot could not tell the team, after its retries",
         }
     }
 
@@ -251,6 +257,8 @@ impl LeadEvent {
             LeadWon { won_by: String::new(), note: None, won_at: t },
             LeadLost { lost_by: String::new(), reason: String::new(), lost_at: t },
             LeadAssigned { operator: None, assigned_by: String::new(), assigned_at: t },
+            TeamNotified { notice: String::new(), chat_id: String::new(), notified_at: t },
+            TeamNotificationFailed { notice: String::new(), error: String::new(), failed_at: t },
         ]
     }
 }

@@ -124,6 +124,7 @@ impl Lead {
                 self.lost_reason = Some(reason);
             }
             E::LeadAssigned { operator, .. } => self.assigned_to = operator,
+            E::TeamNotified { notice, .. } | E::TeamNotificationFailed { notice, .. } => self.notices.push(notice),
         }
     }
 

@@ -165,6 +165,9 @@ pub struct Lead {
     pub lost_reason: Option<String>,
     pub assigned_to: Option<String>,
     pub recent_submissions: VecDeque<Uuid>,
+    /// Notices the escalation bot settled (sent, or given up).
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 impl Lead {

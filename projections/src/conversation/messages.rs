@@ -100,6 +100,7 @@ impl RowFold for MessagesModel {
                 let author = match origin {
                     ReplyOrigin::Operator => "operator",
                     ReplyOrigin::Auto => "auto",
+                    ReplyOrigin::Lead => "lead",
                     ReplyOrigin::Suggestion | ReplyOrigin::Edited => "assistant",
                 };
                 return Ok(Some(MessageRow {

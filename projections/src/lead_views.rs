@@ -1,0 +1,271 @@
+//! The leads board (`rm_leads`): one row per lead with its status, kind, contacts, the car and
+//! gearbox it asks about, how it was reached (channel, conversation), why it failed, and the times
+//! the funnel statistics count (received → contacted → replied → won).
+
+use std::collections::HashMap;
+
+use aisales_domain::lead::{LeadEvent as E, LeadStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::conversation::{Change, record_changes};
+use crate::events::StoredEvent;
+use crate::projector::{Projector, Target};
+use crate::rows;
+
+/// Aggregate type of leads in the event log.
+pub const LEAD: &str = "lead";
+
+/// A row of `rm_leads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadRow {
+    pub lead_id: Uuid,
+    pub tenant_id: Uuid,
+    pub form_id: Uuid,
+    pub form_kind: String,
+    /// The quiz's or form's name.
+    pub source: String,
+    pub status: String,
+    pub kind: String,
+    pub name: Option<String>,
+    /// `+79991234567`.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub telegram: Option<String>,
+    pub preferred_channel: Option<String>,
+    /// The channel the customer was reached on.
+    pub channel: Option<String>,
+    pub account_id: Option<Uuid>,
+    pub vin: Option<String>,
+    pub car: Option<String>,
+    pub gearbox_type: Option<String>,
+    pub city: Option<String>,
+    /// Every extracted field (`LeadFields`).
+    pub fields: Value,
+    /// The first message.
+    pub text: String,
+    pub failure_reason: Option<String>,
+    /// Why the first message waits (outside working hours).
+    pub note: Option<String>,
+    pub conversation_id: Option<Uuid>,
+    pub round: i32,
+    pub attempts: i32,
+    pub submissions: i32,
+    /// When the pending outreach round is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the pending no-reply check fires.
+    pub no_reply_due_at: Option<DateTime<Utc>>,
+    pub assigned_to: Option<String>,
+    pub lost_reason: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub contacted_at: Option<DateTime<Utc>>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub qualified_at: Option<DateTime<Utc>>,
+    pub won_at: Option<DateTime<Utc>>,
+    pub lost_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub last_sequence: i64,
+}
+
+fn set(status: &mut String, s: LeadStatus) {
+    *status = s.as_str().to_string();
+}
+
+impl LeadRow {
+    /// Folds one event into the row; `None` for a row that does not exist yet and an event that
+    /// does not open it.
+    pub fn open(lead_id: Uuid, event: &E, at: DateTime<Utc>) -> Option<LeadRow> {
+        let E::LeadReceived { tenant_id, form_id, form_kind, kind, fields, text, received_at, .. } = event else {
+            return None;
+        };
+        Some(LeadRow {
+            lead_id,
+            tenant_id: *tenant_id,
+            form_id: *form_id,
+            form_kind: form_kind.as_str().to_string(),
+            source: fields.form_name.clone(),
+            status: LeadStatus::Received.as_str().to_string(),
+            kind: kind.as_str().to_string(),
+            name: fields.client_name.clone(),
+            phone: fields.phone.as_ref().map(|p| p.e164()),
+            email: fields.email.clone(),
+            telegram: fields.telegram.as_ref().map(|t| t.as_str().to_string()),
+            preferred_channel: fields.preferred_channel.map(|c| c.as_str().to_string()),
+            channel: None,
+            account_id: None,
+            vin: fields.vin.clone(),
+            car: fields.car.clone(),
+            gearbox_type: fields.gearbox_type.clone(),
+            city: fields.city.clone(),
+            fields: serde_json::to_value(fields).unwrap_or(Value::Null),
+            text: text.clone(),
+            failure_reason: None,
+            note: None,
+            conversation_id: None,
+            round: 0,
+            attempts: 0,
+            submissions: 1,
+            due_at: None,
+            no_reply_due_at: None,
+            assigned_to: None,
+            lost_reason: None,
+            received_at: *received_at,
+            contacted_at: None,
+            replied_at: None,
+            qualified_at: None,
+            won_at: None,
+            lost_at: None,
+            updated_at: at,
+            last_sequence: 0,
+        })
+    }
+
+    pub fn apply(&mut self, event: &E, at: DateTime<Utc>, sequence: i64) {
+        use LeadStatus as S;
+        self.updated_at = at;
+        self.last_sequence = sequence;
+        match event {
+            E::LeadReceived { .. } => {}
+            E::SubmissionRepeated { .. } => self.submissions += 1,
+            E::OutreachScheduled { round, due_at, outside_hours, note, .. } => {
+                set(&mut self.status, if *outside_hours { S::Scheduled } else { S::Received });
+                self.round = *round as i32;
+                self.attempts = 0;
+                self.due_at = Some(*due_at);
+                self.note = note.clone();
+                self.failure_reason = None;
+            }
+            E::OutreachStarted { .. } => {
+                set(&mut self.status, S::Contacting);
+                self.due_at = None;
+            }
+            E::OutreachAttempted { .. } => self.attempts += 1,
+            E::OutreachAttemptFailed { .. } => {}
+            E::LeadContacted { channel, account_id, conversation_id, contacted_at, .. } => {
+                set(&mut self.status, S::Contacted);
+                self.channel = Some(channel.as_str().to_string());
+                self.account_id = Some(*account_id);
+                self.conversation_id = Some(*conversation_id);
+                self.contacted_at.get_or_insert(*contacted_at);
+            }
+            E::ContactDeliveryFailed { .. } => set(&mut self.status, S::Contacting),
+            E::LeadFailed { reason, .. } => {
+                set(&mut self.status, S::Failed);
+                self.failure_reason = Some(reason.as_str().to_string());
+                self.due_at = None;
+            }
+            E::OutreachCancelled { .. } => self.due_at = None,
+            E::NoReplyCheckScheduled { due_at, .. } => self.no_reply_due_at = Some(*due_at),
+            E::NoReplyCheckCancelled { .. } => self.no_reply_due_at = None,
+            E::NoReplyDetected { .. } => {
+                set(&mut self.status, S::NoReply);
+                self.no_reply_due_at = None;
+            }
+            E::CustomerReplied { replied_at, .. } => {
+                set(&mut self.status, S::Replied);
+                self.replied_at.get_or_insert(*replied_at);
+            }
+            E::LeadQualified { qualified_at, .. } => {
+                set(&mut self.status, S::Qualified);
+                self.qualified_at = Some(*qualified_at);
+            }
+            E::LeadWon { won_at, .. } => {
+                set(&mut self.status, S::Won);
+                self.won_at = Some(*won_at);
+            }
+            E::LeadLost { reason, lost_at, .. } => {
+                set(&mut self.status, S::Lost);
+                self.lost_reason = Some(reason.clone());
+                self.lost_at = Some(*lost_at);
+            }
+            E::LeadAssigned { operator, .. } => self.assigned_to = operator.clone(),
+            E::TeamNotified { .. } | E::TeamNotificationFailed { .. } => {}
+        }
+    }
+}
+
+/// Projector of `rm_leads`.
+pub struct Leads {
+    target: Target,
+    name: &'static str,
+}
+
+impl Leads {
+    pub fn new(target: Target) -> Self {
+        Leads { target, name: target.name("leads") }
+    }
+}
+
+fn decode(e: &StoredEvent) -> anyhow::Result<E> {
+    <E as aisales_domain::codec::EventSchema>::decode(&e.event_type, &e.event_version, &e.payload)
+        .map_err(|err| anyhow::anyhow!("lead {} event {} ({}): {err}", e.aggregate_id, e.sequence, e.event_type))
+}
+
+#[async_trait]
+impl Projector for Leads {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        "leads board: status, kind, contacts, channel, conversation, failure reason, funnel times"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_leads"]
+    }
+    fn generation(&self, target: Target) -> Option<Box<dyn Projector>> {
+        Some(Box::new(Leads::new(target)))
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let mut items = Vec::new();
+        for e in events.iter().filter(|e| e.aggregate_type == LEAD) {
+            items.push((e, e.aggregate_id.parse::<Uuid>()?, decode(e)?));
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let table = self.target.table("rm_leads");
+        let keys: Vec<Uuid> = items.iter().map(|(_, id, _)| *id).collect();
+        let mut rows: HashMap<Uuid, LeadRow> =
+            rows::load(conn, &table, "lead_id", &keys, |r: &LeadRow| r.lead_id).await?;
+        let mut touched = Vec::new();
+        let mut changes = Vec::new();
+        for (e, id, event) in items {
+            if !rows.contains_key(&id) {
+                match LeadRow::open(id, &event, e.recorded_at) {
+                    Some(row) => {
+                        rows.insert(id, row);
+                    }
+                    None => continue,
+                }
+            }
+            let row = rows.get_mut(&id).expect("inserted above");
+            if e.sequence > row.last_sequence {
+                row.apply(&event, e.recorded_at, e.sequence);
+            }
+            touched.push(id);
+            changes.push(Change {
+                tenant_id: row.tenant_id,
+                entity: "lead",
+                entity_id: id,
+                conversation_id: row.conversation_id,
+                change: "updated",
+                position: e.position().to_string(),
+            });
+        }
+        touched.sort();
+        touched.dedup();
+        let out: Vec<&LeadRow> = touched.iter().filter_map(|id| rows.get(id)).collect();
+        rows::upsert(conn, &table, &["lead_id"], rows::columns::<LeadRow>(), &out).await?;
+        record_changes(conn, self.target, &changes).await
+    }
+}
+
+/// Every lead projector, writing into `target`.
+pub fn all(target: Target) -> Vec<Box<dyn Projector>> {
+    vec![Box::new(Leads::new(target))]
+}

@@ -94,6 +94,7 @@ pub async fn message(
         })
         .collect();
     let meta = metadata(tenant, kind, &m.provider_message_id, request_id);
+    let message_id = Uuid::now_v7();
     let inbound = Inbound {
         tenant_id: tenant,
         channel: kind,
@@ -102,7 +103,7 @@ pub async fn message(
         customer_id: identity.customer_id,
         customer_name: m.sender_name,
         customer_phone: phone,
-        message_id: Uuid::now_v7(),
+        message_id,
         provider_message_id: m.provider_message_id,
         text: m.text,
         attachments,
@@ -126,6 +127,12 @@ pub async fn message(
         .await?;
     metrics::counter!("aisales_messages_received_total", "channel" => kind.as_str(), "duplicate" => if out.committed.is_none() { "true" } else { "false" })
         .increment(1);
+    // A customer answering a lead's first message: the lead is marked replied (again harmlessly
+    // when the message was a duplicate).
+    if !out.state.leads.is_empty() {
+        super::leads::customer_replied(ctx, tenant, identity.conversation_id, &out.state.leads, message_id, &meta)
+            .await?;
+    }
     Ok(Ingested {
         conversation_id: identity.conversation_id,
         duplicate: out.committed.is_none(),

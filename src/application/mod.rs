@@ -9,6 +9,7 @@ pub mod conversations;
 mod error;
 pub mod identity;
 pub mod ingest;
+pub mod leads;
 pub mod replay;
 pub mod users;
 pub mod vehicle_lookups;

@@ -2,6 +2,7 @@
 
 mod channels;
 mod detect;
+mod leads;
 mod migrate;
 mod projections;
 mod replay;
@@ -11,6 +12,7 @@ pub mod streams;
 mod tenants;
 
 pub use channels::{ChannelCommand, ChannelTop};
+pub use leads::{LeadFormCommand, LeadFormTop};
 pub use projections::ProjectionsCommand;
 pub use replay::ReplayCommand;
 pub use roles::ServeArgs;
@@ -79,6 +81,9 @@ pub enum Command {
         /// The text to read; without it, every line of stdin is one input.
         text: Option<String>,
     },
+    /// Lead forms (`aisales lead-form add marquiz|generic --tenant ID [--name N]`).
+    #[command(name = "lead-form", subcommand)]
+    LeadForm(LeadFormTop),
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +210,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Channel(ChannelTop::Add(cmd)) => channels::channel_add(settings, cmd).await,
         Command::Secrets(SecretsCommand::RotateMasterKey) => secrets::rotate_master_key(&settings).await,
         Command::Detect { .. } => Ok(()),
+        Command::LeadForm(LeadFormTop::Add(cmd)) => leads::lead_form_add(settings, cmd).await,
     }
 }
 

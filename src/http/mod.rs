@@ -6,6 +6,7 @@ pub mod authn;
 pub mod command;
 pub mod error;
 pub mod health;
+pub mod lead_webhooks;
 pub mod server;
 pub mod webhooks;
 
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(probes)
         .merge(auth)
         .merge(webhooks::router())
+        .merge(lead_webhooks::router())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout));
     let api = api::routes_with_timeout(settings.request_timeout).into_router(state.clone());
 

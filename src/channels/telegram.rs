@@ -268,6 +268,32 @@ impl TelegramClient {
         Err(error)
     }
 
+    /// Sends a notice in Telegram's legacy `Markdown` to a chat given as a numeric id or
+    /// `@channel` (the team's chat of the escalation bot).
+    pub async fn send_notice(
+        &self,
+        bot_token: &SecretString,
+        chat_id: &str,
+        text: &str,
+    ) -> Result<SentMessage, SendError> {
+        let chat = chat_id.trim();
+        let chat_value = match chat.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) if chat.starts_with('@') => json!(chat),
+            Err(_) => return Err(SendError::permanent("invalid chat id")),
+        };
+        let url = format!("{}/bot{}/sendMessage", self.base_url.trim_end_matches('/'), bot_token.expose_secret());
+        let body = json!({ "chat_id": chat_value, "text": text, "parse_mode": "Markdown" });
+        let answer = exchange(self.http.post(url).json(&body), self.timeout).await?;
+        let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        if answer.status.is_success() && value.get("ok") == Some(&Value::Bool(true)) {
+            let id = id_at(&value, &["result", "message_id"])
+                .ok_or_else(|| SendError::permanent("Telegram accepted the message but returned no message_id"))?;
+            return Ok(SentMessage { provider_message_id: format!("{chat}:{id}") });
+        }
+        Err(classify(answer.status.as_u16(), &answer.headers, &answer.body))
+    }
+
     /// Points the bot's updates at `webhook_url` (`setWebhook`), with `secret_token` coming back in
     /// `X-Telegram-Bot-Api-Secret-Token` on every update. Telegram only delivers to HTTPS URLs.
     pub async fn set_webhook(

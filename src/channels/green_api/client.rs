@@ -138,6 +138,18 @@ impl GreenApiClient {
         }
     }
 
+    /// Whether the phone number (digits) has an account on the instance's messenger
+    /// (`checkWhatsapp`), asked before writing to someone who never wrote first.
+    pub async fn check_whatsapp(&self, creds: &GreenApiCredentials, phone_digits: &str) -> Result<bool, SendError> {
+        let number: u64 = phone_digits.parse().map_err(|_| SendError::permanent("invalid phone number"))?;
+        let body = json!({ "phoneNumber": number });
+        let answer = exchange(self.http.post(self.url(creds, "checkWhatsapp")).json(&body), self.timeout).await;
+        let value = ok_json(answer)?;
+        at(&value, &["existsWhatsapp"])
+            .and_then(Value::as_bool)
+            .ok_or_else(|| SendError::permanent("GREEN-API answer has no existsWhatsapp"))
+    }
+
     /// The account's outgoing messages of the last `minutes` minutes (newest first, as GREEN-API
     /// returns them). Used to reconcile a send whose answer was lost.
     pub async fn last_outgoing_messages(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod channels;
 pub mod conversations;
 pub mod insights;
+pub mod leads;
 pub mod live;
 pub mod me;
 pub mod paging;
@@ -221,5 +222,21 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
             "/api/vehicle-lookups/{id}/confirm-gearbox",
             Some(ManageConversations),
             post(vehicle_lookups::confirm_gearbox),
+        )
+        .route(Method::GET, "/api/leads", Some(ViewConversations), get(leads::list))
+        .route(Method::GET, "/api/leads/stats", Some(ViewAnalytics), get(leads::stats))
+        .route(Method::GET, "/api/leads/{id}", Some(ViewConversations), get(leads::show))
+        .route(Method::POST, "/api/leads/{id}/qualify", Some(ManageConversations), post(leads::qualify))
+        .route(Method::POST, "/api/leads/{id}/won", Some(ManageConversations), post(leads::won))
+        .route(Method::POST, "/api/leads/{id}/lost", Some(ManageConversations), post(leads::lost))
+        .route(Method::POST, "/api/leads/{id}/retry", Some(ManageConversations), post(leads::retry))
+        .route(Method::POST, "/api/leads/{id}/assign", Some(ManageConversations), post(leads::assign))
+        .route(Method::GET, "/api/lead-forms", Some(ManageChannels), get(leads::list_forms))
+        .route(Method::POST, "/api/lead-forms", Some(ManageChannels), post(leads::create_form))
+        .route(
+            Method::PUT,
+            "/api/lead-settings/escalation-bot",
+            Some(ManageTenantSettings),
+            axum::routing::put(leads::set_bot),
         )
 }

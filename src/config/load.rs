@@ -219,6 +219,10 @@ impl Settings {
         let channel_timeout =
             Duration::from_secs(r.parse::<u64>("CHANNEL_TIMEOUT_SECS", "a number of seconds").unwrap_or(20).max(1));
 
+        let leads_no_reply_after = match r.raw("LEADS_NO_REPLY_SECS") {
+            Some(_) => r.parse::<u64>("LEADS_NO_REPLY_SECS", "a number of seconds").map(Duration::from_secs),
+            None => None,
+        };
         let webdriver_url = r.url("WEBDRIVER_URL", &["http", "https"]);
         let podzamenu_base_url = r.url("PODZAMENU_BASE_URL", &["http", "https"]);
         let prof_rf_base_url = r.url("PROF_RF_BASE_URL", &["http", "https"]);
@@ -296,6 +300,7 @@ impl Settings {
             podzamenu_base_url,
             prof_rf_base_url,
             lookup,
+            leads_no_reply_after,
             warnings: r.warnings,
         })
     }

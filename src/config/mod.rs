@@ -174,6 +174,8 @@ pub struct Settings {
     pub podzamenu_base_url: String,
     pub prof_rf_base_url: String,
     pub lookup: LookupSettings,
+    /// Replaces every tenant's no-reply wait of leads (drills, tests); `None`: the tenant's own.
+    pub leads_no_reply_after: Option<Duration>,
 
     /// Non-fatal notes for the operator (defaults taken in development, missing AI key, …).
     pub warnings: Vec<String>,

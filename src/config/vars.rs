@@ -102,6 +102,9 @@ pub const VARS: &[VarSpec] = vars![
         ("LOOKUP_CACHE_TTL_HOURS", "720", "how long a found or model-only answer is reused for the same VIN/FRAME"),
         ("LOOKUP_NOT_FOUND_CACHE_TTL_HOURS", "24", "how long a not-found answer is reused (catalogues add vehicles)"),
     ],
+    "Leads" => [
+        ("LEADS_NO_REPLY_SECS", "", "replaces every tenant's no-reply wait of leads, in seconds (drills and tests); unset: each tenant's own setting, 15 minutes by default"),
+    ],
 ];
 
 /// The documented `.env` template (`.env.example` is exactly this text).

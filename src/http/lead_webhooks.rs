@@ -15,7 +15,9 @@ use crate::application::leads::{self, FormPost, PostError};
 use crate::http::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/leads/{form_id}/{secret}", post(lead_form))
+    Router::new()
+        .route("/webhooks/leads/{form_id}/{secret}", post(lead_form))
+        .route("/webhooks/leads/{form_id}", post(|| async { Err::<Response, _>(unauthorized()) }))
 }
 
 fn unauthorized() -> ApiError {

@@ -106,6 +106,15 @@ impl LeadsHandler {
             .collect())
     }
 
+    /// How long to wait for the customer's reply (the deployment may shorten every tenant's).
+    fn no_reply_after(&self, tenant: &crate::tenancy::Tenant) -> Option<chrono::Duration> {
+        let wait = tenant.settings.leads.no_reply_after()?;
+        match self.services.settings.leads_no_reply_after {
+            Some(d) => chrono::Duration::from_std(d).ok().filter(|d| !d.is_zero()),
+            None => Some(wait),
+        }
+    }
+
     // ----------------------------------------------------------------------------------------
     // outreach
 
@@ -152,7 +161,7 @@ impl LeadsHandler {
                         reply_id: a.reply_id,
                         conversation_id: conversation,
                         provider_message_id: r.provider_message_id.clone(),
-                        no_reply_after: tenant.settings.leads.no_reply_after(),
+                        no_reply_after: self.no_reply_after(&tenant),
                         at: now,
                     };
                     self.record(job, lead_id, cmd).await?;
@@ -408,7 +417,7 @@ impl LeadsHandler {
             )),
             "no_reply" => {
                 let channel = lead.contact.as_ref().map(|c| c.channel).unwrap_or(ChannelKind::GreenApi);
-                let after = tenant.settings.leads.no_reply_after().unwrap_or_else(|| chrono::Duration::minutes(15));
+                let after = self.no_reply_after(tenant).unwrap_or_else(|| chrono::Duration::minutes(15));
                 Some(dl::texts::no_reply_notice(&lead.fields, channel, after))
             }
             _ => None,

@@ -20,3 +20,4 @@ mod secrets;
 mod store;
 mod tenancy;
 mod vehicle_lookup;
+mod leads;

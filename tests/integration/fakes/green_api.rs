@@ -21,6 +21,9 @@ struct Sent {
 }
 
 struct GreenState {
+    /// Phone numbers `checkWhatsapp` says have no account.
+    without_account: Vec<u64>,
+    checked: Vec<u64>,
     state_instance: String,
     settings: Map<String, Value>,
     sent: Vec<Sent>,
@@ -80,6 +83,8 @@ impl FakeGreenApi {
     /// Starts an authorized account.
     pub async fn start() -> FakeGreenApi {
         let state = Arc::new(Mutex::new(GreenState {
+            without_account: Vec::new(),
+            checked: Vec::new(),
             state_instance: "authorized".into(),
             settings: default_settings(),
             sent: Vec::new(),
@@ -97,6 +102,16 @@ impl FakeGreenApi {
     /// What was sent, oldest first: `(chat_id, text, id_message)`.
     pub fn sent_messages(&self) -> Vec<(String, String, String)> {
         lock(&self.state).sent.iter().map(|s| (s.chat_id.clone(), s.text.clone(), s.id_message.clone())).collect()
+    }
+
+    /// From now on `checkWhatsapp` says `phone` (digits) has no account.
+    pub fn without_account(&self, phone: u64) {
+        lock(&self.state).without_account.push(phone);
+    }
+
+    /// The numbers `checkWhatsapp` was asked about, oldest first.
+    pub fn checked_numbers(&self) -> Vec<u64> {
+        lock(&self.state).checked.clone()
     }
 
     /// The account's current settings.
@@ -171,6 +186,13 @@ fn handle(state: &Mutex<GreenState>, req: &RecordedRequest) -> Reply {
     let mut state = lock(state);
     match (method.to_ascii_lowercase().as_str(), verb) {
         ("sendmessage", "POST") => send_message(&mut state, &req.body),
+        ("checkwhatsapp", "POST") => {
+            let Some(phone) = req.body.get("phoneNumber").and_then(Value::as_u64) else {
+                return validation("'phoneNumber' must be a number");
+            };
+            state.checked.push(phone);
+            Reply::json(200, json!({"existsWhatsapp": !state.without_account.contains(&phone)}))
+        }
         ("getstateinstance", "GET") => Reply::json(200, json!({"stateInstance": state.state_instance})),
         ("getsettings", "GET") => Reply::json(200, Value::Object(state.settings.clone())),
         ("setsettings", "POST") => {

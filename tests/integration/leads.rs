@@ -1,0 +1,433 @@
+//! Leads end to end on the fakes: a Marquiz post becomes a lead on the board and exactly one
+//! GREEN-API `sendMessage` to `<phone>@c.us` with the car and gearbox; the customer's reply marks
+//! the lead replied and cancels the no-reply check; without a reply the escalation bot's message
+//! reaches a fake Telegram after the (shortened) wait, also when every process was restarted and
+//! Redis lost its streams in between; ten identical posts at once are one lead and one message; a
+//! wrong or missing secret is 401 with nothing stored; another tenant's lead is 404; outside
+//! working hours the first message waits for the opening (an injected clock).
+
+use std::time::Duration;
+
+use aisales::auth::Role;
+use chrono::{TimeZone, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
+use crate::fakes::telegram::FakeTelegram;
+use crate::helpers::{
+    ChildGuard, TestApp, TestTenant, app_with, create_tenant, create_user, eventually, fast, green_account, post_green,
+    tenant, try_get,
+};
+
+const PHONE: &str = "+7 (999) 123-45-67";
+const CHAT: &str = "79991234567@c.us";
+const TEAM_CHAT: &str = "-1001234567890";
+
+fn marquiz(phone: &str) -> Value {
+    json!({
+        "contacts": {"name": "Иван", "phone": phone},
+        "answers": [
+            {"q": "Марка и модель автомобиля", "a": "Kia Rio 2015"},
+            {"q": "Какой тип коробки передач?", "a": "Автомат"},
+            {"q": "Ваш город", "a": "Казань"}
+        ],
+        "quiz": {"id": "5f1a", "name": "Подбор КПП"},
+        "created": "2026-03-02T10:00:00Z",
+        "extra": {"utm": {"source": "yandex"}, "href": "https://example.ru/kpp"}
+    })
+}
+
+/// A tenant open every hour of every day, with the escalation bot pointed at the fake Telegram.
+struct Shop {
+    t: TestTenant,
+    green: FakeGreenApi,
+    green_path: String,
+    green_token: String,
+    form_path: String,
+    form_id: String,
+}
+
+fn all_week() -> Value {
+    json!({
+        "timezone": "Europe/Moscow",
+        "working_hours_start": "00:00:00",
+        "working_hours_end": "00:00:00",
+        "working_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    })
+}
+
+async fn shop(app: &TestApp) -> Shop {
+    shop_with_hours(app, all_week()).await
+}
+
+async fn shop_with_hours(app: &TestApp, hours: Value) -> Shop {
+    let t = tenant(app).await;
+    let r = app.request(Method::PATCH, "/api/tenant", Some(t.owner())).json(&hours).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let green = FakeGreenApi::start().await;
+    let (_, green_path, green_token) = green_account(app, &t, &green).await;
+    let r = app
+        .request(Method::PUT, "/api/lead-settings/escalation-bot", Some(t.owner()))
+        .json(&json!({"bot_token": FakeTelegram::TOKEN, "chat_id": TEAM_CHAT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "{}", r.text().await.unwrap());
+    let form = app.post_json("/api/lead-forms", t.owner(), json!({"kind": "marquiz", "name": "Квиз КПП"})).await;
+    let url = form["webhook_url"].as_str().unwrap().to_string();
+    let form_id = form["form_id"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("/webhooks/leads/{form_id}/")), "{url}");
+    Shop { t, green, green_path, green_token, form_path: url, form_id }
+}
+
+async fn post_form(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+    app.client.post(format!("{}{path}", app.address)).json(body).send().await.unwrap()
+}
+
+async fn leads(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    app.get_json(&format!("/api/leads{query}"), token).await["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn lead_events(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'lead'").fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_marquiz_post_reaches_the_customer_once_and_the_reply_cancels_the_no_reply_check() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url())])).await;
+    app.start_background();
+    let s = shop(&app).await;
+
+    let r = post_form(&app, &s.form_path, &marquiz(PHONE)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let posted: Value = r.json().await.unwrap();
+    let lead_id = posted["lead_id"].as_str().unwrap().to_string();
+    app.drain().await;
+
+    // On the board, contacted through GREEN-API in a conversation of its own.
+    let items = leads(&app, s.t.owner(), "?status=contacted&kind=gearbox").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let lead = &items[0];
+    assert_eq!(lead["id"], lead_id.as_str());
+    assert_eq!(lead["kind"], "gearbox");
+    assert_eq!(lead["name"], "Иван");
+    assert_eq!(lead["phone"], "+79991234567");
+    assert_eq!(lead["car"], "Kia Rio 2015");
+    assert_eq!(lead["gearbox_type"], "Автомат");
+    assert_eq!(lead["city"], "Казань");
+    assert_eq!(lead["channel"], "green_api");
+    assert!(lead["no_reply_due_at"].is_string(), "a no-reply check is pending: {lead}");
+    let conversation = lead["conversation_id"].as_str().unwrap().to_string();
+
+    // Exactly one sendMessage, to the phone's chat, with the car and the gearbox.
+    let sent = s.green.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, CHAT);
+    assert!(sent[0].1.contains("🚗 Автомобиль: Kia Rio 2015"), "{}", sent[0].1);
+    assert!(sent[0].1.contains("⚙️ Тип КПП: Автомат"), "{}", sent[0].1);
+    assert_eq!(s.green.checked_numbers(), [79991234567], "checkWhatsapp before writing");
+    let messages = app.get_json(&format!("/api/conversations/{conversation}/messages"), s.t.owner()).await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 1, "{messages}");
+
+    // The customer answers: the lead is replied, its check cancelled, the team not bothered.
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, CHAT, "Иван", "IN-1", "Да, всё верно");
+    assert!(post_green(&app, &s.green_path, &s.green_token, &body).await.status().is_success());
+    app.drain().await;
+    let detail = app.get_json(&format!("/api/leads/{lead_id}"), s.t.owner()).await;
+    assert_eq!(detail["status"], "replied", "{detail}");
+    assert!(detail["no_reply_due_at"].is_null());
+    let types: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for t in ["LeadReceived", "OutreachScheduled", "OutreachStarted", "OutreachAttempted", "LeadContacted"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    let cancelled = types.iter().position(|t| *t == "NoReplyCheckCancelled").expect("the check is cancelled");
+    assert_eq!(types[cancelled + 1], "CustomerReplied");
+    let check: String = sqlx::query_scalar("SELECT status FROM work_items WHERE job_id LIKE 'lead-no-reply:%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "done");
+    assert!(tg.sent_messages().is_empty());
+    // The same conversation, no second message.
+    assert_eq!(s.green.sent_messages().len(), 1);
+    let stats = app.get_json("/api/leads/stats", s.t.owner()).await;
+    let day = &stats["items"][0];
+    assert_eq!((day["received"].as_i64(), day["contacted"].as_i64(), day["replied"].as_i64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(day["source"], "Подбор КПП");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_reply_the_team_is_told_even_after_every_process_restarted_and_redis_lost_the_jobs() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url()), ("LEADS_NO_REPLY_SECS", "4".into())])).await;
+    let s = shop(&app).await;
+    let env = [("LEADS_NO_REPLY_SECS", "4"), ("PROJECTOR_POLL_INTERVAL_MS", "100"), ("WORK_SWEEP_INTERVAL_MS", "200")];
+    let processes = || {
+        let mut projector = app.command(&env);
+        projector.arg("projector");
+        let mut worker = app.command(&env);
+        worker.args(["worker", "all"]);
+        (ChildGuard::spawn(projector), ChildGuard::spawn(worker))
+    };
+    let (mut projector, mut worker) = processes();
+
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    let lead = eventually(Duration::from_secs(30), "the lead to be contacted", || async {
+        let v = try_get(&app, "/api/leads?status=contacted", s.t.owner()).await?;
+        v["items"].as_array().and_then(|i| i.first().cloned())
+    })
+    .await;
+    let id = lead["id"].as_str().unwrap().to_string();
+    assert_eq!(s.green.sent_messages().len(), 1);
+
+    // Every process stops before the check is due; Redis loses the job streams.
+    projector.kill();
+    worker.kill();
+    let prefix = &app.state.settings.bus.redis_prefix;
+    let mut redis = redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(tg.sent_messages().is_empty(), "nothing is running");
+
+    let (_projector, _worker) = processes();
+    let notice = eventually(Duration::from_secs(30), "the team's notice", || async {
+        tg.sent_messages().into_iter().next()
+    })
+    .await;
+    assert_eq!(notice.0.to_string(), TEAM_CHAT);
+    assert!(notice.1.contains("Клиент не отвечает"), "{}", notice.1);
+    assert!(notice.1.contains("Kia Rio 2015"), "{}", notice.1);
+    let detail = eventually(Duration::from_secs(20), "the notice recorded", || async {
+        let v = try_get(&app, &format!("/api/leads/{id}"), s.t.owner()).await?;
+        let notified = v["timeline"].as_array()?.iter().any(|e| e["type"] == "TeamNotified");
+        notified.then_some(v)
+    })
+    .await;
+    assert_eq!(detail["status"], "no_reply");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tg.sent_messages().len(), 1, "told once");
+    assert_eq!(s.green.sent_messages().len(), 1, "the customer was written to once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_identical_posts_at_once_are_one_lead_and_one_message() {
+    let app = app_with(&fast(&[])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    let body = marquiz("8 999 123 45 67");
+    let posts = (0..10).map(|_| post_form(&app, &s.form_path, &body));
+    let answers = futures::future::join_all(posts).await;
+    let mut ids = Vec::new();
+    for r in answers {
+        assert!(r.status().is_success(), "{}", r.status());
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["lead_id"].as_str().unwrap().to_string());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one lead id for every post");
+    app.drain().await;
+    let items = leads(&app, s.t.owner(), "").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["submissions"], 10);
+    assert_eq!(items[0]["status"], "contacted");
+    assert_eq!(s.green.sent_messages().len(), 1, "{:?}", s.green.sent_messages());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_or_missing_secrets_and_unreadable_bodies_store_nothing_and_leads_without_contacts_fail() {
+    let app = app_with(&fast(&[])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    let body = marquiz(PHONE);
+    for path in [
+        format!("/webhooks/leads/{}/wrong-secret", s.form_id),
+        format!("/webhooks/leads/{}", s.form_id),
+        format!("/webhooks/leads/{}/{}", uuid::Uuid::now_v7(), s.form_path.rsplit('/').next().unwrap()),
+    ] {
+        let r = post_form(&app, &path, &body).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "webhook_unauthorized");
+    }
+    for bad in [json!("just text"), json!([1, 2]), json!({}), json!({"utm_source": "yandex"})] {
+        assert_eq!(post_form(&app, &s.form_path, &bad).await.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = app
+        .client
+        .post(format!("{}{}", app.address, s.form_path))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Tilda's connection test: accepted, nothing stored.
+    let r = app
+        .client
+        .post(format!("{}{}", app.address, s.form_path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("test=test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(lead_events(&app).await, 0, "nothing stored");
+
+    // Readable, but nobody to write to: a failed lead with its reason, never dropped.
+    let r = app
+        .client
+        .post(format!("{}{}", app.address, s.form_path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("Name=%D0%9E%D0%BB%D1%8F&%D0%9C%D0%B0%D1%80%D0%BA%D0%B0_%D0%B0%D0%B2%D1%82%D0%BE=Lada+Vesta&formname=%D0%97%D0%B0%D1%8F%D0%B2%D0%BA%D0%B0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.drain().await;
+    let items = leads(&app, s.t.owner(), "?status=failed").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["failure_reason"], "no_contact_info");
+    assert_eq!(items[0]["car"], "Lada Vesta");
+    assert!(s.green.sent_messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_tenants_lead_answers_404() {
+    let app = app_with(&fast(&[])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    app.drain().await;
+    let id = leads(&app, s.t.owner(), "").await[0]["id"].as_str().unwrap().to_string();
+
+    let other = create_tenant(&app.pool, "Другой магазин").await;
+    let r = app.request(Method::GET, &format!("/api/leads/{id}"), Some(other.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for action in ["qualify", "won", "retry"] {
+        let r = app
+            .request(Method::POST, &format!("/api/leads/{id}/{action}"), Some(other.owner()))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let r = app
+        .request(Method::POST, &format!("/api/leads/{id}/lost"), Some(other.owner()))
+        .json(&json!({"reason": "дорого"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(leads(&app, other.owner(), "").await.is_empty());
+
+    // The owner's own actions work: assign, qualify, lost with a reason.
+    let user = create_user(&app.pool, s.t.id, "ops@shop.example", "Password-123456", Role::Operator).await;
+    app.post_json(&format!("/api/leads/{id}/assign"), s.t.owner(), json!({"operator": user.to_string()})).await;
+    app.post_json(&format!("/api/leads/{id}/qualify"), s.t.owner(), json!({})).await;
+    let r = app
+        .request(Method::POST, &format!("/api/leads/{id}/lost"), Some(s.t.owner()))
+        .json(&json!({"reason": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.post_json(&format!("/api/leads/{id}/lost"), s.t.owner(), json!({"reason": "купил в другом месте"})).await;
+    app.drain().await;
+    let lead = app.get_json(&format!("/api/leads/{id}"), s.t.owner()).await;
+    assert_eq!(lead["status"], "lost");
+    assert_eq!(lead["lost_reason"], "купил в другом месте");
+    assert_eq!(lead["assigned_to"], user.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outside_working_hours_the_first_message_goes_out_at_the_opening() {
+    let app = app_with(&fast(&[])).await;
+    app.start_background();
+    let hours = json!({
+        "timezone": "Europe/Moscow",
+        "working_hours_start": "09:00:00",
+        "working_hours_end": "18:00:00",
+        "working_days": ["mon", "tue", "wed", "thu", "fri"]
+    });
+    let s = shop_with_hours(&app, hours).await;
+    // Monday 2 March 2026, 08:59:56 in Moscow: four seconds before the opening.
+    let opening = Utc.with_ymd_and_hms(2026, 3, 2, 6, 0, 0).unwrap();
+    aisales::application::leads::clock::set(s.t.id, opening - chrono::Duration::seconds(4));
+
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    let lead = eventually(Duration::from_secs(10), "the lead scheduled", || async {
+        let v = try_get(&app, "/api/leads?status=scheduled", s.t.owner()).await?;
+        v["items"].as_array().and_then(|i| i.first().cloned())
+    })
+    .await;
+    assert_eq!(lead["due_at"], "2026-03-02T06:00:00Z");
+    let note = lead["note"].as_str().unwrap();
+    assert!(note.contains("Mon 02.03.2026 09:00 (Europe/Moscow)"), "{note}");
+    assert!(s.green.sent_messages().is_empty(), "nothing before the opening");
+
+    eventually(Duration::from_secs(20), "the message at the opening", || async {
+        (s.green.sent_messages().len() == 1).then_some(())
+    })
+    .await;
+    app.drain().await;
+    let lead = app.get_json(&format!("/api/leads/{}", lead["id"].as_str().unwrap()), s.t.owner()).await;
+    assert_eq!(lead["status"], "contacted");
+    let contacted: chrono::DateTime<Utc> = lead["contacted_at"].as_str().unwrap().parse().unwrap();
+    assert!(contacted >= opening, "contacted at {contacted}, the opening is {opening}");
+    assert_eq!(s.green.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn the_cli_adds_a_lead_form_and_prints_its_webhook_url() {
+    let app = app_with(&fast(&[])).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    let out = app
+        .command(&[("APP_URL", "https://shop.example")])
+        .args(["lead-form", "add", "generic", "--tenant", &t.id.to_string(), "--name", "Сайт"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["form_id"].as_str().unwrap();
+    let url = v["webhook_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("https://shop.example/webhooks/leads/{id}/")), "{url}");
+    let path = url.trim_start_matches("https://shop.example");
+    let r = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("Name=Oleg&Phone=%2B79990001122&Car=Toyota+Camry")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let out = app.command(&[]).args(["lead-form", "add", "marquiz", "--tenant", &uuid::Uuid::now_v7().to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown tenant is the caller's mistake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_number_without_an_account_fails_the_lead_and_the_team_is_told() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url())])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    s.green.without_account(79991234567);
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    app.drain().await;
+    let items = leads(&app, s.t.owner(), "?status=failed").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["failure_reason"], "all_channels_failed");
+    assert!(items[0]["conversation_id"].is_null(), "no stray conversation");
+    assert!(s.green.sent_messages().is_empty());
+    let sent = tg.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].1.contains("Не удалось связаться с клиентом"), "{}", sent[0].1);
+    let conversations = app.get_json("/api/conversations", s.t.owner()).await;
+    assert!(conversations["items"].as_array().unwrap().is_empty(), "{conversations}");
+}

@@ -89,6 +89,25 @@ async fn leads(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     app.get_json(&format!("/api/leads{query}"), token).await["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// The lead once its status on the board is `status` (the board follows the events closely).
+async fn lead_with_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+    eventually(Duration::from_secs(20), &format!("lead {id} {status}"), || async {
+        let v = try_get(app, &format!("/api/leads/{id}"), token).await?;
+        (v["status"] == status).then_some(v)
+    })
+    .await
+}
+
+/// The board once it lists `n` leads for `query`.
+async fn board(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
+    eventually(Duration::from_secs(20), &format!("{n} lead(s) for {query}"), || async {
+        let v = try_get(app, &format!("/api/leads{query}"), token).await?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == n).then_some(items)
+    })
+    .await
+}
+
 async fn lead_events(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'lead'").fetch_one(&app.pool).await.unwrap()
 }
@@ -107,8 +126,7 @@ async fn a_marquiz_post_reaches_the_customer_once_and_the_reply_cancels_the_no_r
     app.drain().await;
 
     // On the board, contacted through GREEN-API in a conversation of its own.
-    let items = leads(&app, s.t.owner(), "?status=contacted&kind=gearbox").await;
-    assert_eq!(items.len(), 1, "{items:?}");
+    let items = board(&app, s.t.owner(), "?status=contacted&kind=gearbox", 1).await;
     let lead = &items[0];
     assert_eq!(lead["id"], lead_id.as_str());
     assert_eq!(lead["kind"], "gearbox");
@@ -135,8 +153,7 @@ async fn a_marquiz_post_reaches_the_customer_once_and_the_reply_cancels_the_no_r
     let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, CHAT, "Иван", "IN-1", "Да, всё верно");
     assert!(post_green(&app, &s.green_path, &s.green_token, &body).await.status().is_success());
     app.drain().await;
-    let detail = app.get_json(&format!("/api/leads/{lead_id}"), s.t.owner()).await;
-    assert_eq!(detail["status"], "replied", "{detail}");
+    let detail = lead_with_status(&app, s.t.owner(), &lead_id, "replied").await;
     assert!(detail["no_reply_due_at"].is_null());
     let types: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     for t in ["LeadReceived", "OutreachScheduled", "OutreachStarted", "OutreachAttempted", "LeadContacted"] {
@@ -144,17 +161,23 @@ async fn a_marquiz_post_reaches_the_customer_once_and_the_reply_cancels_the_no_r
     }
     let cancelled = types.iter().position(|t| *t == "NoReplyCheckCancelled").expect("the check is cancelled");
     assert_eq!(types[cancelled + 1], "CustomerReplied");
-    let check: String = sqlx::query_scalar("SELECT status FROM work_items WHERE job_id LIKE 'lead-no-reply:%'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(check, "done");
+    eventually(Duration::from_secs(10), "the no-reply check closed", || async {
+        let check: String = sqlx::query_scalar("SELECT status FROM work_items WHERE job_id LIKE 'lead-no-reply:%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (check == "done").then_some(())
+    })
+    .await;
     assert!(tg.sent_messages().is_empty());
     // The same conversation, no second message.
     assert_eq!(s.green.sent_messages().len(), 1);
     let stats = app.get_json("/api/leads/stats", s.t.owner()).await;
     let day = &stats["items"][0];
-    assert_eq!((day["received"].as_i64(), day["contacted"].as_i64(), day["replied"].as_i64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (day["received"].as_i64(), day["contacted"].as_i64(), day["replied"].as_i64()),
+        (Some(1), Some(1), Some(1))
+    );
     assert_eq!(day["source"], "Подбор КПП");
 }
 
@@ -186,7 +209,8 @@ async fn without_a_reply_the_team_is_told_even_after_every_process_restarted_and
     projector.kill();
     worker.kill();
     let prefix = &app.state.settings.bus.redis_prefix;
-    let mut redis = redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis =
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
     if !keys.is_empty() {
         let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
@@ -195,10 +219,9 @@ async fn without_a_reply_the_team_is_told_even_after_every_process_restarted_and
     assert!(tg.sent_messages().is_empty(), "nothing is running");
 
     let (_projector, _worker) = processes();
-    let notice = eventually(Duration::from_secs(30), "the team's notice", || async {
-        tg.sent_messages().into_iter().next()
-    })
-    .await;
+    let notice =
+        eventually(Duration::from_secs(30), "the team's notice", || async { tg.sent_messages().into_iter().next() })
+            .await;
     assert_eq!(notice.0.to_string(), TEAM_CHAT);
     assert!(notice.1.contains("Клиент не отвечает"), "{}", notice.1);
     assert!(notice.1.contains("Kia Rio 2015"), "{}", notice.1);
@@ -231,8 +254,7 @@ async fn ten_identical_posts_at_once_are_one_lead_and_one_message() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "one lead id for every post");
     app.drain().await;
-    let items = leads(&app, s.t.owner(), "").await;
-    assert_eq!(items.len(), 1);
+    let items = board(&app, s.t.owner(), "?status=contacted", 1).await;
     assert_eq!(items[0]["submissions"], 10);
     assert_eq!(items[0]["status"], "contacted");
     assert_eq!(s.green.sent_messages().len(), 1, "{:?}", s.green.sent_messages());
@@ -289,8 +311,7 @@ async fn wrong_or_missing_secrets_and_unreadable_bodies_store_nothing_and_leads_
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     app.drain().await;
-    let items = leads(&app, s.t.owner(), "?status=failed").await;
-    assert_eq!(items.len(), 1, "{items:?}");
+    let items = board(&app, s.t.owner(), "?status=failed", 1).await;
     assert_eq!(items[0]["failure_reason"], "no_contact_info");
     assert_eq!(items[0]["car"], "Lada Vesta");
     assert!(s.green.sent_messages().is_empty());
@@ -303,7 +324,8 @@ async fn another_tenants_lead_answers_404() {
     let s = shop(&app).await;
     assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
     app.drain().await;
-    let id = leads(&app, s.t.owner(), "").await[0]["id"].as_str().unwrap().to_string();
+    let lead = board(&app, s.t.owner(), "?status=contacted", 1).await.remove(0);
+    let id = lead["id"].as_str().unwrap().to_string();
 
     let other = create_tenant(&app.pool, "Другой магазин").await;
     let r = app.request(Method::GET, &format!("/api/leads/{id}"), Some(other.owner())).send().await.unwrap();
@@ -339,8 +361,7 @@ async fn another_tenants_lead_answers_404() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.post_json(&format!("/api/leads/{id}/lost"), s.t.owner(), json!({"reason": "купил в другом месте"})).await;
     app.drain().await;
-    let lead = app.get_json(&format!("/api/leads/{id}"), s.t.owner()).await;
-    assert_eq!(lead["status"], "lost");
+    let lead = lead_with_status(&app, s.t.owner(), &id, "lost").await;
     assert_eq!(lead["lost_reason"], "купил в другом месте");
     assert_eq!(lead["assigned_to"], user.to_string());
 }
@@ -353,7 +374,9 @@ async fn outside_working_hours_the_first_message_goes_out_at_the_opening() {
         "timezone": "Europe/Moscow",
         "working_hours_start": "09:00:00",
         "working_hours_end": "18:00:00",
-        "working_days": ["mon", "tue", "wed", "thu", "fri"]
+        "working_days": ["mon", "tue", "wed", "thu", "fri"],
+        // The clock is moved, the dispatcher's is not: no check to wait for here.
+        "settings": {"leads": {"no_reply_minutes": 0}}
     });
     let s = shop_with_hours(&app, hours).await;
     // Monday 2 March 2026, 08:59:56 in Moscow: four seconds before the opening.
@@ -376,8 +399,7 @@ async fn outside_working_hours_the_first_message_goes_out_at_the_opening() {
     })
     .await;
     app.drain().await;
-    let lead = app.get_json(&format!("/api/leads/{}", lead["id"].as_str().unwrap()), s.t.owner()).await;
-    assert_eq!(lead["status"], "contacted");
+    let lead = lead_with_status(&app, s.t.owner(), lead["id"].as_str().unwrap(), "contacted").await;
     let contacted: chrono::DateTime<Utc> = lead["contacted_at"].as_str().unwrap().parse().unwrap();
     assert!(contacted >= opening, "contacted at {contacted}, the opening is {opening}");
     assert_eq!(s.green.sent_messages().len(), 1);
@@ -407,7 +429,11 @@ async fn the_cli_adds_a_lead_form_and_prints_its_webhook_url() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let out = app.command(&[]).args(["lead-form", "add", "marquiz", "--tenant", &uuid::Uuid::now_v7().to_string()]).output().unwrap();
+    let out = app
+        .command(&[])
+        .args(["lead-form", "add", "marquiz", "--tenant", &uuid::Uuid::now_v7().to_string()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "an unknown tenant is the caller's mistake");
 }
 
@@ -420,12 +446,14 @@ async fn a_number_without_an_account_fails_the_lead_and_the_team_is_told() {
     s.green.without_account(79991234567);
     assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
     app.drain().await;
-    let items = leads(&app, s.t.owner(), "?status=failed").await;
-    assert_eq!(items.len(), 1, "{items:?}");
+    let items = board(&app, s.t.owner(), "?status=failed", 1).await;
     assert_eq!(items[0]["failure_reason"], "all_channels_failed");
     assert!(items[0]["conversation_id"].is_null(), "no stray conversation");
     assert!(s.green.sent_messages().is_empty());
-    let sent = tg.sent_messages();
+    let sent = eventually(Duration::from_secs(10), "the team's notice", || async {
+        Some(tg.sent_messages()).filter(|s| !s.is_empty())
+    })
+    .await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].1.contains("Не удалось связаться с клиентом"), "{}", sent[0].1);
     let conversations = app.get_json("/api/conversations", s.t.owner()).await;

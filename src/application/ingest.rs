@@ -178,9 +178,22 @@ pub async fn status(ctx: &Context, account: &ChannelAccount, s: channels::Delive
     if let Some(cause) = causes::reply_sent(&ctx.pool, conversation, reply).await? {
         meta = meta.continuing(&cause);
     }
+    let failure = match &status {
+        DeliveryStatus::Failed { reason } => Some(reason.clone()),
+        _ => None,
+    };
     let cmd = ConversationCommand::RecordDelivery { provider_message_id: s.provider_message_id, status, at: s.at };
     match ctx.store.execute::<Conversation>(&conversation.to_string(), cmd, &(), &meta).await {
-        Ok(_) | Err(ExecuteError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
+        Ok(out) => {
+            // A lead's first message reported undelivered: the lead's round goes on.
+            if let Some(reason) = failure
+                && !out.state.leads.is_empty()
+            {
+                super::leads::delivery_failed(ctx, account.tenant_id, &out.state.leads, reply, &reason, &meta).await?;
+            }
+            Ok(true)
+        }
+        Err(ExecuteError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }

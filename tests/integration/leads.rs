@@ -459,3 +459,25 @@ async fn a_number_without_an_account_fails_the_lead_and_the_team_is_told() {
     let conversations = app.get_json("/api/conversations", s.t.owner()).await;
     assert!(conversations["items"].as_array().unwrap().is_empty(), "{conversations}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_reported_undelivered_later_moves_the_round_on() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url())])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    let lead = board(&app, s.t.owner(), "?status=contacted", 1).await.remove(0);
+    let id = lead["id"].as_str().unwrap().to_string();
+    let sent = s.green.sent_messages();
+    assert_eq!(sent.len(), 1);
+    // GREEN-API says later that the number has no account: no other channel is left.
+    let status = crate::fakes::green_api::green_api_status(FakeGreenApi::ID_INSTANCE, CHAT, &sent[0].2, "noAccount");
+    assert!(post_green(&app, &s.green_path, &s.green_token, &status).await.status().is_success());
+    let lead = lead_with_status(&app, s.t.owner(), &id, "failed").await;
+    assert_eq!(lead["failure_reason"], "all_channels_failed");
+    let types: Vec<&str> = lead["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"ContactDeliveryFailed"), "{types:?}");
+    eventually(Duration::from_secs(10), "the team's notice", || async { tg.sent_messages().into_iter().next() }).await;
+    assert_eq!(s.green.sent_messages().len(), 1, "not written to again");
+}

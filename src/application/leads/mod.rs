@@ -238,6 +238,26 @@ pub async fn customer_replied(
     Ok(())
 }
 
+/// The channel reported a message undelivered (GREEN-API's `noAccount`): a lead contacted with it
+/// goes on with its next attempt; other leads of the conversation ignore it.
+pub async fn delivery_failed(
+    ctx: &Context,
+    tenant: Uuid,
+    leads: &[Uuid],
+    reply_id: Uuid,
+    reason: &str,
+    meta: &EventMetadata,
+) -> anyhow::Result<()> {
+    for lead in leads {
+        let cmd = LeadCommand::RecordDeliveryFailed { reply_id, error: reason.to_string(), at: clock::now(tenant) };
+        match ctx.store.execute::<Lead>(&lead.to_string(), cmd, &(), meta).await {
+            Ok(_) | Err(ExecuteError::Rejected(_)) => {}
+            Err(e) => return Err(anyhow::anyhow!("lead {lead}: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// The tenant's escalation bot: its token is stored encrypted, the chat id in the lead settings.
 pub async fn set_escalation_bot(
     ctx: &Context,

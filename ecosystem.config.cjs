@@ -75,6 +75,8 @@ module.exports = {
     app('aisales-worker-reply-suggestion', 'worker reply-suggestion', { max_memory_restart: '512M', env: { METRICS_PORT: '9103' } }),
     app('aisales-worker-probe', 'worker probe', { max_memory_restart: '256M', env: { METRICS_PORT: '9104' } }),
     app('aisales-worker-vehicle-lookup', 'worker vehicle-lookup', { max_memory_restart: '512M', env: { METRICS_PORT: '9105' } }),
+    // Leads: first messages (at the opening outside working hours), no-reply checks, the team's bot.
+    app('aisales-worker-leads', 'worker leads', { max_memory_restart: '256M', env: { METRICS_PORT: '9108' } }),
     {
       name: 'chromedriver',
       script: chromedriver,

@@ -1,0 +1,249 @@
+//! Lead form benchmark (`cargo bench --bench leads`).
+//!
+//! Starts `aisales serve`, `aisales projector`, `aisales worker leads` and `aisales worker
+//! message-send` as processes on a fresh database, with a GREEN-API account pointed at a local fake
+//! (`checkWhatsapp`, `sendMessage`) run by the benchmark. Posts Marquiz bodies of distinct customers
+//! to a lead form at a fixed rate (open loop: a request starts every 1/rate seconds whether or not
+//! the previous ones have answered), then waits until every lead is contacted and checks that the
+//! fake received exactly one message per customer.
+//!
+//! Settings (environment): BENCH_RATE (posts per second, default 1000), BENCH_SECONDS (default
+//! 10), BENCH_WARMUP (seconds at the same rate before measuring, default 2), BENCH_CONTACT_TIMEOUT
+//! (seconds, default 600), BENCH_KEEP_DB=1.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aisales::application::channels::{NewAccount, add_account};
+use aisales::config::Settings;
+use aisales::http::AppState;
+use aisales::testkit::TestDb;
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use base64::Engine;
+use serde_json::{Value, json};
+use support::{Aisales, Summary, env_or, report};
+use uuid::Uuid;
+
+/// What the fake GREEN-API saw: messages per chat id.
+#[derive(Default)]
+struct Fake {
+    sent: Mutex<HashMap<String, u32>>,
+    checks: AtomicU64,
+    next: AtomicU64,
+}
+
+async fn fake_green_api(fake: Arc<Fake>) -> anyhow::Result<String> {
+    async fn send(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+        let chat = body["chatId"].as_str().unwrap_or_default().to_string();
+        *f.sent.lock().unwrap().entry(chat).or_default() += 1;
+        let n = f.next.fetch_add(1, Ordering::Relaxed);
+        Json(json!({"idMessage": format!("BAE5{n:012X}")}))
+    }
+    async fn check(State(f): State<Arc<Fake>>) -> Json<Value> {
+        f.checks.fetch_add(1, Ordering::Relaxed);
+        Json(json!({"existsWhatsapp": true}))
+    }
+    let app = axum::Router::new()
+        .route("/waInstance{id}/sendMessage/{token}", post(send))
+        .route("/waInstance{id}/checkWhatsapp/{token}", post(check))
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+fn marquiz(n: u64) -> String {
+    json!({
+        "contacts": {"name": format!("Клиент {n}"), "phone": format!("+7 (9{:02}) {:03}-{:02}-{:02}", n / 10_000_000 % 100, n / 10_000 % 1000, n / 100 % 100, n % 100)},
+        "answers": [
+            {"q": "Марка и модель автомобиля", "a": "Kia Rio 2015"},
+            {"q": "Какой тип коробки передач?", "a": "Автомат"},
+            {"q": "Ваш город", "a": "Казань"}
+        ],
+        "quiz": {"id": "5f1a", "name": "Подбор КПП"}
+    })
+    .to_string()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rate: u64 = env_or("BENCH_RATE", 1000);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let warmup: u64 = env_or("BENCH_WARMUP", 2);
+    let contact_timeout: u64 = env_or("BENCH_CONTACT_TIMEOUT", 600);
+    let db = TestDb::create().await?;
+    println!("database {}", db.name);
+    let fake = Arc::new(Fake::default());
+    let fake_url = fake_green_api(fake.clone()).await?;
+
+    let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let settings = Arc::new(Settings::for_tests(&[
+        ("DATABASE_URL", &db.url),
+        ("INTEGRATION_SECRETS_MASTER_KEY", &master_key),
+        ("REDIS_URL", &support::redis_url()),
+    ]));
+    let pool = db.pool(10).await?;
+    let redis = aisales::infra::redis::Redis::new(&settings)?;
+    let state = AppState::new(settings.clone(), pool.clone(), redis.clone());
+    let tenant = {
+        let mut conn = pool.acquire().await?;
+        aisales::tenancy::create_tenant(&mut conn, "Bench Gearbox Shop").await?
+    };
+    sqlx::query(
+        "UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '00:00', \
+                working_days = '{mon,tue,wed,thu,fri,sat,sun}' WHERE id = $1",
+    )
+    .bind(tenant.id)
+    .execute(&pool)
+    .await?;
+    add_account(
+        &state,
+        tenant.id,
+        NewAccount::GreenApi {
+            id_instance: "1101000001".into(),
+            api_token: "bench-green-api-token".into(),
+            api_url: Some(fake_url),
+            media_url: None,
+            label: "MAX".into(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("adding the account: {e:?}"))?;
+    let form = aisales::application::leads::add_form(
+        &state,
+        tenant.id,
+        aisales_domain::lead::LeadFormKind::Marquiz,
+        Some("Квиз КПП".into()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("adding the form: {e:?}"))?;
+
+    let port = support::free_port();
+    let env = vec![
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", support::redis_url()),
+        ("REDIS_PREFIX", format!("bench{}", Uuid::now_v7().simple())),
+        ("INTEGRATION_SECRETS_MASTER_KEY", master_key.clone()),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", port.to_string()),
+        ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "0".into()),
+        ("DATABASE_MAX_CONNECTIONS", "24".into()),
+        ("WORKER_CONCURRENCY", "32".into()),
+    ];
+    let with_metrics = |e: &Vec<(&'static str, String)>| {
+        let mut e = e.clone();
+        e.push(("METRICS_PORT", support::free_port().to_string()));
+        e
+    };
+    let server = Aisales::spawn("server", &["serve"], &env)?;
+    let projector = Aisales::spawn("projector", &["projector"], &with_metrics(&env))?;
+    let leads_worker = Aisales::spawn("worker-leads", &["worker", "leads"], &with_metrics(&env))?;
+    let send_worker = Aisales::spawn("worker-send", &["worker", "message-send"], &with_metrics(&env))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    support::wait_healthy(&client, &format!("{base}/health"), Duration::from_secs(30)).await?;
+    let url = Arc::new(format!("{base}{}", form.webhook_url));
+
+    // Open loop: one post every 1/rate s; each in its own task.
+    let measuring = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let total = (warmup + seconds) * rate;
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let mut measure_start = None;
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        if n == warmup * rate {
+            measuring.store(true, Ordering::Relaxed);
+            measure_start = Some(Instant::now());
+        }
+        let (client, url, measuring, latencies, errors) =
+            (client.clone(), url.clone(), measuring.clone(), latencies.clone(), errors.clone());
+        tasks.spawn(async move {
+            let measured = measuring.load(Ordering::Relaxed);
+            let t = Instant::now();
+            let r = client.post(url.as_str()).header("content-type", "application/json").body(marquiz(n)).send().await;
+            let ok = match r {
+                Ok(r) => {
+                    let ok = r.status().is_success();
+                    let _ = r.bytes().await;
+                    ok
+                }
+                Err(_) => false,
+            };
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            if !ok {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if measured {
+                latencies.lock().unwrap().push(ms);
+            }
+        });
+    }
+    let offered = measure_start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(1.0);
+    while tasks.join_next().await.is_some() {}
+    let posted_in = started.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+    let measured = lat.len();
+    report("posts offered", format!("{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured)"));
+    report(
+        "form posts accepted (measured window)",
+        format!("{:.0} posts/s, {} errors in all", measured as f64 / offered, errors.load(Ordering::Relaxed)),
+    );
+    report("form post latency", Summary::of(&mut lat));
+
+    // Every lead contacted, each customer written to once.
+    let waiting = Instant::now();
+    loop {
+        let contacted: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM rm_leads WHERE status = 'contacted'").fetch_one(&pool).await?;
+        if contacted as u64 >= total {
+            break;
+        }
+        if waiting.elapsed() > Duration::from_secs(contact_timeout) {
+            report("leads contacted", format!("only {contacted} of {total} after {contact_timeout} s"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_contacted_after = started.elapsed().as_secs_f64();
+    let leads: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_leads").fetch_one(&pool).await?;
+    let contacted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rm_leads WHERE status = 'contacted'").fetch_one(&pool).await?;
+    let sent = fake.sent.lock().unwrap().clone();
+    let twice = sent.values().filter(|n| **n > 1).count();
+    report("leads stored / contacted", format!("{leads} / {contacted} of {total} posts"));
+    report(
+        "customers written to",
+        format!(
+            "{} chats, {} messages, {} chats written to more than once; {} checkWhatsapp",
+            sent.len(),
+            sent.values().sum::<u32>(),
+            twice,
+            fake.checks.load(Ordering::Relaxed)
+        ),
+    );
+    report(
+        "time to contact every lead",
+        format!("{all_contacted_after:.1} s from the first post (posting took {posted_in:.1} s)"),
+    );
+    if let Some((_, peak)) = support::rss_mib(server.pid()) {
+        report("server peak RSS", format!("{peak:.0} MiB"));
+    }
+    server.stop();
+    projector.stop();
+    leads_worker.stop();
+    send_worker.stop();
+    pool.close().await;
+    support::keep_or_drop(db).await?;
+    Ok(())
+}

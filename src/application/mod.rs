@@ -9,6 +9,8 @@ pub mod conversations;
 mod error;
 pub mod identity;
 pub mod ingest;
+pub mod price_list;
+pub mod price_lookups;
 pub mod replay;
 pub mod users;
 pub mod vehicle_lookups;

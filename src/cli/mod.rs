@@ -3,6 +3,7 @@
 mod channels;
 mod detect;
 mod migrate;
+mod prices;
 mod projections;
 mod replay;
 mod roles;
@@ -11,6 +12,7 @@ pub mod streams;
 mod tenants;
 
 pub use channels::{ChannelCommand, ChannelTop};
+pub use prices::PricesCommand;
 pub use projections::ProjectionsCommand;
 pub use replay::ReplayCommand;
 pub use roles::ServeArgs;
@@ -79,6 +81,9 @@ pub enum Command {
         /// The text to read; without it, every line of stdin is one input.
         text: Option<String>,
     },
+    /// The tenant's own price list (`aisales prices import --tenant ID FILE.csv`).
+    #[command(subcommand)]
+    Prices(PricesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +210,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Channel(ChannelTop::Add(cmd)) => channels::channel_add(settings, cmd).await,
         Command::Secrets(SecretsCommand::RotateMasterKey) => secrets::rotate_master_key(&settings).await,
         Command::Detect { .. } => Ok(()),
+        Command::Prices(cmd) => prices::run(&settings, cmd).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Job handlers, one per kind, and what they share.
 
+pub mod price_lookup;
 pub mod probe;
 pub mod send;
 pub mod suggest;
@@ -58,6 +59,7 @@ pub fn handler(kind: Kind, services: &Services) -> Option<Arc<dyn JobHandler>> {
         Kind::ReplySuggestion => Some(Arc::new(suggest::SuggestHandler { services: services.clone() })),
         Kind::MessageSend => Some(Arc::new(send::SendHandler::new(services.clone()))),
         Kind::VehicleLookup => Some(Arc::new(vehicle_lookup::LookupHandler::new(services.clone()))),
+        Kind::PriceLookup => Some(Arc::new(price_lookup::PriceHandler::new(services.clone()))),
         _ => None,
     }
 }

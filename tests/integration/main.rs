@@ -12,6 +12,7 @@ mod global_order;
 mod health;
 mod helpers;
 mod logs;
+mod price_lookups;
 mod price_sources;
 mod projector;
 mod readmodels;

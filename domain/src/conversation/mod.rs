@@ -12,6 +12,7 @@ mod evolve;
 mod state;
 mod types;
 
+pub use commands::PriceReport;
 pub use commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
     LookupReportOutcome, MAX_TEXT, TemplateSuggestion,

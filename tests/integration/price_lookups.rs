@@ -127,10 +127,22 @@ impl Env {
         (status, r.json().await.unwrap())
     }
 
-    /// The lookup once the system is at rest.
+    /// The lookup once its round has ended and the system is at rest.
     async fn settled(&self, id: &str) -> Value {
+        self.settled_round(id, 1).await
+    }
+
+    /// Like [`Env::settled`], for round `round`.
+    async fn settled_round(&self, id: &str, round: u64) -> Value {
+        let path = format!("/api/price-lookups/{id}");
+        eventually(Duration::from_secs(60), "the price lookup's round ended", || async {
+            let v = crate::helpers::try_get(&self.app, &path, self.op()).await?;
+            (v["round"].as_u64() >= Some(round) && !matches!(v["status"].as_str(), Some("pending" | "searching")))
+                .then_some(())
+        })
+        .await;
         self.app.drain().await;
-        self.app.get_json(&format!("/api/price-lookups/{id}"), self.op()).await
+        self.app.get_json(&path, self.op()).await
     }
 
     async fn customer_says(
@@ -338,9 +350,12 @@ async fn results_expire_by_the_clock_and_another_tenant_reads_the_shared_market(
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let theirs: Value = r.json().await.unwrap();
     assert_ne!(theirs["id"], id.as_str(), "lookups are per tenant");
-    env.app.drain().await;
-    let theirs =
-        env.app.get_json(&format!("/api/price-lookups/{}", theirs["id"].as_str().unwrap()), other.owner()).await;
+    let path = format!("/api/price-lookups/{}", theirs["id"].as_str().unwrap());
+    let theirs = eventually(Duration::from_secs(60), "the other tenant's lookup ended", || async {
+        let v = crate::helpers::try_get(&env.app, &path, other.owner()).await?;
+        (!matches!(v["status"].as_str(), Some("pending" | "searching"))).then_some(v)
+    })
+    .await;
     assert_eq!(theirs["status"], "priced", "{theirs:#}");
     assert_eq!(theirs["min_price"], 80_000);
     assert_eq!(theirs["max_price"], 100_000);
@@ -359,7 +374,7 @@ async fn results_expire_by_the_clock_and_another_tenant_reads_the_shared_market(
     clock.advance(chrono::Duration::days(1) + chrono::Duration::minutes(1));
     let (status, again) = env.ask(u660e_body()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
-    let v = env.settled(&id).await;
+    let v = env.settled_round(&id, 2).await;
     assert_eq!(v["round"], 2);
     assert_eq!(v["status"], "priced");
     assert_eq!(env.yandex.total_searches(), searched * 2);
@@ -402,7 +417,7 @@ async fn nothing_found_is_not_found_with_an_escalation_and_is_not_searched_again
     clock.advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
     let (status, _) = env.ask(body).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let v = env.settled(&id).await;
+    let v = env.settled_round(&id, 2).await;
     assert_eq!(v["round"], 2);
     assert!(env.yandex.total_searches() > searched);
 }

@@ -39,7 +39,9 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::VehicleIdDetected { .. } => {
             "a VIN or FRAME number scoring at or above the lookup threshold was found in a message"
         }
-        C::TransmissionCodeDetected { .. } => "a gearbox code was found in a message",
+        C::TransmissionCodeDetected { .. } => {
+            "a gearbox code that starts a price lookup was found in a message (not when a VIN or FRAME of it starts a vehicle lookup)"
+        }
         C::VehicleLookupRequested { .. } => {
             "a vehicle lookup was asked for (detected in a message, or by an operator); lookup_id names it"
         }
@@ -318,6 +320,15 @@ pub fn catalog() -> Vec<EventDoc> {
             event: e.event_type(),
             version: e.event_version(),
             meaning: vehicle_lookup_meaning(&e),
+        });
+    }
+    for e in crate::price_lookup::PriceLookupEvent::samples() {
+        out.push(EventDoc {
+            aggregate: "price_lookup",
+            fields: fields(&e, e.name()),
+            event: e.event_type(),
+            version: e.event_version(),
+            meaning: e.meaning(),
         });
     }
     for e in crate::lead::LeadEvent::samples() {

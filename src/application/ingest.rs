@@ -75,9 +75,10 @@ pub async fn message(
             lookup_id,
         })
     });
-    let transmission_code = detection
-        .transmission_code(detect::PRICE_LOOKUP_MIN_SCORE)
-        .map(|c| DetectedCode { code: c.value.clone(), score: c.score });
+    // A code starts a price lookup unless a VIN or FRAME of the same message starts a vehicle
+    // lookup (which asks for the price with the gearbox's OEM number).
+    let transmission_code =
+        detection.price_lookup_code().map(|c| DetectedCode { code: c.value.clone(), score: c.score });
     let phone = m.phone.clone().or_else(|| match kind {
         ChannelKind::GreenApi => channels::green_api::phone_of(&m.chat_id),
         ChannelKind::Whatsapp => channels::phone_digits(&m.chat_id),

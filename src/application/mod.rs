@@ -10,6 +10,8 @@ mod error;
 pub mod identity;
 pub mod ingest;
 pub mod leads;
+pub mod price_list;
+pub mod price_lookups;
 pub mod replay;
 pub mod users;
 pub mod vehicle_lookups;

@@ -187,6 +187,12 @@ pub async fn chain(
         {
             related.insert(("vehicle_lookup".to_string(), lookup_id.to_string()));
         }
+        // A price suggestion continues the chain of its price lookup (its request id).
+        if let Ok(E::SuggestionGenerated { request_id, source, .. }) = conversation::event_of(e)
+            && source == "price_lookup"
+        {
+            related.insert(("price_lookup".to_string(), request_id.to_string()));
+        }
     }
     let correlation = correlation_id.to_string();
     let mut all: Vec<StoredEvent> = own

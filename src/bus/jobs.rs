@@ -155,6 +155,52 @@ impl JobPayload for VehicleLookupJob {
     }
 }
 
+/// The work of price lookups, told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum PriceLookupJob {
+    /// A vehicle lookup found a gearbox whose price is wanted (its `PriceLookupWanted` event).
+    FromVehicleLookup {
+        request_id: Uuid,
+        vehicle_lookup_id: Uuid,
+        oem: String,
+        #[serde(default)]
+        model: Option<String>,
+    },
+    /// A transmission code in a customer message.
+    FromMessage { request_id: Uuid, conversation_id: Uuid, message_id: Uuid, code: String },
+    /// Run one round's search over the sources, conclude it and offer the answer.
+    Search { lookup_id: Uuid, round: u32 },
+    /// Offer the recorded answer to the conversations waiting for it (a request answered from a
+    /// fresh result).
+    Offer { lookup_id: Uuid, request_id: Uuid },
+}
+
+impl PriceLookupJob {
+    /// The job id of the request `request_id` (the request's events finish it).
+    pub fn request_job_id(request_id: Uuid) -> String {
+        format!("price-request:{request_id}")
+    }
+
+    /// The job id of the search of `round`.
+    pub fn search_job_id(lookup_id: Uuid, round: u32) -> String {
+        format!("price-search:{lookup_id}:{round}")
+    }
+}
+
+impl JobPayload for PriceLookupJob {
+    const KIND: Kind = Kind::PriceLookup;
+    fn job_id(&self) -> String {
+        match self {
+            PriceLookupJob::FromVehicleLookup { request_id, .. } | PriceLookupJob::FromMessage { request_id, .. } => {
+                Self::request_job_id(*request_id)
+            }
+            PriceLookupJob::Search { lookup_id, round } => Self::search_job_id(*lookup_id, *round),
+            PriceLookupJob::Offer { request_id, .. } => format!("price-offer:{request_id}"),
+        }
+    }
+}
+
 /// A no-op through the whole bus (operators' end-to-end check, the bus benchmark).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ping {

@@ -19,11 +19,13 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::jobs::LeadJob;
+use super::jobs::PriceLookupJob;
 use super::jobs::{DraftSuggestion, JobPayload, JobSpec, LookupRequest, Ping, SendReply, VehicleLookupJob};
 use super::{Job, Kind, streams};
 use crate::infra::redis::Redis;
 use crate::store::{Cause, EventMetadata, EventRef};
 use aisales_domain::lead::LeadEvent as LeadE;
+use aisales_domain::price_lookup::PriceLookupEvent as PE;
 
 /// A row of `work_items` (without the dispatcher's operational columns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,9 +172,49 @@ fn lookup_changes(e: &StoredEvent, lookup_id: Uuid, ev: LE) -> Vec<Change> {
             out.push(Done { job_id: round_job(round).job_id() })
         }
         LE::LookupFailed { round, reason, .. } => out.push(Fail { job_id: round_job(round).job_id(), reason }),
-        LE::GearboxConfirmed { .. } | LE::PriceLookupWanted { .. } => {}
+        LE::PriceLookupWanted { oem, model, .. } => out.push(Change::request(
+            PriceLookupJob::FromVehicleLookup {
+                request_id: Uuid::new_v5(&lookup_id, format!("price:{}", e.sequence).as_bytes()),
+                vehicle_lookup_id: lookup_id,
+                oem,
+                model,
+            },
+            e.recorded_at,
+        )),
+        LE::GearboxConfirmed { .. } => {}
     }
     out
+}
+
+/// The work a price-lookup event asks for or finishes: a request starts the round's search, which
+/// the end of the round finishes; a request answered from a fresh result asks for its offer.
+fn price_lookup_changes(e: &StoredEvent, lookup_id: Uuid, ev: PE) -> Vec<Change> {
+    use Change::*;
+    let search = |round: u32| PriceLookupJob::search_job_id(lookup_id, round);
+    match ev {
+        PE::PriceLookupRequested { request_id, round, .. } => vec![
+            Done { job_id: PriceLookupJob::request_job_id(request_id) },
+            Change::request(PriceLookupJob::Search { lookup_id, round }, e.recorded_at),
+        ],
+        PE::PriceLookupJoined { request_id, requester, answered_from, .. } => {
+            let mut out = vec![Done { job_id: PriceLookupJob::request_job_id(request_id) }];
+            if answered_from.is_some() && requester.conversation_id().is_some() {
+                out.push(Change::request(PriceLookupJob::Offer { lookup_id, request_id }, e.recorded_at));
+            }
+            out
+        }
+        PE::PriceSearchStarted { round, .. } => vec![Start { job_id: search(round) }],
+        PE::PriceLookupPriced { round, .. }
+        | PE::PriceLookupEstimated { round, .. }
+        | PE::PriceLookupNotFound { round, .. } => {
+            vec![Done { job_id: search(round) }]
+        }
+        PE::PriceLookupFailed { round, reason, .. } => vec![Fail { job_id: search(round), reason }],
+        PE::PriceSourceQueried { .. }
+        | PE::PriceListingsRecorded { .. }
+        | PE::PriceListingsDiscarded { .. }
+        | PE::PriceSuggestionOffered { .. } => vec![],
+    }
 }
 
 /// The work a conversation event asks for or finishes.
@@ -222,6 +264,15 @@ fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Cha
                 e.recorded_at,
             )]
         }
+        CE::TransmissionCodeDetected { message_id, code, .. } => vec![Change::request(
+            PriceLookupJob::FromMessage {
+                request_id: Uuid::new_v5(message_id, b"price"),
+                conversation_id: conversation,
+                message_id: *message_id,
+                code: code.clone(),
+            },
+            e.recorded_at,
+        )],
         CE::VehicleDataAttached { lookup_id, .. } | CE::VehicleLookupFailed { lookup_id, .. } => {
             vec![Done { job_id: VehicleLookupJob::Report { lookup_id: *lookup_id }.job_id() }]
         }
@@ -288,6 +339,9 @@ pub fn changes(e: &StoredEvent) -> anyhow::Result<Vec<Change>> {
         }
         LeadE::AGGREGATE => {
             lead_changes(e, e.aggregate_id.parse()?, LeadE::decode(&e.event_type, &e.event_version, &e.payload)?)
+        }
+        PE::AGGREGATE => {
+            price_lookup_changes(e, e.aggregate_id.parse()?, PE::decode(&e.event_type, &e.event_version, &e.payload)?)
         }
         _ => vec![],
     })

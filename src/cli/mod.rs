@@ -4,6 +4,7 @@ mod channels;
 mod detect;
 mod leads;
 mod migrate;
+mod prices;
 mod projections;
 mod replay;
 mod roles;
@@ -13,6 +14,7 @@ mod tenants;
 
 pub use channels::{ChannelCommand, ChannelTop};
 pub use leads::{LeadFormCommand, LeadFormTop};
+pub use prices::PricesCommand;
 pub use projections::ProjectionsCommand;
 pub use replay::ReplayCommand;
 pub use roles::ServeArgs;
@@ -84,6 +86,9 @@ pub enum Command {
     /// Lead forms (`aisales lead-form add marquiz|generic --tenant ID [--name N]`).
     #[command(name = "lead-form", subcommand)]
     LeadForm(LeadFormTop),
+    /// The tenant's own price list (`aisales prices import --tenant ID FILE.csv`).
+    #[command(subcommand)]
+    Prices(PricesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +216,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Secrets(SecretsCommand::RotateMasterKey) => secrets::rotate_master_key(&settings).await,
         Command::Detect { .. } => Ok(()),
         Command::LeadForm(LeadFormTop::Add(cmd)) => leads::lead_form_add(settings, cmd).await,
+        Command::Prices(cmd) => prices::run(&settings, cmd).await,
     }
 }
 

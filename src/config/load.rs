@@ -256,6 +256,28 @@ impl Settings {
             ));
         }
 
+        let price_sources = match crate::price::PriceSourceSettings::load(source) {
+            Ok(s) => s,
+            Err(e) => {
+                for p in e.problems {
+                    r.problem(p.var, p.message);
+                }
+                crate::price::PriceSourceSettings::default()
+            }
+        };
+        let price_defaults = crate::price::PriceLookupConfig::default();
+        let prices = crate::price::PriceLookupConfig {
+            sources: price_sources,
+            rates_url: r.raw("PRICE_RATES_URL").map(|_| r.url("PRICE_RATES_URL", &["http", "https"])),
+            lookup_timeout: r
+                .parse::<u64>("PRICE_LOOKUP_TIMEOUT_SECS", "a number of seconds")
+                .map_or(price_defaults.lookup_timeout, |s| Duration::from_secs(s.clamp(5, 600))),
+            page_concurrency: r
+                .parse::<usize>("PRICE_PAGE_CONCURRENCY", "a positive number")
+                .map_or(price_defaults.page_concurrency, |n| n.clamp(1, 16)),
+            ..price_defaults
+        };
+
         if !r.problems.is_empty() {
             return Err(ConfigError { problems: r.problems });
         }
@@ -302,6 +324,7 @@ impl Settings {
             lookup,
             leads_no_reply_after,
             warnings: r.warnings,
+            prices,
         })
     }
 }

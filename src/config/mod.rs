@@ -179,6 +179,9 @@ pub struct Settings {
 
     /// Non-fatal notes for the operator (defaults taken in development, missing AI key, …).
     pub warnings: Vec<String>,
+
+    /// Price lookups: sources, currency rates, bounds and the clock of their TTLs.
+    pub prices: crate::price::PriceLookupConfig,
 }
 
 impl fmt::Debug for Settings {

@@ -105,6 +105,19 @@ pub const VARS: &[VarSpec] = vars![
     "Leads" => [
         ("LEADS_NO_REPLY_SECS", "", "replaces every tenant's no-reply wait of leads, in seconds (drills and tests); unset: each tenant's own setting, 15 minutes by default"),
     ],
+    "Price lookup" => [
+        ("YANDEX_SEARCH_API_URL", "https://searchapi.api.cloud.yandex.net", "Yandex Cloud Search API base URL; searches go to {URL}/v2/web/search"),
+        ("YANDEX_SEARCH_API_KEY", "", "API key of a service account with the search-api.webSearch.user role; without it the market search is skipped"),
+        ("YANDEX_FOLDER_ID", "", "Yandex Cloud folder the searches are billed to (required with the key)"),
+        ("YANDEX_SEARCH_TIMEOUT_SECS", "15", "timeout of one search request"),
+        ("PRICE_SITE_ORIGINS", "", "comma-separated domain=origin pairs: listing URLs on domain (or a subdomain) are fetched from origin with the same path and query (local replicas and tests)"),
+        ("PRICE_PAGE_TIMEOUT_SECS", "10", "timeout of fetching one listing page, redirects and body included"),
+        ("PRICE_PAGE_MAX_BYTES", "4194304", "largest listing page read; a bigger page is given up"),
+        ("PRICE_RENDER_TIMEOUT_SECS", "25", "timeout of rendering one listing page in the browser"),
+        ("PRICE_RATES_URL", "", "currency API answering {\"date\", \"rub\": {\"jpy\": …}} for foreign listings (fetched twice a day); without it fixed offline rates are used"),
+        ("PRICE_LOOKUP_TIMEOUT_SECS", "60", "bound of one whole price search over every source"),
+        ("PRICE_PAGE_CONCURRENCY", "4", "listing pages one price search reads at once"),
+    ],
 ];
 
 /// The documented `.env` template (`.env.example` is exactly this text).

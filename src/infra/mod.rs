@@ -2,6 +2,7 @@
 //! Redis, encryption of stored secrets, telemetry and process metrics, log redaction, rate limits.
 
 pub mod cache;
+pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod process_metrics;

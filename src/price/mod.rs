@@ -17,6 +17,8 @@
 //! `aisales_domain::price` (price and mileage parsing, title filter, statistics). The settings of
 //! this module are read by [`PriceSourceSettings::load`].
 
+pub mod config;
+pub mod estimate;
 pub mod fetch;
 pub mod pages;
 pub mod render;
@@ -29,6 +31,7 @@ use std::time::Duration;
 use reqwest::Url;
 use secrecy::SecretString;
 
+pub use config::PriceLookupConfig;
 pub use fetch::{FetchError, FetchedPage, PageFetcher};
 pub use pages::{ListingPages, PageListings};
 pub use render::{PageRenderer, RenderError, RenderReason};

@@ -17,6 +17,7 @@ pub fn all(settings: &Settings, pool: &PgPool, redis: &Redis) -> Vec<Arc<dyn Pro
     out.extend(aisales_projections::conversation::all(Target::LIVE).into_iter().map(Arc::from));
     out.extend(aisales_projections::vehicle_lookup_views::all(Target::LIVE).into_iter().map(Arc::from));
     out.extend(aisales_projections::lead_views::all(Target::LIVE).into_iter().map(Arc::from));
+    out.extend(aisales_projections::price_lookups::all(Target::LIVE).into_iter().map(Arc::from));
     out.push(Arc::new(WorkProjector::new(
         pool.clone(),
         redis.clone(),

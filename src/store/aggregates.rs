@@ -26,3 +26,9 @@ impl StoredAggregate for aisales_domain::probe::Probe {
     // A probe has two events; snapshots would never pay off.
     const SNAPSHOT_EVERY: i64 = i64::MAX;
 }
+
+impl StoredAggregate for aisales_domain::price_lookup::PriceLookup {
+    // A round has a dozen events (a source each, a page's listings each); a lookup lives through
+    // a round a week at most.
+    const SNAPSHOT_EVERY: i64 = 50;
+}

@@ -1,6 +1,7 @@
 //! Job handlers, one per kind, and what they share.
 
 pub mod leads;
+pub mod price_lookup;
 pub mod probe;
 pub mod send;
 pub mod suggest;
@@ -60,6 +61,7 @@ pub fn handler(kind: Kind, services: &Services) -> Option<Arc<dyn JobHandler>> {
         Kind::MessageSend => Some(Arc::new(send::SendHandler::new(services.clone()))),
         Kind::VehicleLookup => Some(Arc::new(vehicle_lookup::LookupHandler::new(services.clone()))),
         Kind::Leads => Some(Arc::new(leads::LeadsHandler::new(services.clone()))),
+        Kind::PriceLookup => Some(Arc::new(price_lookup::PriceHandler::new(services.clone()))),
         _ => None,
     }
 }

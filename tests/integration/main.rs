@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod leads;
 mod logs;
+mod price_lookups;
 mod price_sources;
 mod projector;
 mod readmodels;

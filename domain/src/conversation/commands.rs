@@ -127,6 +127,16 @@ pub struct LeadMessage {
     pub at: DateTime<Utc>,
 }
 
+/// The reply suggestions of a price lookup's answer, each with the decision the reply policy took
+/// (`request_id` of each is the lookup's id). Recorded once per suggestion id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceReport {
+    pub lookup_id: Uuid,
+    /// The lookup's answer the suggestions are for.
+    pub revision: u32,
+    pub suggestions: Vec<Drafted>,
+}
+
 /// What can be asked of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
@@ -219,6 +229,9 @@ pub enum ConversationCommand {
     /// Writes a lead's first message (opening the conversation when needed); the same reply id
     /// twice is one message.
     WriteToLead(Box<LeadMessage>),
+    /// A price lookup offers its answer as reply suggestions (through the reply policy: approval,
+    /// autosend and escalation apply as to any draft).
+    RecordPriceSuggestions(Box<PriceReport>),
 }
 
 /// Why a command was refused.

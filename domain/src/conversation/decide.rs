@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
-    LookupReportOutcome, MAX_TEXT, check_text,
+    LookupReportOutcome, MAX_TEXT, PriceReport, check_text,
 };
 use super::events::ConversationEvent;
 use super::state::{Conversation, LookupProgress, ReplyState, SuggestionState, provider_key};
@@ -235,6 +235,7 @@ impl Conversation {
             }
             C::RecordVehicleLookup(report) => Ok(self.record_lookup(*report)),
             C::WriteToLead(m) => self.write_to_lead(*m),
+            C::RecordPriceSuggestions(report) => Ok(self.record_price(*report)),
         }
     }
 
@@ -405,11 +406,39 @@ impl Conversation {
         out
     }
 
+    /// The suggestions of a price answer: each new one (by id) is recorded with its decision; a
+    /// muted conversation gets none, and at most one of them escalates the conversation.
+    fn record_price(&self, report: PriceReport) -> Vec<ConversationEvent> {
+        let mut out = Vec::new();
+        if self.muted {
+            return out;
+        }
+        let mut escalated = false;
+        for mut d in report.suggestions {
+            let Ok(text) = check_text(&d.text) else { continue };
+            if self.suggestions.contains_key(&d.suggestion_id) {
+                continue;
+            }
+            d.request_id = report.lookup_id;
+            if escalated && d.decision == Decision::Escalate {
+                d.decision = Decision::NeedApproval;
+            }
+            escalated |= d.decision == Decision::Escalate;
+            out.extend(self.suggestion_events(d, text));
+        }
+        out
+    }
+
     fn record_suggestion(&self, d: Drafted) -> Result<Vec<ConversationEvent>, ConversationError> {
         if self.pending_request != Some(d.request_id) {
             return Err(ConversationError::RequestNotPending);
         }
         let text = check_text(&d.text)?;
+        Ok(self.suggestion_events(d, text))
+    }
+
+    /// A drafted suggestion and what its decision does: escalate, or approve and queue it.
+    fn suggestion_events(&self, d: Drafted, text: String) -> Vec<ConversationEvent> {
         let mut out = vec![E::SuggestionGenerated {
             suggestion_id: d.suggestion_id,
             request_id: d.request_id,
@@ -446,7 +475,7 @@ impl Conversation {
             }
             _ => {}
         }
-        Ok(out)
+        out
     }
 
     fn not_resolved(&self) -> Result<(), ConversationError> {

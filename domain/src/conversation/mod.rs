@@ -13,6 +13,7 @@ mod state;
 mod types;
 
 pub use commands::LeadMessage;
+pub use commands::PriceReport;
 pub use commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
     LookupReportOutcome, MAX_TEXT, TemplateSuggestion,

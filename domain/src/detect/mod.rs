@@ -132,6 +132,23 @@ impl Detection {
         self.candidates.iter().find(|c| c.kind == CandidateKind::TransmissionCode && c.score >= min_score)
     }
 
+    /// The transmission code that starts a price lookup, if any. It scores at least
+    /// [`PRICE_LOOKUP_MIN_SCORE`], and the message holds no VIN or FRAME that starts a vehicle
+    /// lookup: that lookup finds the gearbox's OEM number and asks for its price itself, more
+    /// precisely than a bare code (a code next to an incomplete VIN, or a VIN to confirm, still
+    /// starts one). A code that is a piece of a vehicle id of the message is never one.
+    pub fn price_lookup_code(&self) -> Option<&Candidate> {
+        let code = self.transmission_code(PRICE_LOOKUP_MIN_SCORE)?;
+        if self.vehicle_id(VEHICLE_LOOKUP_MIN_SCORE).is_some() {
+            return None;
+        }
+        let inside_id = self
+            .candidates
+            .iter()
+            .any(|c| c.kind != CandidateKind::TransmissionCode && c.value.contains(code.value.as_str()));
+        if inside_id { None } else { Some(code) }
+    }
+
     /// Adds the offline decoding ([`crate::vin::decode`]) to every VIN candidate and to `best`.
     /// `current_year` resolves the model-year cycle.
     pub fn with_vin_info(mut self, current_year: u16) -> Self {

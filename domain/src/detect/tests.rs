@@ -744,3 +744,26 @@ fn a_vin_inside_eighteen_characters_is_a_guess_to_confirm() {
     let plain = detect("JTNBE46K803123456");
     assert!(!serde_json::to_string(&plain).unwrap().contains("needs_confirmation"));
 }
+
+#[test]
+fn a_code_alone_starts_a_price_lookup() {
+    let d = detect("нужна коробка A245E");
+    assert_eq!(d.price_lookup_code().map(|c| c.value.as_str()), Some("A245E"));
+    let weak = detect("есть 09G?");
+    assert!(weak.price_lookup_code().is_none(), "a weak code is asked about, not priced");
+}
+
+#[test]
+fn a_vin_that_starts_a_vehicle_lookup_wins_over_a_code() {
+    let d = detect("VIN JTNBE46K803123456, коробка A245E");
+    assert!(d.vehicle_id(VEHICLE_LOOKUP_MIN_SCORE).is_some());
+    assert_eq!(d.transmission_code(PRICE_LOOKUP_MIN_SCORE).map(|c| c.value.as_str()), Some("A245E"));
+    assert!(d.price_lookup_code().is_none(), "the vehicle lookup asks for the price with the OEM number");
+}
+
+#[test]
+fn a_code_next_to_an_incomplete_vin_still_starts_a_price_lookup() {
+    let d = detect("JTNBE46K80312345 коробка A245E");
+    assert!(d.vehicle_id(VEHICLE_LOOKUP_MIN_SCORE).is_none());
+    assert_eq!(d.price_lookup_code().map(|c| c.value.as_str()), Some("A245E"));
+}

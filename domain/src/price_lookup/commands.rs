@@ -73,6 +73,9 @@ pub enum SourceKind {
     ListingPage,
     /// An AI web-search estimate (where the tenant enables it).
     AiEstimate,
+    /// A market result another lookup of the same key recorded while it is fresh (shared by
+    /// tenants): its listings count as if the pages were read again.
+    MarketSnapshot,
 }
 
 impl SourceKind {
@@ -83,6 +86,7 @@ impl SourceKind {
             Self::YandexSearch => "yandex_search",
             Self::ListingPage => "listing_page",
             Self::AiEstimate => "ai_estimate",
+            Self::MarketSnapshot => "market_snapshot",
         }
     }
 }
@@ -126,7 +130,7 @@ pub struct SourceReport {
     /// URLs: the search results, or the page read.
     pub urls: Vec<String>,
     pub outcome: SourceOutcome,
-    /// Listings a page parser read (listing pages only).
+    /// Listings a page parser read (listing pages and market snapshots only).
     pub listings: Vec<RawListing>,
     /// Matching rows of the tenant's price list (own price list only).
     pub offers: Vec<OwnOffer>,

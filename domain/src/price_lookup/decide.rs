@@ -163,8 +163,8 @@ impl PriceLookup {
     fn record_source(&self, round: u32, report: SourceReport) -> Events {
         use SourceKind as K;
         let SourceReport { source, queries, urls, outcome, listings, offers, at } = report;
-        if !listings.is_empty() && source != K::ListingPage {
-            return Err(PriceLookupError::SourceMismatch("listings come only from listing pages"));
+        if !listings.is_empty() && !matches!(source, K::ListingPage | K::MarketSnapshot) {
+            return Err(PriceLookupError::SourceMismatch("listings come only from listing pages or a market snapshot"));
         }
         if !offers.is_empty() && source != K::OwnPriceList {
             return Err(PriceLookupError::SourceMismatch("offers come only from the own price list"));
@@ -191,7 +191,7 @@ impl PriceLookup {
             queried_at: at,
         }];
         if !listings.is_empty() {
-            events.push(self.listings_recorded(round, page, listings));
+            events.push(self.listings_recorded(round, source, page, listings));
         }
         Ok(events)
     }
@@ -200,6 +200,7 @@ impl PriceLookup {
     fn listings_recorded(
         &self,
         round: u32,
+        source: SourceKind,
         page: Option<String>,
         mut raw: Vec<crate::price::RawListing>,
     ) -> PriceLookupEvent {
@@ -227,7 +228,7 @@ impl PriceLookup {
         }
         PriceLookupEvent::PriceListingsRecorded {
             round,
-            source: SourceKind::ListingPage,
+            source,
             url: page,
             kept,
             dropped,
@@ -246,9 +247,14 @@ impl PriceLookup {
         let own: Vec<_> = self.own_offers.iter().filter(|o| o.price > 0).cloned().collect();
         if let (true, Some(summary)) = (analysis.is_priced(), analysis.summary.clone()) {
             let confidence = compute_price_confidence(&analysis.kept, ConfidenceBasis::Market);
-            let mut sources = vec![SourceKind::ListingPage];
+            let mut sources = vec![];
             if !own.is_empty() {
-                sources.insert(0, SourceKind::OwnPriceList);
+                sources.push(SourceKind::OwnPriceList);
+            }
+            for kind in [SourceKind::ListingPage, SourceKind::MarketSnapshot] {
+                if analysis.kept.iter().any(|l| self.listing_sources.get(&l.key()) == Some(&kind)) {
+                    sources.push(kind);
+                }
             }
             events.push(PriceLookupEvent::PriceLookupPriced {
                 round,

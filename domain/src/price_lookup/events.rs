@@ -211,3 +211,105 @@ impl DomainEvent for PriceLookupEvent {
         "1".to_string()
     }
 }
+
+impl PriceLookupEvent {
+    /// One sample of every event, for the event catalog (the values are irrelevant).
+    pub fn samples() -> Vec<PriceLookupEvent> {
+        use super::state::PriceBasis;
+        use crate::price::{ConfidenceBasis, Currency, compute_price_confidence};
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let id = Uuid::nil();
+        let subject = PriceSubject::default();
+        let requester = Requester::Operator { actor: String::new(), conversation_id: None };
+        let confidence = compute_price_confidence(&[], ConfidenceBasis::NotFound);
+        vec![
+            PriceLookupEvent::PriceLookupRequested {
+                request_id: id,
+                round: 1,
+                tenant_id: id,
+                key: SearchKey::of(&subject),
+                subject: subject.clone(),
+                requester: requester.clone(),
+                refresh: false,
+                requested_at: t,
+            },
+            PriceLookupEvent::PriceLookupJoined {
+                request_id: id,
+                round: 1,
+                subject,
+                requester,
+                status: PriceLookupStatus::Pending,
+                answered_from: None,
+                joined_at: t,
+            },
+            PriceLookupEvent::PriceSearchStarted { round: 1, rates: Rates::offline(), started_at: t },
+            PriceLookupEvent::PriceSourceQueried {
+                round: 1,
+                source: SourceKind::YandexSearch,
+                queries: vec![],
+                urls: vec![],
+                outcome: SourceOutcome::Ok { results: 0 },
+                offers: vec![OwnOffer { price: 1, condition: None, supplier: None, stock: None }],
+                queried_at: t,
+            },
+            PriceLookupEvent::PriceListingsRecorded {
+                round: 1,
+                source: SourceKind::ListingPage,
+                url: None,
+                kept: Vec::<Listing>::new(),
+                dropped: Vec::<DroppedListing>::new(),
+                ignored: 0,
+            },
+            PriceLookupEvent::PriceListingsDiscarded { round: 1, dropped: vec![] },
+            PriceLookupEvent::PriceLookupPriced {
+                round: 1,
+                revision: 1,
+                basis: PriceBasis::Market,
+                summary: PriceSummary {
+                    min: 0,
+                    max: 0,
+                    median: 0,
+                    mean: 0,
+                    count: 0,
+                    sites: 0,
+                    currency: Currency::Rub,
+                    mileage_min: None,
+                    mileage_max: None,
+                },
+                confidence: confidence.clone(),
+                listings: vec![],
+                own_offers: vec![],
+                sources: vec![],
+                urls_checked: vec![],
+                expires_at: t,
+                priced_at: t,
+            },
+            PriceLookupEvent::PriceLookupEstimated {
+                round: 1,
+                revision: 1,
+                min: 0,
+                max: 0,
+                confidence,
+                urls_checked: vec![],
+                expires_at: t,
+                estimated_at: t,
+            },
+            PriceLookupEvent::PriceLookupNotFound {
+                round: 1,
+                revision: 1,
+                urls_checked: vec![],
+                ready_queries: vec![],
+                escalation: None::<Escalation>,
+                expires_at: t,
+                concluded_at: t,
+            },
+            PriceLookupEvent::PriceLookupFailed { round: 1, revision: 1, reason: String::new(), failed_at: t },
+            PriceLookupEvent::PriceSuggestionOffered {
+                conversation_id: id,
+                revision: 1,
+                kinds: Vec::<SuggestionKind>::new(),
+                offered_at: t,
+            },
+        ]
+    }
+}

@@ -29,6 +29,7 @@ impl PriceLookup {
                 self.sources.clear();
                 self.listings.clear();
                 self.listing_keys.clear();
+                self.listing_sources.clear();
                 self.dropped_count = 0;
                 self.own_offers.clear();
                 self.estimate = None;
@@ -52,7 +53,7 @@ impl PriceLookup {
                 if let SourceOutcome::Estimate { min, max } = outcome {
                     self.estimate = Some((min, max));
                 }
-                if source == SourceKind::ListingPage {
+                if matches!(source, SourceKind::ListingPage | SourceKind::MarketSnapshot) {
                     for url in urls {
                         if !self.urls_checked.contains(&url) {
                             self.urls_checked.push(url);
@@ -62,10 +63,11 @@ impl PriceLookup {
                 self.own_offers.extend(offers);
                 self.sources.push(SourceRecord { source, outcome });
             }
-            E::PriceListingsRecorded { kept, dropped, .. } => {
+            E::PriceListingsRecorded { source, kept, dropped, .. } => {
                 self.dropped_count += u32::try_from(dropped.len()).unwrap_or(u32::MAX);
                 for listing in kept {
                     self.listing_keys.insert(listing.key());
+                    self.listing_sources.insert(listing.key(), source);
                     self.listings.push(listing);
                 }
             }

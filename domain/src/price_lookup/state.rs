@@ -134,6 +134,9 @@ pub struct PriceLookup {
     pub listings: Vec<Listing>,
     /// [`Listing::key`] of every listing kept this round.
     pub listing_keys: BTreeSet<String>,
+    /// Where each listing kept this round came from (a listing page or a market snapshot).
+    #[serde(default)]
+    pub listing_sources: std::collections::BTreeMap<String, SourceKind>,
     /// Listings dropped this round (title, price, duplicates, statistics).
     pub dropped_count: u32,
     /// Own price-list offers of the current round.

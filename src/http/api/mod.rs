@@ -10,6 +10,7 @@ pub mod leads;
 pub mod live;
 pub mod me;
 pub mod paging;
+pub mod price_lookups;
 pub mod tenant;
 pub mod tokens;
 pub mod users;
@@ -134,6 +135,7 @@ pub fn routes() -> ApiRouter {
 /// Every `/api` route, non-streaming ones with `timeout`.
 pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
     use Permission::*;
+    use axum::routing::put;
     use axum::routing::{delete, get, patch, post};
     ApiRouter { timeout, ..ApiRouter::default() }
         .route_before_password_change(Method::GET, "/api/me", get(me::show))
@@ -239,4 +241,9 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
             Some(ManageTenantSettings),
             axum::routing::put(leads::set_bot),
         )
+        .route(Method::POST, "/api/price-lookups", Some(ManageConversations), post(price_lookups::request))
+        .route(Method::GET, "/api/price-lookups", Some(ViewConversations), get(price_lookups::list))
+        .route(Method::GET, "/api/price-lookups/{id}", Some(ViewConversations), get(price_lookups::show))
+        .route(Method::GET, "/api/price-settings", Some(ViewConversations), get(price_lookups::settings))
+        .route(Method::PUT, "/api/price-settings", Some(ManageTenantSettings), put(price_lookups::update_settings))
 }

@@ -64,6 +64,8 @@ pub enum YandexMode {
 
 struct YandexState {
     results: HashMap<String, Vec<FakeDoc>>,
+    /// Answered for a query without results of its own.
+    fallback: Vec<FakeDoc>,
     mode: YandexMode,
     searches: HashMap<String, usize>,
 }
@@ -93,6 +95,7 @@ impl FakeYandexSearch {
     pub async fn start() -> FakeYandexSearch {
         let state = Arc::new(Mutex::new(YandexState {
             results: HashMap::new(),
+            fallback: Vec::new(),
             mode: YandexMode::Normal,
             searches: HashMap::new(),
         }));
@@ -109,6 +112,11 @@ impl FakeYandexSearch {
     /// The results answered for `query` (trimmed, exact text).
     pub fn set_results(&self, query: &str, docs: Vec<FakeDoc>) {
         lock(&self.state).results.insert(query.trim().to_string(), docs);
+    }
+
+    /// The results answered for any query that has none of its own.
+    pub fn set_fallback_results(&self, docs: Vec<FakeDoc>) {
+        lock(&self.state).fallback = docs;
     }
 
     /// How every later search is answered.
@@ -240,7 +248,10 @@ fn handle(state: &Mutex<YandexState>, req: &RecordedRequest) -> Reply {
         return FakeYandexSearch::error(403);
     }
     let groups = req.body.pointer("/groupSpec/groupsOnPage").and_then(as_count).unwrap_or(10) as usize;
-    let docs = lock(state).results.get(&query).cloned().unwrap_or_default();
+    let docs = {
+        let state = lock(state);
+        state.results.get(&query).cloned().unwrap_or_else(|| state.fallback.clone())
+    };
     let xml = FakeYandexSearch::xml(&query, &docs, groups);
     Reply::json(200, json!({"rawData": base64::engine::general_purpose::STANDARD.encode(xml)}))
 }

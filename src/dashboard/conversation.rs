@@ -249,6 +249,9 @@ pub struct NoticeQuery {
     e: Option<String>,
 }
 
+/// An earlier conversation as read: id, status, last activity, last message.
+type EarlierRow = (Uuid, String, Option<chrono::DateTime<Utc>>, Option<String>);
+
 enum LoadError {
     NotFound,
     Failed(anyhow::Error),
@@ -287,7 +290,7 @@ async fn load(state: &AppState, op: &Operator, id: Uuid, q: &NoticeQuery) -> Res
     messages.reverse();
     let pending = suggestion_rows(state, tenant, id, Some("pending")).await?;
     let names = user_names(&state.pool, tenant).await?;
-    let earlier: Vec<(Uuid, String, Option<chrono::DateTime<Utc>>, Option<String>)> = sqlx::query_as(
+    let earlier: Vec<EarlierRow> = sqlx::query_as(
         "SELECT conversation_id, status, last_message_at, last_message_preview FROM rm_conversations \
           WHERE tenant_id = $1 AND customer_id = $2 AND conversation_id <> $3 \
           ORDER BY last_message_at DESC NULLS LAST LIMIT 10",

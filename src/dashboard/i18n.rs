@@ -209,4 +209,25 @@ texts! {
     nothing: "Пусто.", "Nothing here.";
     value: "Значение", "Value";
     setting: "Параметр", "Setting";
+    add_user: "Добавить пользователя", "Add a user";
+    add: "Добавить", "Add";
+    one_time_password_is: "Одноразовый пароль (показан один раз, передайте его пользователю):", "One-time password (shown once; give it to the user):";
+    new_token_is: "Новый токен (показан один раз, сохраните его):", "New token (shown once; keep it safe):";
+    create_token: "Создать токен", "Create a token";
+    revoke: "Отозвать", "Revoke";
+    revoked: "отозван", "revoked";
+    last_used: "Использован", "Last used";
+    reregister: "Зарегистрировать вебхук заново", "Register the webhook again";
+    save: "Сохранить", "Save";
+    settings_saved: "Настройки сохранены.", "Settings saved.";
+    settings_refused: "Настройки не приняты:", "The settings were not accepted:";
+    only_owner_users: "Пользователями и токенами управляет владелец.", "Only the owner manages users and tokens.";
+    ready_checks: "Проверки готовности", "Readiness checks";
+    check: "Проверка", "Check";
+    message: "Сообщение", "Message";
+    kind: "Вид", "Kind";
+    count: "Сколько", "Count";
+    reason: "Причина", "Reason";
+    received: "Получен", "Received";
+    events_behind: "событий", "events";
 }

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod infra;
 pub mod price;

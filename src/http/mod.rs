@@ -80,7 +80,8 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout));
     let api = api::routes_with_timeout(settings.request_timeout).into_router(state.clone());
 
-    Router::new().merge(timed).merge(api).fallback(error::not_found).with_state(state).layer(
+    let dashboard = crate::dashboard::router(&state);
+    Router::new().merge(timed).merge(api).merge(dashboard).fallback(error::not_found).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
             .layer(

@@ -7,6 +7,7 @@ mod bus;
 mod channels;
 mod cli;
 mod conversations;
+mod dashboard;
 mod fakes;
 mod global_order;
 mod health;

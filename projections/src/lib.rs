@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod conversation;
 pub mod events;
 pub mod feed;
+pub mod parking;
 pub mod projector;
 pub mod rows;
 pub mod stream_stats;

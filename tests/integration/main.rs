@@ -9,6 +9,7 @@ mod cli;
 mod conversations;
 mod fakes;
 mod global_order;
+mod hardening;
 mod health;
 mod helpers;
 mod logs;

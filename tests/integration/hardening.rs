@@ -192,3 +192,120 @@ async fn an_event_a_read_model_cannot_apply_parks_its_aggregate_and_the_rest_goe
     let out = app.command(&[]).args(["projections", "verify"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+// -------------------------------------------------------------------------------------------
+// Password attempts.
+
+/// The value of a counter in a Prometheus text exposition (0 when absent).
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Runs in a process of its own (the `aisales` binary), so that the count of argon2 verifications
+/// in its `/metrics` is this test's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_logins_verify_at_most_the_lockout_threshold_and_lock_the_account() {
+    let db = aisales::testkit::TestDb::create().await.unwrap();
+    let pool = db.pool(4).await.unwrap();
+    let t = crate::helpers::create_tenant(&pool, "Shop").await;
+    crate::helpers::create_user(&pool, t.id, "owner@race.example", "Right-Password-1", aisales::auth::Role::Owner)
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = crate::helpers::aisales(&db.url);
+    cmd.arg("serve")
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("REDIS_PREFIX", format!("t{}", Uuid::now_v7().simple()))
+        .env("LOGIN_LOCKOUT_ATTEMPTS", "5")
+        .env("RATE_LIMIT_LOGIN_PER_MINUTE", "0")
+        .env("PASSWORD_HASH_CONCURRENCY", "2");
+    let _server = crate::helpers::ChildGuard::spawn(cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(30), "the server to answer", || async {
+        client.get(format!("{base}/health")).send().await.ok().filter(|r| r.status() == 200)
+    })
+    .await;
+    let login = |password: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/auth/login"))
+                .json(&json!({"email": "owner@race.example", "password": password}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.headers().get("retry-after").is_some())
+        }
+    };
+
+    let guesses: Vec<_> = (0..20).map(|_| tokio::spawn(login("Wrong-Password-1"))).collect();
+    let mut answers = Vec::new();
+    for g in guesses {
+        answers.push(g.await.unwrap());
+    }
+    for (status, retry_after) in &answers {
+        match *status {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => assert!(retry_after, "a busy answer says when to retry"),
+            other => panic!("unexpected answer {other} in {answers:?}"),
+        }
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let verified = counter(&metrics, "aisales_password_verifications_total");
+    assert!((1.0..=5.0).contains(&verified), "{verified} argon2 verifications for 20 parallel guesses");
+    let locked: bool = sqlx::query_scalar("SELECT locked_until > now() FROM users WHERE email = 'owner@race.example'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(locked, "the account is locked once its attempts are spent");
+    // Locked: the right password is refused too, without any hashing.
+    assert_eq!(login("Right-Password-1").await.0, StatusCode::UNAUTHORIZED);
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(counter(&metrics, "aisales_password_verifications_total"), verified);
+    pool.close().await;
+    crate::helpers::drop_database_in_background(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_current_passwords_are_limited_like_logins() {
+    let app = crate::helpers::spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "0"), ("LOGIN_LOCKOUT_ATTEMPTS", "3")]).await;
+    let t = crate::helpers::create_tenant(&app.pool, "Shop").await;
+    crate::helpers::create_user(&app.pool, t.id, "owner@me.example", "Right-Password-1", aisales::auth::Role::Owner)
+        .await;
+    let r = app
+        .client
+        .post(format!("{}/auth/login", app.address))
+        .json(&json!({"email": "owner@me.example", "password": "Right-Password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    let change = |current: &'static str| {
+        let (client, url, cookie, csrf) =
+            (app.client.clone(), format!("{}/api/me/password", app.address), cookie.clone(), csrf.clone());
+        async move {
+            client
+                .post(url)
+                .header("cookie", cookie)
+                .header("x-csrf-token", csrf)
+                .json(&json!({"current_password": current, "new_password": "New-Password-42"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(change("Wrong-Password-1").await, StatusCode::FORBIDDEN);
+    }
+    // The attempts are spent: even the right current password is refused until the lock passes.
+    assert_eq!(change("Right-Password-1").await, StatusCode::TOO_MANY_REQUESTS);
+    sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+    assert_eq!(change("Right-Password-1").await, StatusCode::OK);
+}

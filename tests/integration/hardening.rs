@@ -309,3 +309,39 @@ async fn wrong_current_passwords_are_limited_like_logins() {
     sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'").execute(&app.pool).await.unwrap();
     assert_eq!(change("Right-Password-1").await, StatusCode::OK);
 }
+
+// -------------------------------------------------------------------------------------------
+// Disabled channel accounts.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_through_a_disabled_account_is_not_sent_and_fails_with_the_reason() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url())])).await;
+    app.start_background();
+    let t = tenant(&app).await;
+    let (account, path, token) = green_account(&app, &t, &fake).await;
+    let conversation = customer_writes(&app, &path, &token, "79001112233@c.us", "D1", "Есть коробка?").await;
+    app.drain().await;
+
+    let r = app.request(Method::DELETE, &format!("/api/channels/{account}"), Some(t.owner())).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = app
+        .request(Method::POST, &format!("/api/conversations/{conversation}/messages"), Some(t.owner()))
+        .json(&json!({"text": "Есть, 25 000 ₽"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let failed = crate::helpers::outbound(&app, t.owner(), &conversation, "failed").await;
+    assert!(failed["failure_reason"].as_str().unwrap().contains("disabled"), "{failed}");
+    let reason: String = sqlx::query_scalar(
+        "SELECT payload->'ReplyFailed'->>'reason' FROM events WHERE aggregate_id = $1 AND event_type = 'ReplyFailed'",
+    )
+    .bind(&conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(reason.contains("channel account is disabled"), "{reason}");
+    app.drain().await;
+    assert!(fake.sent_messages().is_empty(), "nothing went out through the disabled account");
+}

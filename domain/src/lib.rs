@@ -12,5 +12,6 @@ pub mod probe;
 pub mod prompt;
 pub mod reply;
 pub mod tenant;
+pub mod text;
 pub mod vehicle_lookup;
 pub mod vin;

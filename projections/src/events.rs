@@ -251,6 +251,31 @@ pub async fn read_stream_page(
         .await
 }
 
+/// The events of one aggregate from `from` (inclusive) to `upto` (inclusive), in global order.
+pub async fn read_aggregate_between(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    from: Position,
+    upto: Position,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+           AND (tx_id, global_position) >= ($3::text::xid8, $4) \
+           AND (tx_id, global_position) <= ($5::text::xid8, $6) \
+         ORDER BY events.tx_id, events.global_position"
+    );
+    sqlx::query_as::<_, StoredEvent>(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(from.tx_id.to_string())
+        .bind(from.global_position)
+        .bind(upto.tx_id.to_string())
+        .bind(upto.global_position)
+        .fetch_all(conn)
+        .await
+}
+
 /// The newest position that readers may see now, or `None` when the log is empty.
 pub async fn readable_head(conn: &mut PgConnection) -> sqlx::Result<Option<Position>> {
     let row: Option<(i64, i64)> = sqlx::query_as(

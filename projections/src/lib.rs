@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod events;
 pub mod feed;
 pub mod lead_views;
+pub mod parking;
 pub mod price_lookups;
 pub mod projector;
 pub mod rows;

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::checkpoint;
 use crate::events::{self, Position, StoredEvent};
 use crate::feed::{Batch, EventFeed};
+use crate::parking;
 
 /// A named consumer of the event log. Each has one checkpoint row.
 #[async_trait]
@@ -84,6 +85,8 @@ pub struct BatchOutcome {
     pub position: Position,
     /// Time of the newest event applied, when any.
     pub last_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Aggregates this batch parked (see [`crate::parking`]).
+    pub parked: usize,
 }
 
 /// Stable advisory-lock key space for projector batches (second key: hashtext(name)).
@@ -159,15 +162,87 @@ async fn apply_batch_with(
         (None, None) => Batch::owned(events::read_after(conn, cp.position, limit).await?),
     };
     let Some(last) = events.last() else {
-        return Ok((BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None }, events));
+        return Ok((BatchOutcome { applied: 0, position: cp.position, last_recorded_at: None, parked: 0 }, events));
     };
     let to = last.position();
     let last_recorded_at = Some(last.recorded_at);
-    projector.apply(conn, &events).await?;
-    if !checkpoint::advance(conn, name, cp.position, to, events.len() as i64).await? {
+    let (done, parked) = apply_or_park(conn, projector, events.clone()).await?;
+    if !checkpoint::advance(conn, name, cp.position, to, done.len() as i64).await? {
         anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
     }
-    Ok((BatchOutcome { applied: events.len(), position: to, last_recorded_at }, events))
+    Ok((BatchOutcome { applied: events.len(), position: to, last_recorded_at, parked }, done))
+}
+
+/// Applies `events` but those of aggregates the projector has parked; when the projector fails on
+/// the batch with a data error, applies it again one event at a time and parks the aggregate of
+/// each event that fails (see [`crate::parking`]). Returns the events applied and how many
+/// aggregates were parked.
+async fn apply_or_park(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: Batch,
+) -> anyhow::Result<(Batch, usize)> {
+    let name = projector.name();
+    let mut parked = parking::parked_set(conn, name).await?;
+    let key = |e: &StoredEvent| (e.aggregate_type.clone(), e.aggregate_id.clone());
+    let events = if parked.is_empty() || !events.iter().any(|e| parked.contains(&key(e))) {
+        events
+    } else {
+        Batch::owned(events.iter().filter(|e| !parked.contains(&key(e))).cloned().collect())
+    };
+    if events.is_empty() {
+        return Ok((events, 0));
+    }
+    sqlx::query("SAVEPOINT projector_batch").execute(&mut *conn).await?;
+    let error = match projector.apply(conn, &events).await {
+        Ok(()) => {
+            sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+            return Ok((events, 0));
+        }
+        Err(e) if !parking::is_data_error(&e) => return Err(e),
+        Err(e) => e,
+    };
+    sqlx::query("ROLLBACK TO SAVEPOINT projector_batch").execute(&mut *conn).await?;
+    tracing::warn!(
+        projector = name,
+        error = format!("{error:#}"),
+        events = events.len(),
+        "batch refused by the projector; applying its events one by one"
+    );
+    let mut done = Vec::with_capacity(events.len());
+    let mut newly = 0;
+    for event in events.iter() {
+        if parked.contains(&key(event)) {
+            continue;
+        }
+        match projector.apply(conn, std::slice::from_ref(event)).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+                done.push(event.clone());
+            }
+            Err(e) if !parking::is_data_error(&e) => return Err(e),
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT projector_batch").execute(&mut *conn).await?;
+                sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+                let message = format!("{e:#}");
+                tracing::error!(
+                    projector = name,
+                    aggregate_type = %event.aggregate_type,
+                    aggregate_id = %event.aggregate_id,
+                    sequence = event.sequence,
+                    position = %event.position(),
+                    error = message,
+                    "event cannot be applied; aggregate parked for this projector"
+                );
+                parking::park(conn, name, event, &message).await?;
+                parked.insert(key(event));
+                newly += 1;
+            }
+        }
+        sqlx::query("SAVEPOINT projector_batch").execute(&mut *conn).await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+    Ok((Batch::owned(done), newly))
 }
 
 /// Takes the projector's batch lock for the rest of the transaction (serialises batches, and lets

@@ -62,9 +62,10 @@ impl From<ExecuteError<ConversationError>> for CommandError {
             ExecuteError::Rejected(C::NotFound) => CommandError::NotFound("conversation"),
             ExecuteError::Rejected(C::SuggestionNotFound) => CommandError::NotFound("suggestion"),
             ExecuteError::Rejected(C::ReplyNotFound) => CommandError::NotFound("reply"),
-            ExecuteError::Rejected(e @ (C::EmptyText | C::TextTooLong)) => {
+            ExecuteError::Rejected(e @ (C::EmptyText | C::TextTooLong | C::ControlCharacter)) => {
                 CommandError::invalid("invalid_text", e.to_string())
             }
+            ExecuteError::Rejected(e @ C::ReasonTooLong) => CommandError::invalid("invalid_reason", e.to_string()),
             ExecuteError::Rejected(e) => CommandError::Conflict(e.to_string()),
             ExecuteError::Conflict => busy("conversation"),
             ExecuteError::Store(e) => e.into(),

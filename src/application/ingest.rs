@@ -53,10 +53,17 @@ fn metadata(tenant: Uuid, kind: ChannelKind, provider_id: &str, request_id: Opti
 pub async fn message(
     ctx: &Context,
     account: &ChannelAccount,
-    m: InboundMessage,
+    mut m: InboundMessage,
     debounce_secs: u32,
     request_id: Option<String>,
 ) -> anyhow::Result<Ingested> {
+    // Ids and names reach text columns before the conversation sees them: without NUL and other
+    // control characters (which Postgres refuses or a screen misprints). The text itself is
+    // cleaned by the conversation.
+    for s in [&mut m.chat_id, &mut m.provider_message_id] {
+        *s = aisales_domain::text::clean_customer(s);
+    }
+    m.sender_name = m.sender_name.as_deref().map(aisales_domain::text::clean_customer);
     let tenant = account.tenant_id;
     let kind = account.kind;
     let identity: Identity = ctx.identities.resolve(&ctx.pool, tenant, kind, account.id, &m.chat_id).await?;

@@ -1,6 +1,7 @@
 //! Who may do what: roles, permissions, the authenticated caller, and the credentials that prove it
 //! (API tokens, dashboard sessions, passwords).
 
+pub mod attempts;
 pub mod passwords;
 pub mod sessions;
 pub mod tokens;

@@ -27,6 +27,16 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Apply again the events NAME skipped because it could not apply them (parked aggregates,
+    /// listed by `status`), after a fix; what still fails stays parked with its new error.
+    RetryParked {
+        name: String,
+        /// Only this aggregate id.
+        #[arg(long)]
+        aggregate: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let pool = crate::infra::db::pool(settings)?;
@@ -38,6 +48,7 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{:<24} {:>16} {:>16} {:>10} {:>12}  owner", "projector", "checkpoint", "head", "lag", "applied");
+    let parked: Vec<_> = rows.iter().flat_map(|r| r.parked.iter()).cloned().collect();
     for r in rows {
         println!(
             "{:<24} {:>16} {:>16} {:>10} {:>12}  {}",
@@ -48,6 +59,48 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
             r.events_applied,
             r.owner.as_deref().unwrap_or("-")
         );
+    }
+    if !parked.is_empty() {
+        println!();
+        println!("{} parked aggregate(s) (skipped until `aisales projections retry-parked NAME`):", parked.len());
+        for p in parked {
+            println!(
+                "  {} {} {} at {} (sequence {}, {}, {} attempt(s)): {}",
+                p.projector,
+                p.aggregate_type,
+                p.aggregate_id,
+                p.position,
+                p.sequence,
+                p.event_type,
+                p.attempts,
+                p.error
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn retry_parked(settings: &Settings, name: &str, aggregate: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let pool = crate::infra::db::pool(settings)?;
+    let redis = crate::infra::redis::Redis::new(settings)?;
+    let all = crate::projection::registry::all(settings, &pool, &redis);
+    let outcomes = crate::projection::ops::retry_parked(&pool, &all, name, aggregate).await?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        if outcomes.is_empty() {
+            println!("{name}: nothing parked");
+        }
+        for o in &outcomes {
+            match &o.error {
+                None => println!("{name}: {} {} applied ({} events)", o.aggregate_type, o.aggregate_id, o.events),
+                Some(e) => println!("{name}: {} {} still parked: {e}", o.aggregate_type, o.aggregate_id),
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} aggregate(s) still parked");
     }
     Ok(())
 }
@@ -70,6 +123,9 @@ pub(super) async fn run(settings: &Settings, cmd: ProjectionsCommand) -> anyhow:
                 );
             }
             Ok(())
+        }
+        ProjectionsCommand::RetryParked { name, aggregate, json } => {
+            retry_parked(settings, &name, aggregate.as_deref(), json).await
         }
         ProjectionsCommand::Verify { name, json } => {
             let pool = crate::infra::db::pool(settings)?;

@@ -136,6 +136,10 @@ impl Settings {
             api_per_minute: count("RATE_LIMIT_API_PER_MINUTE"),
             ai_per_minute: count("RATE_LIMIT_AI_PER_MINUTE"),
             webhook_per_minute: count("RATE_LIMIT_WEBHOOK_PER_MINUTE"),
+            password_hash_concurrency: match count("PASSWORD_HASH_CONCURRENCY") {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+                n => n,
+            },
         };
 
         let log_level = r.string("LOG_LEVEL").to_ascii_lowercase();

@@ -92,6 +92,8 @@ pub struct Limits {
     pub api_per_minute: u32,
     pub ai_per_minute: u32,
     pub webhook_per_minute: u32,
+    /// Password hashes computed at once in this process (see `auth::attempts`).
+    pub password_hash_concurrency: u32,
 }
 
 /// Worker bus tunables.

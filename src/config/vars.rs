@@ -49,6 +49,7 @@ pub const VARS: &[VarSpec] = vars![
         ("RATE_LIMIT_API_PER_MINUTE", "1200", "/api requests per tenant per minute (0 disables)"),
         ("RATE_LIMIT_AI_PER_MINUTE", "30", "AI generations per tenant per minute (0 disables)"),
         ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "6000", "webhook calls per channel account per minute (0 disables)"),
+        ("PASSWORD_HASH_CONCURRENCY", "0", "password hashes (argon2, ~19 MiB each) computed at once per process, 0: one per core; a login over it waits up to 1 s, then answers 503"),
     ],
     "Logging and monitoring" => [
         ("LOG_LEVEL", "info", "debug | info | warn | error"),

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use uuid::Uuid;
 
+use crate::auth::attempts::{self, Account};
 use crate::auth::{passwords, sessions};
 use crate::http::{ApiError, AppState};
 use crate::infra::ratelimit::{self, Limit};
@@ -57,6 +57,13 @@ fn cookie_header(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
     HeaderValue::from_str(&c).expect("cookie value is ASCII")
 }
 
+/// Verifies under the process's hashing cap; busy becomes the 503 answer.
+pub async fn verify_or_busy(limits: &crate::config::Limits, password: String, phc: String) -> Result<bool, ApiError> {
+    attempts::verify(limits, password, phc)
+        .await
+        .map_err(|e| if e.is::<attempts::Busy>() { ApiError::Busy } else { ApiError::Unexpected(e) })
+}
+
 /// A login that succeeded: who, and the CSRF token of the session set in the cookie.
 #[derive(Debug, serde::Serialize)]
 pub struct LoggedIn {
@@ -94,61 +101,23 @@ pub async fn login(
         .map_err(|_| ApiError::invalid("invalid_json", "send {\"email\": \"...\", \"password\": \"...\"}"))?;
     let email = email.trim().to_lowercase();
 
-    let row: Option<(Uuid, Uuid, String, String, bool, bool)> = sqlx::query_as(
-        "SELECT u.id, u.tenant_id, u.password_hash, u.role, u.must_change_password, \
-                (u.locked_until IS NOT NULL AND u.locked_until > now()) OR u.disabled_at IS NOT NULL AS blocked \
-           FROM users u WHERE lower(u.email) = $1",
-    )
-    .bind(&email)
-    .fetch_optional(&state.pool)
-    .await?;
-
-    // The same work whether or not the email exists.
-    let stored = row.as_ref().map(|r| r.2.clone()).unwrap_or_else(|| passwords::dummy_hash().to_string());
-    let attempt = password.clone();
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&attempt, &stored))
-        .await
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
-
-    let Some((user_id, tenant_id, _, role, must_change, blocked)) = row else {
+    // The attempt is counted before the password is verified (see `auth::attempts`): parallel
+    // guesses cannot get round the lockout, and a locked account costs no hashing.
+    let limits = &state.settings.limits;
+    let Some(counted) = attempts::count(&state.pool, limits, Account::Email(&email)).await? else {
+        if !attempts::exists(&state.pool, &email).await? {
+            // The same work for an unknown email as for a wrong password.
+            verify_or_busy(limits, password, passwords::dummy_hash().to_string()).await?;
+        }
         return Err(invalid_credentials());
     };
-    if blocked {
+    if !verify_or_busy(limits, password, counted.password_hash.clone()).await? {
         return Err(invalid_credentials());
     }
-    if !ok {
-        // Counted off the response path, so that a wrong password for a known email takes no
-        // longer to answer than an unknown email. After a lockout has run out the count starts
-        // again, so one typo does not lock the account anew.
-        let limits = state.settings.limits.clone();
-        let pool = state.pool.clone();
-        tokio::spawn(async move {
-            let counted = sqlx::query(
-                "UPDATE users SET \
-                   failed_logins = CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END, \
-                   locked_until = CASE \
-                     WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END) >= $2 \
-                       THEN now() + make_interval(mins => $3) \
-                     WHEN locked_until <= now() THEN NULL \
-                     ELSE locked_until END \
-                 WHERE id = $1",
-            )
-            .bind(user_id)
-            .bind(limits.lockout_attempts as i32)
-            .bind(limits.lockout.num_minutes() as i32)
-            .execute(&pool)
-            .await;
-            if let Err(e) = counted {
-                tracing::warn!(error = %e, "could not count a failed login");
-            }
-        });
-        return Err(invalid_credentials());
-    }
+    let attempts::Counted { id: user_id, tenant_id, role, must_change_password: must_change, .. } = counted;
     let mut tx = state.pool.begin().await?;
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    attempts::succeeded(&mut tx, user_id).await?;
+    sqlx::query("UPDATE users SET last_login_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
     let secret = state.settings.session_secret.expose_secret().as_bytes();
     let s = sessions::create(&mut tx, secret, user_id, tenant_id, state.settings.limits.session_ttl).await?;
     tx.commit().await?;

@@ -26,6 +26,9 @@ pub enum ApiError {
     RateLimited { retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Every password-hashing permit of the process is taken (see `auth::attempts`).
+    #[error("too many password checks at once; retry in a moment")]
+    Busy,
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -41,7 +44,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy => "busy",
             ApiError::Unexpected(_) => "internal_error",
         }
     }
@@ -141,6 +145,10 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let ApiError::Busy = error {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(crate::auth::attempts::BUSY_RETRY_AFTER_S));
         }
         resp
     }

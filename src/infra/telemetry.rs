@@ -153,6 +153,16 @@ fn describe_metrics() {
         "aisales_projector_after_commit_failures_total",
         "Post-commit steps of a projector (e.g. pushing jobs) that failed and are made up for later"
     );
+    describe_gauge!(
+        "aisales_projector_parked",
+        "Aggregates a projector could not apply and skips until `projections retry-parked` (alert when above 0)"
+    );
+    describe_counter!("aisales_projector_parked_total", "Aggregates parked by a projector in this process");
+    describe_counter!("aisales_password_verifications_total", "Password verifications (argon2) this process ran");
+    describe_counter!(
+        "aisales_password_hashing_busy_total",
+        "Password checks refused with 503 because every hashing permit was taken"
+    );
     describe_counter!("aisales_ai_requests_total", "Requests to the AI model by outcome");
     describe_counter!("aisales_jobs_dispatched_total", "Jobs pushed onto a worker stream, by kind");
     describe_counter!(

@@ -47,6 +47,7 @@ async fn prepare(
         sqlx::query(&format!("CREATE TABLE {next} (LIKE {t} INCLUDING ALL)")).execute(&mut *conn).await?;
     }
     checkpoint::reset(conn, generation.name()).await?;
+    aisales_projections::parking::clear(conn, generation.name()).await?;
     Ok(())
 }
 
@@ -152,6 +153,8 @@ pub async fn rebuild(
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1").bind(next.name()).execute(&mut *tx).await?;
+    // What the new generation could not apply is what the live projector now skips.
+    aisales_projections::parking::rename(&mut tx, next.name(), live.name()).await?;
     tx.commit().await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RebuildReport {
@@ -244,8 +247,20 @@ pub async fn verify(
             sqlx::query(&format!("DROP TABLE IF EXISTS {}", VERIFY.table(t))).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1").bind(scratch.name()).execute(&mut *tx).await?;
+        aisales_projections::parking::clear(&mut tx, scratch.name()).await?;
         tx.commit().await?;
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Applies again what projector `name` parked (every aggregate, or only `aggregate`).
+pub async fn retry_parked(
+    pool: &PgPool,
+    projectors: &[Arc<dyn Projector>],
+    name: &str,
+    aggregate: Option<&str>,
+) -> anyhow::Result<Vec<aisales_projections::parking::RetryOutcome>> {
+    let projector = find(projectors, name)?;
+    aisales_projections::parking::retry(pool, projector.as_ref(), aggregate).await
 }

@@ -82,8 +82,11 @@ impl ProjectorRuntime {
         let feed = Arc::new(EventFeed::default());
         let head = Arc::new(LogHead::default());
 
+        let parked = Arc::new(tokio::sync::Notify::new());
+
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake_tx, cancel.clone()));
+        tasks.spawn(watch_parked(self.pool.clone(), names.clone(), parked.clone(), cancel.clone()));
         tasks.spawn(hold_leases(
             self.connect.clone(),
             names.clone(),
@@ -98,6 +101,7 @@ impl ProjectorRuntime {
                 p.clone(),
                 feed.clone(),
                 head.clone(),
+                parked.clone(),
                 i,
                 owned.clone(),
                 wake_rx.clone(),
@@ -232,6 +236,7 @@ async fn drive(
     projector: Arc<dyn Projector>,
     feed: Arc<EventFeed>,
     head: Arc<LogHead>,
+    parked: Arc<tokio::sync::Notify>,
     index: usize,
     owned: Arc<Vec<AtomicBool>>,
     mut wake: watch::Receiver<u64>,
@@ -256,6 +261,11 @@ async fn drive(
         match apply_next_batch_from(&pool, projector.as_ref(), options.batch_size, Some(&feed)).await {
             Ok(outcome) => {
                 failures = 0;
+                if outcome.parked > 0 {
+                    metrics::counter!("aisales_projector_parked_total", "projector" => name)
+                        .increment(outcome.parked as u64);
+                    parked.notify_one();
+                }
                 record(name, &outcome, started.elapsed(), &pool, &head).await;
                 let full = outcome.applied as i64 >= options.batch_size.unwrap_or(projector.batch_size());
                 if full {
@@ -282,6 +292,40 @@ async fn drive(
         }
     }
     tracing::info!(projector = name, "projector stopped");
+}
+
+/// How often the parked-aggregates gauge is read again (a retry from the command line is seen
+/// within this time).
+const PARKED_REFRESH: Duration = Duration::from_secs(5);
+
+/// Keeps `aisales_projector_parked{projector}` (aggregates a projector skips until they are
+/// retried) current: one query every few seconds per process, and one right after a batch parked.
+async fn watch_parked(
+    pool: PgPool,
+    names: Vec<&'static str>,
+    parked: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    while !cancel.is_cancelled() {
+        let counts = match pool.acquire().await {
+            Ok(mut conn) => aisales_projections::parking::counts(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match counts {
+            Ok(counts) => {
+                for name in &names {
+                    let n = counts.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
+                    metrics::gauge!("aisales_projector_parked", "projector" => *name).set(n as f64);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot count parked aggregates"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = parked.notified() => {},
+            _ = tokio::time::sleep(PARKED_REFRESH) => {},
+        }
+    }
 }
 
 /// The newest global position of the log, for the lag metric: read at most once a second per
@@ -350,6 +394,8 @@ pub struct ProjectorStatus {
     pub lag_events: i64,
     pub owner: Option<String>,
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Aggregates the projector could not apply and skips (see `projections retry-parked`).
+    pub parked: Vec<aisales_projections::parking::Parked>,
 }
 
 /// Checkpoint, head, lag and owner of every projector.
@@ -357,6 +403,7 @@ pub async fn status(pool: &PgPool, projectors: &[Arc<dyn Projector>]) -> anyhow:
     let mut conn = pool.acquire().await?;
     let head = events::readable_head(&mut conn).await?.unwrap_or(Position::START);
     let checkpoints = aisales_projections::checkpoint::list(&mut conn).await?;
+    let parked = aisales_projections::parking::list(&mut conn, None).await?;
     let mut out = Vec::new();
     for p in projectors {
         let cp = checkpoints.iter().find(|c| c.name == p.name());
@@ -382,6 +429,7 @@ pub async fn status(pool: &PgPool, projectors: &[Arc<dyn Projector>]) -> anyhow:
             lag_events: lag,
             owner,
             updated_at: cp.map(|c| c.updated_at),
+            parked: parked.iter().filter(|r| r.projector == p.name()).cloned().collect(),
         });
     }
     Ok(out)

@@ -252,6 +252,24 @@ impl JobHandler for SendHandler {
                 .await;
         }
         let account = self.account(&state).await?;
+        if account.disabled_at.is_some() {
+            // Disabled on purpose (a number taken away, a bot revoked): never send through it. The
+            // reply fails for good, visibly, so an operator answers another way.
+            metrics::counter!("aisales_replies_failed_total", "channel" => account.kind.as_str()).increment(1);
+            tracing::warn!(reply = %reply_id, account = %account.id, "reply not sent: its channel account is disabled");
+            return self
+                .record(
+                    job,
+                    ConversationCommand::FailReply {
+                        reply_id,
+                        reason: "not sent: the channel account is disabled; enable it or answer the customer \
+                                 another way"
+                            .into(),
+                        permanent: true,
+                    },
+                )
+                .await;
+        }
         let creds = self.credentials(&account).await?;
         match self.command(job, ConversationCommand::StartSend { reply_id, at: Utc::now() }).await {
             Ok(()) => {}

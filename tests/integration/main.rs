@@ -10,6 +10,7 @@ mod conversations;
 mod dashboard;
 mod fakes;
 mod global_order;
+mod hardening;
 mod health;
 mod helpers;
 mod leads;

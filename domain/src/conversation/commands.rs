@@ -243,6 +243,10 @@ pub enum ConversationError {
     EmptyText,
     #[error("the text is longer than {MAX_TEXT} characters")]
     TextTooLong,
+    #[error("the text holds a control character (only line breaks and tabs are allowed)")]
+    ControlCharacter,
+    #[error("the reason is longer than {MAX_REASON} characters")]
+    ReasonTooLong,
     #[error("the suggestion does not exist in this conversation")]
     SuggestionNotFound,
     #[error("the suggestion is already {0}")]
@@ -261,7 +265,13 @@ pub enum ConversationError {
     Already(&'static str),
 }
 
+/// Longest reason accepted for a rejection or an escalation.
+pub const MAX_REASON: usize = 1000;
+
+/// An operator's (or the generator's) text: trimmed, not empty, not too long, no control
+/// characters (see [`crate::text`]).
 pub(super) fn check_text(text: &str) -> Result<String, ConversationError> {
+    let text = crate::text::check_operator(text).map_err(|()| ConversationError::ControlCharacter)?;
     let t = text.trim();
     if t.is_empty() {
         return Err(ConversationError::EmptyText);
@@ -270,4 +280,14 @@ pub(super) fn check_text(text: &str) -> Result<String, ConversationError> {
         return Err(ConversationError::TextTooLong);
     }
     Ok(t.to_string())
+}
+
+/// A reason given by an operator: trimmed, not too long, no control characters.
+pub(super) fn check_reason(reason: &str) -> Result<String, ConversationError> {
+    let reason = crate::text::check_operator(reason).map_err(|()| ConversationError::ControlCharacter)?;
+    let r = reason.trim();
+    if r.chars().count() > MAX_REASON {
+        return Err(ConversationError::ReasonTooLong);
+    }
+    Ok(r.to_string())
 }

@@ -5,12 +5,14 @@ use uuid::Uuid;
 
 use super::commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
-    LookupReportOutcome, MAX_TEXT, PriceReport, check_text,
+    LookupReportOutcome, MAX_TEXT, PriceReport, check_reason, check_text,
 };
 use super::events::ConversationEvent;
 use super::state::{Conversation, LookupProgress, ReplyState, SuggestionState, provider_key};
+use super::types::Attachment;
 use super::types::{DeliveryStatus, ReplyOrigin, ReplyStatus, Status, SuggestionStatus};
 use crate::reply::Decision;
+use crate::text::clean_customer;
 use crate::vehicle_lookup::{LookupSource, VehicleId};
 
 use ConversationEvent as E;
@@ -75,6 +77,7 @@ impl Conversation {
                 ])
             }
             C::Reject { suggestion_id, reason } => {
+                let reason = reason.as_deref().map(check_reason).transpose()?;
                 self.pending_suggestion(suggestion_id)?;
                 Ok(vec![E::SuggestionRejected { suggestion_id, reason }])
             }
@@ -167,6 +170,7 @@ impl Conversation {
                 }
             }
             C::Escalate { reason, suggestion_id } => {
+                let reason = check_reason(&reason)?;
                 match self.status {
                     Status::Resolved => return Err(ConversationError::Resolved),
                     Status::Escalated => return Err(ConversationError::Already("escalated")),
@@ -245,7 +249,7 @@ impl Conversation {
         if self.replies.contains_key(&m.reply_id) {
             return Ok(vec![]);
         }
-        let text = check_text(&m.text)?;
+        let text = check_text(&clean_customer(&m.text))?;
         let mut out = Vec::new();
         if !self.started {
             out.push(E::ConversationStarted {
@@ -303,7 +307,7 @@ impl Conversation {
                 || self.suggestions.values().any(|p| p.status == SuggestionStatus::Pending && p.text == s.text.trim());
             if !self.muted
                 && !duplicate
-                && let Ok(text) = check_text(&s.text)
+                && let Ok(text) = check_text(&clean_customer(&s.text))
             {
                 out.push(E::SuggestionGenerated {
                     suggestion_id: s.suggestion_id,
@@ -335,8 +339,8 @@ impl Conversation {
                 account_id: m.account_id,
                 chat_id: m.chat_id.clone(),
                 customer_id: m.customer_id,
-                customer_name: m.customer_name.clone(),
-                customer_phone: m.customer_phone.clone(),
+                customer_name: m.customer_name.as_deref().map(clean_customer),
+                customer_phone: m.customer_phone.as_deref().map(clean_customer),
                 started_at: m.received_at,
             });
         }
@@ -356,17 +360,19 @@ impl Conversation {
             }),
             Status::Open | Status::Escalated => {}
         }
-        let text: String = m.text.trim().chars().take(MAX_TEXT).collect();
+        // Customers' text is never refused: it is kept without control characters.
+        let text: String = clean_customer(&m.text).trim().chars().take(MAX_TEXT).collect();
+        let customer_name = m.customer_name.as_deref().map(clean_customer);
         out.push(E::MessageReceived {
             message_id: m.message_id,
             provider_message_id: m.provider_message_id,
             text,
-            attachments: m.attachments,
-            sender_name: m.customer_name,
+            attachments: m.attachments.into_iter().map(clean_attachment).collect(),
+            sender_name: customer_name,
             sent_at: m.sent_at,
             received_at: m.received_at,
             kind: m.kind,
-            reply_to: m.reply_to,
+            reply_to: m.reply_to.as_deref().map(clean_customer),
         });
         if let Some(DetectedVehicleId { id_type, value, score, reasons, lookup_id }) = m.vehicle_id {
             let lookup =
@@ -415,7 +421,7 @@ impl Conversation {
         }
         let mut escalated = false;
         for mut d in report.suggestions {
-            let Ok(text) = check_text(&d.text) else { continue };
+            let Ok(text) = check_text(&clean_customer(&d.text)) else { continue };
             if self.suggestions.contains_key(&d.suggestion_id) {
                 continue;
             }
@@ -433,7 +439,9 @@ impl Conversation {
         if self.pending_request != Some(d.request_id) {
             return Err(ConversationError::RequestNotPending);
         }
-        let text = check_text(&d.text)?;
+        // A generator's text is cleaned like a customer's: a stray control character in a draft
+        // is no reason to lose it.
+        let text = check_text(&clean_customer(&d.text))?;
         Ok(self.suggestion_events(d, text))
     }
 
@@ -496,5 +504,15 @@ impl Conversation {
 
     fn reply(&self, id: Uuid) -> Result<&ReplyState, ConversationError> {
         self.replies.get(&id).ok_or(ConversationError::ReplyNotFound)
+    }
+}
+
+/// An attachment's names as text a read model can hold (see [`crate::text`]).
+fn clean_attachment(a: Attachment) -> Attachment {
+    Attachment {
+        url: a.url.as_deref().map(clean_customer),
+        file_name: a.file_name.as_deref().map(clean_customer),
+        mime_type: a.mime_type.as_deref().map(clean_customer),
+        ..a
     }
 }

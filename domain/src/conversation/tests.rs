@@ -610,3 +610,55 @@ fn provider_keys_are_stable_fnv1a() {
     assert_eq!(provider_key("a"), 0xaf63_dc4c_8601_ec8c);
     assert_ne!(provider_key("BAE5F4886AB5D2C4"), provider_key("BAE5F4886AB5D2C5"));
 }
+
+#[test]
+fn operator_text_with_control_characters_is_refused() {
+    let mut c = started();
+    let reply = |text: &str| ConversationCommand::Reply { reply_id: id(30), text: text.into(), send_after: t(5) };
+    for bad in ["x\u{0}", "a\u{1b}[31mb", "\u{7}ring", "tab\u{b}vertical"] {
+        assert!(
+            matches!(run(&mut c, reply(bad)), Err(ConversationError::ControlCharacter)),
+            "{bad:?} should be refused"
+        );
+    }
+    // Line breaks and tabs are text; a Windows line end becomes a plain one.
+    let events = run(&mut c, reply("строка 1\r\nстрока 2\tконец")).unwrap();
+    assert!(events.iter().any(|e| matches!(e, E::OperatorReplied { text, .. } if text == "строка 1\nстрока 2\tконец")));
+}
+
+#[test]
+fn edited_suggestions_and_reasons_with_control_characters_are_refused() {
+    let mut c = started();
+    let request = c.pending_request.unwrap();
+    run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
+    let edit =
+        ConversationCommand::Edit { suggestion_id: id(10), reply_id: id(20), text: "x\u{0}".into(), send_after: t(5) };
+    assert_eq!(run(&mut c, edit), Err(ConversationError::ControlCharacter));
+    let reject = ConversationCommand::Reject { suggestion_id: id(10), reason: Some("bad\u{0}".into()) };
+    assert_eq!(run(&mut c, reject), Err(ConversationError::ControlCharacter));
+    let escalate = ConversationCommand::Escalate { reason: "why\u{0}".into(), suggestion_id: None };
+    assert_eq!(run(&mut c, escalate), Err(ConversationError::ControlCharacter));
+    // Nothing changed: the suggestion is still pending.
+    assert_eq!(c.suggestions[&id(10)].status, SuggestionStatus::Pending);
+}
+
+#[test]
+fn customer_text_loses_its_control_characters_but_is_kept() {
+    let mut c = Conversation::default();
+    let mut m = inbound("m1", "VIN\u{0} please\u{1b}\r\nsecond\tline\u{7f}", 0);
+    m.customer_name = Some("Ив\u{0}ан".into());
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(m))).unwrap();
+    let text = events.iter().find_map(|e| match e {
+        E::MessageReceived { text, sender_name, .. } => Some((text.clone(), sender_name.clone())),
+        _ => None,
+    });
+    assert_eq!(text, Some(("VIN please\nsecond\tline".to_string(), Some("Иван".to_string()))));
+    let started = events.iter().find_map(|e| match e {
+        E::ConversationStarted { customer_name, .. } => Some(customer_name.clone()),
+        _ => None,
+    });
+    assert_eq!(started, Some(Some("Иван".to_string())));
+    // A message of nothing but control characters is still a message (maybe with attachments).
+    let events = run(&mut c, ConversationCommand::ReceiveMessage(Box::new(inbound("m2", "\u{0}\u{0}", 1)))).unwrap();
+    assert!(events.iter().any(|e| matches!(e, E::MessageReceived { text, .. } if text.is_empty())));
+}

@@ -66,15 +66,21 @@ pub async fn change_password(
         return Err(ApiError::Forbidden("API tokens have no password".into()));
     };
     passwords::check_policy(&body.new_password).map_err(|m| ApiError::invalid("weak_password", m))?;
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND tenant_id = $2")
-        .bind(user_id)
-        .bind(caller.tenant_id)
-        .fetch_one(&state.pool)
-        .await?;
-    let current = body.current_password.clone();
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&current, &stored))
-        .await
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    // Counted like a login before it is verified: a stolen session cannot guess the password
+    // faster than the login form, and a locked account cannot change it.
+    let limits = &state.settings.limits;
+    let counted = crate::auth::attempts::count(&state.pool, limits, crate::auth::attempts::Account::User(user_id))
+        .await?
+        .filter(|c| c.tenant_id == caller.tenant_id)
+        .ok_or_else(|| {
+            ApiError::invalid_with_status(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many wrong passwords; the account is locked for a while",
+            )
+        })?;
+    let ok =
+        crate::http::auth_routes::verify_or_busy(limits, body.current_password.clone(), counted.password_hash).await?;
     if !ok {
         return Err(ApiError::invalid_with_status(
             axum::http::StatusCode::FORBIDDEN,
@@ -82,10 +88,11 @@ pub async fn change_password(
             "the current password is wrong",
         ));
     }
-    let new = body.new_password;
-    let hash =
-        tokio::task::spawn_blocking(move || passwords::hash(&new)).await.map_err(|e| ApiError::Unexpected(e.into()))?;
+    let hash = crate::auth::attempts::hash(limits, body.new_password)
+        .await
+        .map_err(|e| if e.is::<crate::auth::attempts::Busy>() { ApiError::Busy } else { ApiError::Unexpected(e) })?;
     let mut tx = state.pool.begin().await?;
+    crate::auth::attempts::succeeded(&mut tx, user_id).await?;
     sqlx::query("UPDATE users SET password_hash = $2, must_change_password = false, updated_at = now() WHERE id = $1")
         .bind(user_id)
         .bind(hash)

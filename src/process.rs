@@ -123,14 +123,7 @@ pub fn spawn_workers(
         None => crate::bus::Kind::ALL.to_vec(),
     };
     for kind in kinds {
-        let Some(handler) = crate::workers::handler(kind, &services) else {
-            if only.is_some() {
-                return Err(
-                    CommandError::invalid("unknown_worker", format!("this build has no worker for {kind}")).into()
-                );
-            }
-            continue;
-        };
+        let handler = crate::workers::handler(kind, &services);
         let options = worker_options(settings, kind);
         let token = sup.token();
         let name: &'static str = Box::leak(format!("{kind} worker").into_boxed_str());

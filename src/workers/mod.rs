@@ -53,15 +53,14 @@ pub fn actor(kind: Kind) -> String {
     format!("worker:{}", kind.as_str())
 }
 
-/// The handler of `kind`, or `None` when this build has none yet.
-pub fn handler(kind: Kind, services: &Services) -> Option<Arc<dyn JobHandler>> {
+/// The handler of `kind`.
+pub fn handler(kind: Kind, services: &Services) -> Arc<dyn JobHandler> {
     match kind {
-        Kind::Probe => Some(Arc::new(probe::ProbeHandler { services: services.clone() })),
-        Kind::ReplySuggestion => Some(Arc::new(suggest::SuggestHandler { services: services.clone() })),
-        Kind::MessageSend => Some(Arc::new(send::SendHandler::new(services.clone()))),
-        Kind::VehicleLookup => Some(Arc::new(vehicle_lookup::LookupHandler::new(services.clone()))),
-        Kind::Leads => Some(Arc::new(leads::LeadsHandler::new(services.clone()))),
-        Kind::PriceLookup => Some(Arc::new(price_lookup::PriceHandler::new(services.clone()))),
-        _ => None,
+        Kind::Probe => Arc::new(probe::ProbeHandler { services: services.clone() }),
+        Kind::ReplySuggestion => Arc::new(suggest::SuggestHandler { services: services.clone() }),
+        Kind::MessageSend => Arc::new(send::SendHandler::new(services.clone())),
+        Kind::VehicleLookup => Arc::new(vehicle_lookup::LookupHandler::new(services.clone())),
+        Kind::Leads => Arc::new(leads::LeadsHandler::new(services.clone())),
+        Kind::PriceLookup => Arc::new(price_lookup::PriceHandler::new(services.clone())),
     }
 }

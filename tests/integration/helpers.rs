@@ -248,7 +248,8 @@ impl TestApp {
         ));
         let services = aisales::workers::Services::new(settings.clone(), pool, redis.clone());
         for kind in aisales::bus::Kind::ALL.into_iter().filter(|k| !skip.contains(k)) {
-            if let Some(handler) = aisales::workers::handler(kind, &services) {
+            {
+                let handler = aisales::workers::handler(kind, &services);
                 let options = aisales::bus::worker::WorkerOptions {
                     shutdown_grace: Duration::from_secs(1),
                     ..aisales::process::worker_options(&settings, kind)

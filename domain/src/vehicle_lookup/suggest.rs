@@ -1,4 +1,4 @@
-//! Lookup confidence and the gearbox reply suggestion a lookup produces (old system §2.7/§2.8).
+//! Lookup confidence and the gearbox reply suggestion a lookup produces, as the old system scored and worded them.
 
 use crate::detect::GearboxType;
 use crate::reply::render_template;

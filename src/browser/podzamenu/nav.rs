@@ -1,4 +1,4 @@
-//! The four ways from the vehicle card to the gearbox parts list (old service §2.12 step 10):
+//! The four ways from the vehicle card to the gearbox parts list, as the old lookup service walked them:
 //! path A (sidebar accordions), path C (`СХЕМЫ УЗЛОВ` tab, with the deeper sub-scheme step),
 //! path B (a parts link named like the assembly) and path D (any gearbox link).
 //!

@@ -1,4 +1,4 @@
-//! Every path of the catalogue the old lookup service's description names (§2.12 of the reference),
+//! Every path of the catalogue the old lookup service's description names,
 //! one fixture vehicle per variation, each with its own page shape (`tests/fixtures/sites/*/`,
 //! listed in the fixtures README), looked up in real headless Chromium. Each test asserts the
 //! exact OEM or model, and for model-only answers the step where the search for the OEM stopped.

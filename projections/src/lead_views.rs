@@ -235,15 +235,13 @@ impl Projector for Leads {
         let mut touched = Vec::new();
         let mut changes = Vec::new();
         for (e, id, event) in items {
-            if !rows.contains_key(&id) {
-                match LeadRow::open(id, &event, e.recorded_at) {
-                    Some(row) => {
-                        rows.insert(id, row);
-                    }
+            let row = match rows.entry(id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => match LeadRow::open(id, &event, e.recorded_at) {
+                    Some(row) => v.insert(row),
                     None => continue,
-                }
-            }
-            let row = rows.get_mut(&id).expect("inserted above");
+                },
+            };
             if e.sequence > row.last_sequence {
                 row.apply(&event, e.recorded_at, e.sequence);
             }

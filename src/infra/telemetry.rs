@@ -223,4 +223,19 @@ fn describe_metrics() {
     describe_gauge!("process_max_fds", "Maximum number of open file descriptors");
     describe_gauge!("process_start_time_seconds", Unit::Seconds, "Start time of the process since the Unix epoch");
     describe_gauge!("process_threads", "Operating system threads");
+    describe_counter!(
+        "aisales_lead_posts_total",
+        "Lead form posts by form kind (source) and outcome (the new lead's status, repeated, unreadable)"
+    );
+    describe_histogram!(
+        "aisales_lead_post_seconds",
+        Unit::Seconds,
+        "Time to read and store a lead form post, by form kind"
+    );
+    describe_counter!("aisales_leads_contacted_total", "Leads written to, by channel");
+    describe_counter!("aisales_lead_attempts_failed_total", "Outreach attempts that failed, by channel");
+    describe_counter!("aisales_leads_failed_total", "Leads nobody could be reached for, by reason");
+    describe_counter!("aisales_leads_replied_total", "Leads whose customer answered the first message");
+    describe_counter!("aisales_leads_no_reply_total", "Leads whose customer did not answer in time");
+    describe_counter!("aisales_lead_notices_total", "Escalation bot notices by notice kind and outcome");
 }

@@ -213,4 +213,15 @@ fn describe_metrics() {
     describe_gauge!("process_max_fds", "Maximum number of open file descriptors");
     describe_gauge!("process_start_time_seconds", Unit::Seconds, "Start time of the process since the Unix epoch");
     describe_gauge!("process_threads", "Operating system threads");
+    describe_counter!("aisales_price_lookup_requests_total", "Price requests by result (started a search, joined one)");
+    describe_counter!(
+        "aisales_price_lookups_total",
+        "Price lookup rounds ended, by outcome (priced, estimated, not_found, escalated, failed)"
+    );
+    describe_counter!(
+        "aisales_price_source_total",
+        "Price sources asked, by source and outcome (ok, estimate, failed, skipped)"
+    );
+    describe_counter!("aisales_price_suggestions_offered_total", "Price answers offered to conversations, by answer");
+    describe_histogram!("aisales_price_lookup_seconds", Unit::Seconds, "Duration of a price search over every source");
 }

@@ -812,3 +812,39 @@ async fn bench_price_lookup_latency_and_worker_memory() {
     assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 120 * 1024 * 1024, "worker RSS above 120 MB");
     drop(worker);
 }
+
+#[tokio::test]
+async fn templates_are_previewed_and_unknown_placeholders_refused() {
+    let env = env(&[]).await;
+    let ok = env
+        .app
+        .post_json(
+            "/api/price-templates/preview",
+            env.op(),
+            json!({"kind": "price_result", "content": "{{transmission_model}}: {{min_price}} — {{max_price}} ₽"}),
+        )
+        .await;
+    assert!(!ok["rendered"].as_str().unwrap().contains("{{"), "{ok}");
+    let bad = env
+        .app
+        .request(Method::POST, "/api/price-templates/preview", Some(env.op()))
+        .json(&json!({"kind": "price_result", "content": "Цена {{cena}}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("cena"), "{body}");
+    // Saving it is refused too, and nothing changes.
+    let r = env
+        .app
+        .request(Method::PUT, "/api/price-settings", Some(env.t.owner()))
+        .json(&json!({"templates": {"price_result": "Цена {{cena}}"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let s = env.app.get_json("/api/price-settings", env.op()).await;
+    assert!(s["templates"].as_object().unwrap().is_empty(), "{s}");
+    assert_eq!(s["settings"]["margin_pct"], -25.0);
+}

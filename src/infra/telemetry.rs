@@ -238,4 +238,15 @@ fn describe_metrics() {
     describe_counter!("aisales_leads_replied_total", "Leads whose customer answered the first message");
     describe_counter!("aisales_leads_no_reply_total", "Leads whose customer did not answer in time");
     describe_counter!("aisales_lead_notices_total", "Escalation bot notices by notice kind and outcome");
+    describe_counter!("aisales_price_lookup_requests_total", "Price requests by result (started a search, joined one)");
+    describe_counter!(
+        "aisales_price_lookups_total",
+        "Price lookup rounds ended, by outcome (priced, estimated, not_found, escalated, failed)"
+    );
+    describe_counter!(
+        "aisales_price_source_total",
+        "Price sources asked, by source and outcome (ok, estimate, failed, skipped)"
+    );
+    describe_counter!("aisales_price_suggestions_offered_total", "Price answers offered to conversations, by answer");
+    describe_histogram!("aisales_price_lookup_seconds", Unit::Seconds, "Duration of a price search over every source");
 }

@@ -29,6 +29,8 @@ struct Env {
     sites: FakeListingSites,
     #[allow(dead_code)]
     openai: Option<FakeOpenAi>,
+    /// The price variables the app runs with (for a worker process configured like it).
+    vars: Vec<(&'static str, String)>,
 }
 
 impl Drop for Env {
@@ -42,6 +44,11 @@ async fn env(extra: &[(&'static str, String)]) -> Env {
 }
 
 async fn env_with(extra: &[(&'static str, String)], with_ai: bool) -> Env {
+    env_opts(extra, with_ai, true).await
+}
+
+/// Without `in_process_worker` the price-lookup worker is left to a separate process.
+async fn env_opts(extra: &[(&'static str, String)], with_ai: bool, in_process_worker: bool) -> Env {
     let yandex = FakeYandexSearch::start().await;
     let sites = FakeListingSites::start().await;
     let origins: Vec<String> = SITES.iter().map(|d| format!("{d}={}", sites.url())).collect();
@@ -64,9 +71,13 @@ async fn env_with(extra: &[(&'static str, String)], with_ai: bool) -> Env {
     };
     vars.extend(extra.iter().cloned());
     let app = app_with(&fast(&vars)).await;
-    app.start_background();
+    if in_process_worker {
+        app.start_background();
+    } else {
+        app.start_background_except(&[aisales::bus::Kind::PriceLookup]);
+    }
     let t = tenant(&app).await;
-    Env { app, t, yandex, sites, openai }
+    Env { app, t, yandex, sites, openai, vars }
 }
 
 /// A listing page: schema.org Product microdata per item (title, price in roubles, mileage).
@@ -703,4 +714,137 @@ async fn a_customer_vin_ends_as_a_price_suggestion_and_replay_shows_the_chain() 
     );
     drop(driver);
     let _ = std::fs::remove_dir_all(&profiles);
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn percentile(sorted: &[u128], p: f64) -> u128 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A whole price lookup through the bus and a separate `aisales worker price-lookup` process: the
+/// request, four searches on the fake search API, eight listing pages of 25 listings each on the
+/// fake sites, the statistics, the conclusion and the read model; and the worker's resident memory
+/// (no browser). Run by `scripts/bench-price.sh` or
+/// `cargo test --test integration price_lookups::bench -- --ignored --nocapture`; `BENCH_LOOKUPS`
+/// sets the number of lookups (default 30), each of another code so none is answered from a
+/// snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark"]
+async fn bench_price_lookup_latency_and_worker_memory() {
+    let env = env_opts(&[], false, false).await;
+    let log = std::env::temp_dir().join(format!("aisales-bench-price-worker-{}.log", std::process::id()));
+    let mut cmd = env.app.command(&[]);
+    cmd.args(["worker", "price-lookup"]);
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let worker = crate::helpers::ChildGuard::spawn_logged(cmd, &log);
+    let pid = worker.pid();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            while let Some(rss) = rss_of(pid) {
+                peak.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let n: usize = std::env::var("BENCH_LOOKUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let mut times = Vec::new();
+    let started_all = std::time::Instant::now();
+    for i in 0..n {
+        let code = format!("U{i:03}E");
+        let qs = queries(SubjectInput { transmission_code: Some(code.clone()), ..u660e() });
+        let titles: Vec<String> = (0..25).map(|j| format!("АКПП {code} контрактная, вариант {j}")).collect();
+        let pages: Vec<Vec<(&str, u64, Option<u32>)>> = (0..8)
+            .map(|p| {
+                titles
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| (t.as_str(), 70_000 + (p * 25 + j) as u64 * 300, Some(40_000 + j as u32 * 3_000)))
+                    .collect()
+            })
+            .collect();
+        env.market(&code, &qs, &pages);
+        let t0 = std::time::Instant::now();
+        let (status, asked) =
+            env.ask(json!({"transmission_code": code, "make": "Toyota", "model": "Camry", "gearbox_type": "AT"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+        let path = format!("/api/price-lookups/{}", asked["id"].as_str().unwrap());
+        let done = loop {
+            if let Some(v) = crate::helpers::try_get(&env.app, &path, env.op()).await
+                && !matches!(v["status"].as_str(), Some("pending" | "searching"))
+            {
+                break v;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "lookup {i} did not finish");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        times.push(t0.elapsed().as_millis());
+        assert_eq!(done["status"], "priced", "{done:#}");
+        assert_eq!(env.sources(&done, "listing_page").len(), 8);
+    }
+    let elapsed = started_all.elapsed();
+    let idle = rss_of(pid).unwrap_or(0);
+    sampler.abort();
+    times.sort_unstable();
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("price lookups: {n} sequential, 8 pages of 25 listings each, {:.1} s in all", elapsed.as_secs_f64());
+    println!(
+        "request to priced answer through the bus and the worker process: p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        times[times.len() - 1]
+    );
+    println!(
+        "price worker RSS (no browser): peak {:.1} MB, after the run {:.1} MB",
+        mb(peak.load(std::sync::atomic::Ordering::Relaxed)),
+        mb(idle)
+    );
+    assert!(percentile(&times, 0.5) <= 1500, "p50 above 1.5 s");
+    assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 120 * 1024 * 1024, "worker RSS above 120 MB");
+    drop(worker);
+}
+
+#[tokio::test]
+async fn templates_are_previewed_and_unknown_placeholders_refused() {
+    let env = env(&[]).await;
+    let ok = env
+        .app
+        .post_json(
+            "/api/price-templates/preview",
+            env.op(),
+            json!({"kind": "price_result", "content": "{{transmission_model}}: {{min_price}} — {{max_price}} ₽"}),
+        )
+        .await;
+    assert!(!ok["rendered"].as_str().unwrap().contains("{{"), "{ok}");
+    let bad = env
+        .app
+        .request(Method::POST, "/api/price-templates/preview", Some(env.op()))
+        .json(&json!({"kind": "price_result", "content": "Цена {{cena}}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("cena"), "{body}");
+    // Saving it is refused too, and nothing changes.
+    let r = env
+        .app
+        .request(Method::PUT, "/api/price-settings", Some(env.t.owner()))
+        .json(&json!({"templates": {"price_result": "Цена {{cena}}"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let s = env.app.get_json("/api/price-settings", env.op()).await;
+    assert!(s["templates"].as_object().unwrap().is_empty(), "{s}");
+    assert_eq!(s["settings"]["margin_pct"], -25.0);
 }

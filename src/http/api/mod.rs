@@ -246,4 +246,10 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::GET, "/api/price-lookups/{id}", Some(ViewConversations), get(price_lookups::show))
         .route(Method::GET, "/api/price-settings", Some(ViewConversations), get(price_lookups::settings))
         .route(Method::PUT, "/api/price-settings", Some(ManageTenantSettings), put(price_lookups::update_settings))
+        .route(
+            Method::POST,
+            "/api/price-templates/preview",
+            Some(ViewConversations),
+            post(price_lookups::preview_template),
+        )
 }

@@ -255,3 +255,36 @@ pub async fn update_settings(
     service::save_tenant_settings(&state.pool, caller.tenant_id, &s).await?;
     Ok(Json(service::tenant_settings(&state.pool, caller.tenant_id).await?.into()))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    /// `price_result`, `price_options`, `not_found` or `payment_options`.
+    kind: String,
+    content: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    rendered: String,
+    /// Known placeholders the sample had no value for (rendered as nothing).
+    missing: Vec<String>,
+    /// The placeholders the kind knows.
+    variables: &'static [&'static str],
+}
+
+/// `POST /api/price-templates/preview` with `{"kind", "content"}`: the template rendered with sample
+/// values; a template with an unknown placeholder is refused with the unknown and the known names.
+pub async fn preview_template(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PreviewBody>,
+) -> Result<Json<Preview>, ApiError> {
+    let kind = TemplateKind::parse(&body.kind).ok_or_else(|| {
+        ApiError::invalid("invalid_template", "kind is price_result, price_options, not_found or payment_options")
+    })?;
+    aisales_domain::price::validate_template(kind, &body.content)
+        .map_err(|e| ApiError::invalid("invalid_template", e.to_string()))?;
+    let r = aisales_domain::price::preview(kind, &body.content, state.settings.prices.clock.now())
+        .map_err(|e| ApiError::invalid("invalid_template", e.to_string()))?;
+    Ok(Json(Preview { rendered: r.text, missing: r.missing, variables: kind.variables() }))
+}

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::application::CommandError;
 use crate::config::Settings;
 
 /// Runs named long-lived tasks until one of them ends or a signal arrives, then stops the rest.

@@ -10,11 +10,13 @@
 //! flight (as the event reader does), which is why no change is ever skipped; the cursor is the
 //! `(tx_id, id)` of the last change sent, found again from its id on resume.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -26,13 +28,59 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::http::{ApiError, ApiQuery, AppState};
 
-/// Wakes open streams when the projectors record changes.
+/// Wakes open streams when the projectors record changes, and counts them.
 #[derive(Clone, Default)]
 pub struct ChangeFeed {
     rx: std::sync::Arc<tokio::sync::OnceCell<watch::Receiver<u64>>>,
+    open: Arc<Mutex<OpenStreams>>,
+}
+
+/// Open streams of this process, per credential (a digest of the token or session cookie) and per
+/// tenant.
+#[derive(Default)]
+struct OpenStreams {
+    per_credential: HashMap<Vec<u8>, u32>,
+    per_tenant: HashMap<Uuid, u32>,
+}
+
+/// One open stream's place in the counts, given back when the stream ends.
+struct Slot {
+    open: Arc<Mutex<OpenStreams>>,
+    credential: Vec<u8>,
+    tenant: Uuid,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let release = |n: Option<&mut u32>| n.map(|n| *n = n.saturating_sub(1)).is_some();
+        if release(open.per_credential.get_mut(&self.credential)) && open.per_credential[&self.credential] == 0 {
+            open.per_credential.remove(&self.credential);
+        }
+        if release(open.per_tenant.get_mut(&self.tenant)) && open.per_tenant[&self.tenant] == 0 {
+            open.per_tenant.remove(&self.tenant);
+        }
+        metrics::gauge!("aisales_event_streams_open").decrement(1.0);
+    }
 }
 
 impl ChangeFeed {
+    /// Takes a place for a new stream, or says which cap it would pass.
+    fn open(&self, credential: Vec<u8>, tenant: Uuid, limits: &crate::config::Limits) -> Result<Slot, &'static str> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (per_credential, per_tenant) = (limits.event_streams_per_credential, limits.event_streams_per_tenant);
+        if per_credential > 0 && open.per_credential.get(&credential).copied().unwrap_or(0) >= per_credential {
+            return Err("this token or session has as many event streams open as it may");
+        }
+        if per_tenant > 0 && open.per_tenant.get(&tenant).copied().unwrap_or(0) >= per_tenant {
+            return Err("this tenant has as many event streams open as it may");
+        }
+        *open.per_credential.entry(credential.clone()).or_default() += 1;
+        *open.per_tenant.entry(tenant).or_default() += 1;
+        metrics::gauge!("aisales_event_streams_open").increment(1.0);
+        Ok(Slot { open: self.open.clone(), credential, tenant })
+    }
+
     async fn subscribe(&self, pool: &sqlx::PgPool) -> watch::Receiver<u64> {
         self.rx
             .get_or_init(|| async {
@@ -93,6 +141,30 @@ pub async fn stream(
             None => q.last_event_id,
         };
     let tenant = caller.tenant_id;
+    // The credential the stream was opened with: checked again while it runs, and the key of its
+    // cap. Only the headers that carry it are kept.
+    let mut credentials = HeaderMap::new();
+    for name in [header::AUTHORIZATION, header::COOKIE] {
+        for v in headers.get_all(&name) {
+            credentials.append(name.clone(), v.clone());
+        }
+    }
+    let digest = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for v in credentials.values() {
+            h.update(v.as_bytes());
+            h.update(b"\n");
+        }
+        h.finalize().to_vec()
+    };
+    let slot = state.changes.open(digest, tenant, &state.settings.limits).map_err(|why| {
+        metrics::counter!("aisales_rate_limited_total", "limit" => "event_streams").increment(1);
+        ApiError::invalid_with_status(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", why)
+    })?;
+    let recheck_every = state.settings.limits.event_stream_recheck;
+    let opened_by = (caller.tenant_id, caller.actor.clone());
+    let app = state.clone();
     let pool = state.pool.clone();
     let resumed_at: Option<String> = match resume {
         Some(id) => {
@@ -118,6 +190,8 @@ pub async fn stream(
     };
     let mut wake = state.changes.subscribe(&pool).await;
     let s = async_stream(move |tx| async move {
+        let _slot = slot;
+        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
         if reset {
             let _ = tx
                 .send(
@@ -166,10 +240,35 @@ pub async fn stream(
                 _ = wake.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 _ = tx.closed() => return,
+                _ = recheck.tick() => {
+                    if let Some(reason) = revoked(&app, &credentials, &opened_by).await {
+                        let data = serde_json::json!({ "reason": reason }).to_string();
+                        let _ = tx.send(Event::default().event("end").data(data)).await;
+                        return;
+                    }
+                }
             }
         }
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat")))
+}
+
+/// Why the credential a stream was opened with no longer lets it run (logged out, token revoked,
+/// user disabled, session expired, or now another tenant or user), or `None` while it does. A
+/// failure to check (the database restarting) keeps the stream: it is checked again later.
+async fn revoked(
+    state: &AppState,
+    credentials: &HeaderMap,
+    opened_by: &(Uuid, crate::auth::Actor),
+) -> Option<&'static str> {
+    match crate::http::authn::resolve(state, credentials, &Method::GET).await {
+        Ok(c) if (c.tenant_id, &c.actor) == (opened_by.0, &opened_by.1) => None,
+        Ok(_) => Some("the credential now belongs to another tenant or user"),
+        Err(ApiError::Unauthorized) => {
+            Some("the credential is no longer valid (logged out, revoked, disabled or expired)")
+        }
+        Err(_) => None,
+    }
 }
 
 /// A stream fed by a task through a bounded channel (ends when the task ends or the client goes).

@@ -163,7 +163,7 @@ pub async fn stream(
         ApiError::invalid_with_status(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", why)
     })?;
     let recheck_every = state.settings.limits.event_stream_recheck;
-    let opened_by = (caller.tenant_id, caller.actor.clone());
+    let opened_by = (caller.tenant_id, caller.actor);
     let app = state.clone();
     let pool = state.pool.clone();
     let resumed_at: Option<String> = match resume {

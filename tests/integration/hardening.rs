@@ -441,3 +441,59 @@ async fn event_streams_are_capped_per_token_and_per_tenant() {
     .await;
     drop((b, c));
 }
+
+// -------------------------------------------------------------------------------------------
+// Deployment files.
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn start_sh_runs_production_when_the_environment_says_nothing() {
+    let dir = crate::helpers::scratch_dir();
+    let stub = dir.join("aisales-stub");
+    std::fs::write(&stub, "#!/bin/sh\necho \"APP_ENV=${APP_ENV:-unset} $*\"\n").unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&stub).status().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg(repo_root().join("start.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("AISALES_BIN", &stub);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run(&[]).contains("APP_ENV=production serve --all"), "{}", run(&[]));
+    assert!(run(&[("APP_ENV", "staging")]).contains("APP_ENV=staging serve --all"));
+}
+
+#[test]
+fn the_pm2_file_refuses_an_environment_that_is_not_production() {
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        eprintln!("node is not installed; skipped");
+        return;
+    }
+    let dir = crate::helpers::scratch_dir();
+    std::fs::copy(repo_root().join("ecosystem.config.cjs"), dir.join("ecosystem.config.cjs")).unwrap();
+    let load = |dotenv: &str| {
+        std::fs::write(dir.join(".env"), dotenv).unwrap();
+        std::process::Command::new("node")
+            .arg("-e")
+            .arg("const c = require('./ecosystem.config.cjs'); console.log(c.apps[0].env.APP_ENV)")
+            .current_dir(&dir)
+            .env_remove("APP_ENV")
+            .env_remove("NODE_ENV")
+            .output()
+            .unwrap()
+    };
+    let out = load("");
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "production");
+    let out = load("APP_ENV=development\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set APP_ENV=production"));
+}

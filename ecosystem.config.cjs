@@ -28,6 +28,12 @@ function loadEnv(file) {
 }
 
 const dotenv = loadEnv(path.join(__dirname, '.env'));
+// PM2 runs the production roles: refuse an environment that says otherwise (a copied .env.example
+// says development, which drops the GREEN-API host allow-list and Secure cookies).
+const appEnv = dotenv.APP_ENV || dotenv.NODE_ENV || process.env.APP_ENV || process.env.NODE_ENV || 'production';
+if (!['production', 'staging'].includes(appEnv)) {
+  throw new Error(`ecosystem.config.cjs runs production roles, but APP_ENV is "${appEnv}"; set APP_ENV=production (or staging) in .env`);
+}
 const bin = process.env.AISALES_BIN
   || [path.join(__dirname, 'bin', 'aisales'), path.join(__dirname, 'target', 'release', 'aisales')].find((p) => fs.existsSync(p))
   || path.join(__dirname, 'target', 'release', 'aisales');

@@ -286,6 +286,10 @@ pub enum DelayPlan {
     Hold,
 }
 
+/// Longest delay ever planned before a reply (a day): settings above it are refused, and ones
+/// stored before that rule are held to it, so a send time can always be computed.
+pub const MAX_DELAY_MS: u64 = 86_400_000;
+
 /// Human-like delay before sending a reply of `chars` characters. `jitter` in [-1, 1] and `base`
 /// in [0, 1] are random draws supplied by the caller, so the rule itself stays deterministic.
 pub fn plan_delay(settings: &AgentSettings, chars: usize, working: bool, base: f64, jitter: f64) -> DelayPlan {
@@ -312,7 +316,7 @@ pub fn plan_delay(settings: &AgentSettings, chars: usize, working: bool, base: f
     if !working {
         total *= d.night_delay_multiplier;
     }
-    let total = total.max(d.min_delay_ms as f64).min(d.max_delay_ms as f64);
+    let total = total.max(d.min_delay_ms as f64).min(d.max_delay_ms as f64).min(MAX_DELAY_MS as f64);
     DelayPlan::SendAfter { delay_ms: total.round() as u64, night: !working }
 }
 
@@ -427,5 +431,25 @@ mod tests {
         assert!(matches!(plan_delay(&s, 50, false, 0.0, 0.0), DelayPlan::AutoReply { .. }));
         s.delay.night_mode = NightMode::Disable;
         assert_eq!(plan_delay(&s, 50, false, 0.0, 0.0), DelayPlan::Hold);
+    }
+}
+
+#[cfg(test)]
+mod huge_delay_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_delay_setting_is_refused_and_never_planned() {
+        let mut s = AgentSettings::default();
+        s.delay.enabled = true;
+        s.delay.min_delay_ms = u64::MAX;
+        s.delay.max_delay_ms = u64::MAX;
+        assert!(s.validate().is_err(), "a delay beyond a day is refused");
+        // Stored before the rule existed: planned at most a day ahead, so adding it to a time
+        // cannot overflow.
+        let DelayPlan::SendAfter { delay_ms, .. } = plan_delay(&s, 50, true, 0.5, 0.0) else { panic!() };
+        assert!(delay_ms <= MAX_DELAY_MS, "{delay_ms}");
+        let at = chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64);
+        assert!(at > chrono::Utc::now());
     }
 }

@@ -194,6 +194,9 @@ impl AgentSettings {
             return err("currency", "must be a three-letter ISO code such as RUB");
         }
         let delay = &self.delay;
+        if delay.max_delay_ms > crate::reply::MAX_DELAY_MS {
+            return err("delay.max_delay_ms", "must be at most 86400000 (a day)");
+        }
         if delay.min_delay_ms > delay.max_delay_ms {
             return err("delay.min_delay_ms", "must be less than or equal to delay.max_delay_ms");
         }

@@ -356,13 +356,39 @@ pub(crate) async fn exchange(request: reqwest::RequestBuilder, timeout: Duration
     let response = request.timeout(timeout).send().await.map_err(|e| transport_error(e, timeout))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.text().await.map_err(|e| transport_error(e, timeout))?;
+    let mut response = response;
+    // Read at most MAX_PROVIDER_BODY: a provider (or whatever answers at its address) cannot make a
+    // worker hold an unbounded answer in memory. A cut answer fails to parse like any bad one.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(e, timeout))? {
+        let room = MAX_PROVIDER_BODY - bytes.len();
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() >= room {
+            tracing::warn!(limit = MAX_PROVIDER_BODY, "provider answer cut at the size limit");
+            break;
+        }
+    }
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     Ok(Answer { status, headers, body })
 }
+
+/// Largest provider answer read (1 MiB; their JSON answers are a few kilobytes).
+pub(crate) const MAX_PROVIDER_BODY: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_huge_provider_answer_is_read_only_up_to_the_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "x".repeat(8 << 20) }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let request = reqwest::Client::new().get(format!("http://{addr}/"));
+        let answer = exchange(request, Duration::from_secs(10)).await.ok().unwrap();
+        assert_eq!(answer.body.len(), MAX_PROVIDER_BODY);
+    }
 
     #[test]
     fn channel_kind_names() {

@@ -140,6 +140,9 @@ impl Settings {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
                 n => n,
             },
+            event_streams_per_credential: count("EVENT_STREAMS_PER_CREDENTIAL"),
+            event_streams_per_tenant: count("EVENT_STREAMS_PER_TENANT"),
+            event_stream_recheck: std::time::Duration::from_secs(u64::from(count("EVENT_STREAM_RECHECK_SECS").max(1))),
         };
 
         let log_level = r.string("LOG_LEVEL").to_ascii_lowercase();

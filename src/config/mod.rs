@@ -94,6 +94,11 @@ pub struct Limits {
     pub webhook_per_minute: u32,
     /// Password hashes computed at once in this process (see `auth::attempts`).
     pub password_hash_concurrency: u32,
+    /// Open event streams per credential / per tenant in this process (0: no cap).
+    pub event_streams_per_credential: u32,
+    pub event_streams_per_tenant: u32,
+    /// How often an open event stream re-checks its credential.
+    pub event_stream_recheck: std::time::Duration,
 }
 
 /// Worker bus tunables.

@@ -50,6 +50,9 @@ pub const VARS: &[VarSpec] = vars![
         ("RATE_LIMIT_AI_PER_MINUTE", "30", "AI generations per tenant per minute (0 disables)"),
         ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "6000", "webhook calls per channel account per minute (0 disables)"),
         ("PASSWORD_HASH_CONCURRENCY", "0", "password hashes (argon2, ~19 MiB each) computed at once per process, 0: one per core; a login over it waits up to 1 s, then answers 503"),
+        ("EVENT_STREAMS_PER_CREDENTIAL", "5", "open /api/events/stream connections per API token or session and process (0: no cap)"),
+        ("EVENT_STREAMS_PER_TENANT", "100", "open /api/events/stream connections per tenant and process (0: no cap)"),
+        ("EVENT_STREAM_RECHECK_SECS", "30", "how often an open event stream checks its credential again (logout, revocation, disabled user, expiry end it)"),
     ],
     "Logging and monitoring" => [
         ("LOG_LEVEL", "info", "debug | info | warn | error"),

@@ -163,6 +163,7 @@ fn describe_metrics() {
         "aisales_password_hashing_busy_total",
         "Password checks refused with 503 because every hashing permit was taken"
     );
+    describe_gauge!("aisales_event_streams_open", "Open /api/events/stream connections of this process");
     describe_counter!("aisales_ai_requests_total", "Requests to the AI model by outcome");
     describe_counter!("aisales_jobs_dispatched_total", "Jobs pushed onto a worker stream, by kind");
     describe_counter!(

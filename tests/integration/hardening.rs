@@ -345,3 +345,155 @@ async fn a_reply_through_a_disabled_account_is_not_sent_and_fails_with_the_reaso
     app.drain().await;
     assert!(fake.sent_messages().is_empty(), "nothing went out through the disabled account");
 }
+
+// -------------------------------------------------------------------------------------------
+// The live event stream.
+
+/// Reads a stream's body until it ends; `None` when it is still open after `within`.
+async fn ends_within(mut r: reqwest::Response, within: Duration) -> Option<String> {
+    let mut seen = String::new();
+    tokio::time::timeout(within, async {
+        while let Ok(Some(chunk)) = r.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .ok()?;
+    Some(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logging_out_ends_the_event_stream_and_a_revoked_token_too() {
+    let app =
+        crate::helpers::spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "0"), ("EVENT_STREAM_RECHECK_SECS", "1")]).await;
+    let t = crate::helpers::create_tenant(&app.pool, "Shop").await;
+    crate::helpers::create_user(&app.pool, t.id, "owner@live.example", "Right-Password-1", aisales::auth::Role::Owner)
+        .await;
+    let r = app
+        .client
+        .post(format!("{}/auth/login", app.address))
+        .json(&json!({"email": "owner@live.example", "password": "Right-Password-1"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    let stream =
+        app.client.get(format!("{}/api/events/stream", app.address)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(format!("{}/auth/logout", app.address))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let seen = ends_within(stream, Duration::from_secs(10)).await.expect("the stream ends after logout");
+    assert!(seen.contains("event: end"), "{seen}");
+
+    // A token revoked while its stream is open.
+    let (token_id, token) = {
+        let mut conn = app.pool.acquire().await.unwrap();
+        let c =
+            aisales::auth::tokens::create(&mut conn, t.id, "live", aisales::auth::Role::Viewer, "test").await.unwrap();
+        (c.id, c.token)
+    };
+    let stream = app.request(Method::GET, "/api/events/stream", Some(&token)).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let r = app.request(Method::DELETE, &format!("/api/tokens/{token_id}"), Some(t.owner())).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let seen = ends_within(stream, Duration::from_secs(10)).await.expect("the stream ends after revocation");
+    assert!(seen.contains("event: end"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_streams_are_capped_per_token_and_per_tenant() {
+    let app =
+        crate::helpers::spawn_app(&[("EVENT_STREAMS_PER_CREDENTIAL", "2"), ("EVENT_STREAMS_PER_TENANT", "3")]).await;
+    let t = crate::helpers::create_tenant(&app.pool, "Shop").await;
+    let open = |token: String| {
+        let req = app.request(Method::GET, "/api/events/stream", Some(&token));
+        async move { req.send().await.unwrap() }
+    };
+    let owner = t.owner().to_string();
+    let viewer = t.token(aisales::auth::Role::Viewer).to_string();
+    let a = open(owner.clone()).await;
+    let b = open(owner.clone()).await;
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let over = open(owner.clone()).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.json::<Value>().await.unwrap()["error"]["code"], "too_many_streams");
+    let c = open(viewer.clone()).await;
+    assert_eq!(c.status(), StatusCode::OK);
+    assert_eq!(open(viewer.clone()).await.status(), StatusCode::TOO_MANY_REQUESTS, "the tenant's cap");
+    // Another tenant is not affected.
+    let other = crate::helpers::create_tenant(&app.pool, "Other").await;
+    assert_eq!(open(other.owner().to_string()).await.status(), StatusCode::OK);
+    // A stream that ends gives its place back.
+    drop(a);
+    eventually(Duration::from_secs(10), "a place to be given back", || {
+        let owner = owner.clone();
+        let open = &open;
+        async move { (open(owner).await.status() == StatusCode::OK).then_some(()) }
+    })
+    .await;
+    drop((b, c));
+}
+
+// -------------------------------------------------------------------------------------------
+// Deployment files.
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn start_sh_runs_production_when_the_environment_says_nothing() {
+    let dir = crate::helpers::scratch_dir();
+    let stub = dir.join("aisales-stub");
+    std::fs::write(&stub, "#!/bin/sh\necho \"APP_ENV=${APP_ENV:-unset} $*\"\n").unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&stub).status().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg(repo_root().join("start.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("AISALES_BIN", &stub);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run(&[]).contains("APP_ENV=production serve --all"), "{}", run(&[]));
+    assert!(run(&[("APP_ENV", "staging")]).contains("APP_ENV=staging serve --all"));
+}
+
+#[test]
+fn the_pm2_file_refuses_an_environment_that_is_not_production() {
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        eprintln!("node is not installed; skipped");
+        return;
+    }
+    let dir = crate::helpers::scratch_dir();
+    std::fs::copy(repo_root().join("ecosystem.config.cjs"), dir.join("ecosystem.config.cjs")).unwrap();
+    let load = |dotenv: &str| {
+        std::fs::write(dir.join(".env"), dotenv).unwrap();
+        std::process::Command::new("node")
+            .arg("-e")
+            .arg("const c = require('./ecosystem.config.cjs'); console.log(c.apps[0].env.APP_ENV)")
+            .current_dir(&dir)
+            .env_remove("APP_ENV")
+            .env_remove("NODE_ENV")
+            .output()
+            .unwrap()
+    };
+    let out = load("");
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "production");
+    let out = load("APP_ENV=development\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set APP_ENV=production"));
+}

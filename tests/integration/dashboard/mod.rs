@@ -17,6 +17,9 @@ use crate::browser::driver::{ChromeDriver, chromium_binary, profile_root};
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
 use crate::helpers::{TestApp, app_with, create_tenant, fast, green_account, post_green, tenant};
 
+/// How long a live update may take before the browser test gives up on it.
+const LIVE_BOUND: Duration = Duration::from_secs(10);
+
 /// Where the screenshots go.
 fn screenshots_dir() -> PathBuf {
     let dir = std::env::var("DASHBOARD_SCREENSHOTS_DIR")
@@ -204,7 +207,9 @@ async fn an_operator_works_a_conversation_in_the_dashboard() {
     let second =
         green_api_incoming_text(FakeGreenApi::ID_INSTANCE, "79007654321@c.us", "Пётр", "MSG-2", "Есть ли вариатор?");
     assert_eq!(post_green(&app, &hook, &token, &second).await.status(), StatusCode::OK);
-    let took = b.wait_for_text("#conv-list .conv", "Пётр", Duration::from_secs(2)).await;
+    // The bound is generous: the test proves the row arrives live, without a reload; how fast it
+    // arrives (the 2 s target) is measured by `cargo bench --bench dashboard`, not asserted here.
+    let took = b.wait_for_text("#conv-list .conv", "Пётр", LIVE_BOUND).await;
     let marker = b.client.execute("return document.body.dataset.marker || null;", vec![]).await.unwrap();
     assert_eq!(marker, json!("same-page"), "the inbox updated in place, not by reloading");
     eprintln!("webhook → inbox row: {took:?}");
@@ -225,7 +230,7 @@ async fn an_operator_works_a_conversation_in_the_dashboard() {
         "VIN JTNBK40K203012345",
     );
     assert_eq!(post_green(&app, &hook, &token, &third).await.status(), StatusCode::OK);
-    let took = b.wait_for_text("#messages .msg.in", "JTNBK40K203012345", Duration::from_secs(2)).await;
+    let took = b.wait_for_text("#messages .msg.in", "JTNBK40K203012345", LIVE_BOUND).await;
     let marker = b.client.execute("return document.body.dataset.marker || null;", vec![]).await.unwrap();
     assert_eq!(marker, json!("same-page"), "the timeline updated in place");
     eprintln!("webhook → conversation timeline: {took:?}");

@@ -1,7 +1,7 @@
 //! What a lead says: the fields the extraction table reads from a [`Submission`], and the lead's
 //! kind.
 //!
-//! The table is the old system's (reference §5.2), kept in its order (keywords are written
+//! The table is the old system's, kept in its order (keywords are written
 //! normalised, so `объём` is `объем`): for each field the answers
 //! are searched keyword by keyword (the first answer whose question contains the keyword wins),
 //! then the legacy results by name prefix. English keywords follow the Russian ones, matched as
@@ -312,7 +312,7 @@ impl LeadFields {
         }
     }
 
-    /// The lead's kind (reference §5.3, with the form's own word first):
+    /// The lead's kind (as the old system decided it, with the form's own word first):
     /// 1. the form's name says tires (`шин`, `резин`, `колес`, `tire`, `tyre`, `wheel`), engine
     ///    (`двигател`, `мотор`, `engine`, `motor`) or gearbox (`кпп`, `коробк`, `трансмисс`,
     ///    `вариатор`, `gearbox`, `transmission`), in that order;
@@ -346,7 +346,7 @@ impl LeadFields {
     }
 }
 
-/// Preferred channel (reference §5.2): `telegram` when the customer chose it or gave a Telegram
+/// Preferred channel: `telegram` when the customer chose it or gave a Telegram
 /// username and no phone; else `max` when chosen or a MAX number was given; else `whatsapp` when
 /// chosen or a WhatsApp number was given without a phone; else none (automatic routing).
 fn preferred_channel(s: &Submission) -> Option<PreferredChannel> {

@@ -1,5 +1,5 @@
 //! Reading form bodies: the shapes senders post (fixtures in `tests/fixtures/leads/`), the
-//! extraction table of reference §5.2, lead kinds (§5.3) and duplicate fingerprints.
+//! old extraction table, lead kinds and duplicate fingerprints.
 
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@
 //! tenant's strictness and accounts, and a counter for the round-robin; it returns the attempts to
 //! make in order and the failure reason to record if every one fails.
 //!
-//! Order (reference §5.3):
+//! Order (as the old system routed):
 //! - **automatic** (no choice): MAX/WhatsApp through GREEN-API when there is a phone, then
 //!   Telegram by username, then Telegram by phone, then WhatsApp Cloud by phone;
 //! - **Telegram chosen**: Telegram by username, then by phone;

@@ -1,9 +1,9 @@
 //! What leads are told, and what the team is told about them.
 //!
-//! - [`auto_response`]: the first message to the customer, per lead kind (reference §5.3, word
+//! - [`auto_response`]: the first message to the customer, per lead kind (the old system's, word
 //!   for word), with the tenant's per-kind switch and template overrides;
 //! - [`failed_lead_notice`], [`no_reply_notice`], [`escalation_notice`]: the escalation bot's
-//!   messages to the team's Telegram chat (reference §5.7), in Telegram's Markdown with every
+//!   messages to the team's Telegram chat, in Telegram's Markdown with every
 //!   customer-typed value escaped.
 //!
 //! Template keys (in the tenant's `templates`): `leadGearbox`, `leadEngine`, `leadTires` (a

@@ -464,7 +464,7 @@ fn english_label(t: Option<GearboxType>) -> &'static str {
     }
 }
 
-/// The ready queries of §3.8, without gaps for what is unknown: `купить <L> <code> б/у`,
+/// The ready queries of the old manual-search escalation, without gaps for what is unknown: `купить <L> <code> б/у`,
 /// `контрактная <L> <make> <model> <code>`, `<L> <code> цена разборка`, `used <type> <code> buy`,
 /// and with a model name other than the code `<name> transmission <code> for sale` and `JDM <name>
 /// gearbox <code>`.

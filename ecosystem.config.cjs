@@ -103,6 +103,6 @@ module.exports = {
       max_memory_restart: '1G',
     },
     // Price lookups: the tenant's price list, Yandex search and listing pages over HTTP, AI estimates.
-    app('aisales-worker-price-lookup', 'worker price-lookup', { max_memory_restart: '256M', env: { METRICS_PORT: '9108' } }),
+    app('aisales-worker-price-lookup', 'worker price-lookup', { max_memory_restart: '256M', env: { METRICS_PORT: '9106' } }),
   ],
 };

@@ -481,3 +481,19 @@ async fn a_message_reported_undelivered_later_moves_the_round_on() {
     eventually(Duration::from_secs(10), "the team's notice", || async { tg.sent_messages().into_iter().next() }).await;
     assert_eq!(s.green.sent_messages().len(), 1, "not written to again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_characters_in_a_form_post_are_dropped_and_the_lead_goes_on() {
+    let app = app_with(&fast(&[])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    let mut body = marquiz(PHONE);
+    body["contacts"]["name"] = json!("Ив\u{0}ан 🚗");
+    body["answers"][0]["a"] = json!("Kia\u{1b}[31m Rio\u{0} 2015");
+    assert_eq!(post_form(&app, &s.form_path, &body).await.status(), StatusCode::CREATED);
+    app.drain().await;
+    // On the board (a NUL would have stopped the read model at this lead), and written to.
+    let lead = board(&app, s.t.owner(), "?status=contacted", 1).await.remove(0);
+    assert_eq!(lead["name"], "Иван 🚗");
+    assert_eq!(lead["car"], "Kia[31m Rio 2015");
+}

@@ -44,6 +44,30 @@ pub enum FormPost {
     Fields(Vec<(String, String)>),
 }
 
+impl FormPost {
+    /// Every key and string value without control characters (line ends kept).
+    fn cleaned(self) -> Self {
+        use aisales_domain::text::clean_customer;
+        fn clean_json(v: serde_json::Value) -> serde_json::Value {
+            use serde_json::Value;
+            match v {
+                Value::String(s) => Value::String(clean_customer(&s)),
+                Value::Array(items) => Value::Array(items.into_iter().map(clean_json).collect()),
+                Value::Object(map) => {
+                    Value::Object(map.into_iter().map(|(k, v)| (clean_customer(&k), clean_json(v))).collect())
+                }
+                other => other,
+            }
+        }
+        match self {
+            FormPost::Json(v) => FormPost::Json(clean_json(v)),
+            FormPost::Fields(pairs) => {
+                FormPost::Fields(pairs.into_iter().map(|(k, v)| (clean_customer(&k), clean_customer(&v))).collect())
+            }
+        }
+    }
+}
+
 /// Why a form post was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -84,6 +108,9 @@ fn working_hours(t: &crate::tenancy::Tenant) -> WorkingHours {
 /// failed lead.
 pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, PostError> {
     let form_id = form.id;
+    // What a site sends is a customer's text: without NUL and other control characters before
+    // any of it reaches an event (a read model's jsonb refuses NUL).
+    let body = body.cleaned();
     let parsed = match &body {
         FormPost::Json(v) => dl::parse_json(v),
         FormPost::Fields(pairs) => dl::parse_form(pairs),

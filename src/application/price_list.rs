@@ -63,7 +63,8 @@ fn fields(line: &str, sep: char) -> Vec<String> {
         }
     }
     out.push(field);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
+    // A list is the tenant's text: control characters (which Postgres refuses as NUL) are dropped.
+    out.into_iter().map(|f| aisales_domain::text::clean_customer(f.trim())).collect()
 }
 
 /// A price as a list writes it: `70000`, `70 000`, `70000.00`, `70 000,50`, with or without `₽`/`руб`.
@@ -201,6 +202,13 @@ pub async fn import(pool: &PgPool, tenant: Uuid, csv: &str) -> Result<ImportRepo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_dropped() {
+        let parsed = parse_csv("code;price;supplier\nJF011E;70000;Скла\u{0}д\u{1b} 1\n").unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].supplier, "Склад 1");
+    }
 
     #[test]
     fn takes_good_rows_and_names_every_refused_one() {

@@ -44,6 +44,8 @@ pub enum SubjectError {
     TooLong { field: &'static str, max: usize },
     #[error("{field} has characters a part code never has: `{value}`")]
     InvalidCode { field: &'static str, value: String },
+    #[error("{field} holds a control character")]
+    ControlCharacter { field: &'static str },
 }
 
 /// A normalised price lookup subject. Built by [`PriceSubject::parse`]: codes upper case, texts
@@ -77,6 +79,9 @@ pub struct PriceSubject {
 fn text(value: Option<String>, field: &'static str) -> Result<Option<String>, SubjectError> {
     let Some(v) = value else { return Ok(None) };
     let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+    if v.chars().any(char::is_control) {
+        return Err(SubjectError::ControlCharacter { field });
+    }
     if v.chars().count() > MAX_TEXT {
         return Err(SubjectError::TooLong { field, max: MAX_TEXT });
     }
@@ -338,6 +343,14 @@ mod tests {
         let mut i = input(None, None, Some("Nissan"), None);
         i.model_name_hint = Some("JF011E".into());
         assert_eq!(key(i), "model::jf011e::nissan");
+    }
+
+    #[test]
+    fn control_characters_in_free_text_are_refused() {
+        let err = PriceSubject::parse(input(None, None, Some("Nis\u{0}san"), Some("X-Trail"))).unwrap_err();
+        assert_eq!(err, SubjectError::ControlCharacter { field: "make" });
+        let err = PriceSubject::parse(input(Some("310\u{0}20"), None, None, None)).unwrap_err();
+        assert!(matches!(err, SubjectError::InvalidCode { field: "oem", .. }), "{err:?}");
     }
 
     #[test]

@@ -20,12 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aisales::application::channels::{NewAccount, add_account};
-use aisales::config::Settings;
-use aisales::http::AppState;
 use aisales::store::EventStore;
 use aisales::testkit::TestDb;
 use aisales::testkit::history::{self, HistorySpec};
-use base64::Engine;
 use serde_json::json;
 use support::{Aisales, Summary, env_or, report};
 use uuid::Uuid;
@@ -48,19 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     println!("database {}", db.name);
 
-    let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-    let settings = Arc::new(Settings::for_tests(&[
-        ("DATABASE_URL", &db.url),
-        ("INTEGRATION_SECRETS_MASTER_KEY", &master_key),
-        ("REDIS_URL", &support::redis_url()),
-    ]));
-    let pool = db.pool(10).await?;
-    let redis = aisales::infra::redis::Redis::new(&settings)?;
-    let state = AppState::new(settings.clone(), pool.clone(), redis.clone());
-    let tenant = {
-        let mut conn = pool.acquire().await?;
-        aisales::tenancy::create_tenant(&mut conn, "Bench Gearbox Shop").await?
-    };
+    let support::Shop { master_key, settings, pool, redis, state, tenant } = support::shop(&db).await?;
     let account = add_account(
         &state,
         tenant.id,

@@ -19,13 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aisales::application::channels::{NewAccount, add_account};
-use aisales::config::Settings;
-use aisales::http::AppState;
 use aisales::testkit::TestDb;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use base64::Engine;
 use serde_json::{Value, json};
 use support::{Aisales, Summary, env_or, report};
 use uuid::Uuid;
@@ -83,19 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let fake = Arc::new(Fake::default());
     let fake_url = fake_green_api(fake.clone()).await?;
 
-    let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-    let settings = Arc::new(Settings::for_tests(&[
-        ("DATABASE_URL", &db.url),
-        ("INTEGRATION_SECRETS_MASTER_KEY", &master_key),
-        ("REDIS_URL", &support::redis_url()),
-    ]));
-    let pool = db.pool(10).await?;
-    let redis = aisales::infra::redis::Redis::new(&settings)?;
-    let state = AppState::new(settings.clone(), pool.clone(), redis.clone());
-    let tenant = {
-        let mut conn = pool.acquire().await?;
-        aisales::tenancy::create_tenant(&mut conn, "Bench Gearbox Shop").await?
-    };
+    let support::Shop { master_key, pool, state, tenant, .. } = support::shop(&db).await?;
     sqlx::query(
         "UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '00:00', \
                 working_days = '{mon,tue,wed,thu,fri,sat,sun}' WHERE id = $1",

@@ -283,3 +283,33 @@ pub async fn wait_caught_up(pool: &sqlx::PgPool, names: &[String], timeout: Dura
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// What a benchmark of the HTTP stack starts from: a fresh database's settings (with a master key
+/// of its own, passed on to child processes), its pool, Redis, the app state and one tenant.
+pub struct Shop {
+    pub master_key: String,
+    pub settings: std::sync::Arc<aisales::config::Settings>,
+    pub pool: sqlx::PgPool,
+    pub redis: aisales::infra::redis::Redis,
+    pub state: aisales::http::AppState,
+    pub tenant: aisales::tenancy::Tenant,
+}
+
+/// Settings, pool, Redis, state and a tenant named "Bench Gearbox Shop" on `db`.
+pub async fn shop(db: &aisales::testkit::TestDb) -> anyhow::Result<Shop> {
+    use base64::Engine;
+    let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let settings = std::sync::Arc::new(aisales::config::Settings::for_tests(&[
+        ("DATABASE_URL", &db.url),
+        ("INTEGRATION_SECRETS_MASTER_KEY", &master_key),
+        ("REDIS_URL", &redis_url()),
+    ]));
+    let pool = db.pool(10).await?;
+    let redis = aisales::infra::redis::Redis::new(&settings)?;
+    let state = aisales::http::AppState::new(settings.clone(), pool.clone(), redis.clone());
+    let tenant = {
+        let mut conn = pool.acquire().await?;
+        aisales::tenancy::create_tenant(&mut conn, "Bench Gearbox Shop").await?
+    };
+    Ok(Shop { master_key, settings, pool, redis, state, tenant })
+}

@@ -197,7 +197,7 @@ async fn an_operator_works_a_conversation_in_the_dashboard() {
     assert_eq!(b.path().await, "/");
 
     // The webhook's conversation is in the inbox, with its unread count.
-    b.wait_for_text("#conv-list .conv", "Иван", Duration::from_secs(5)).await;
+    b.wait_for_text("#conv-list .conv", "Иван", LIVE_BOUND).await;
     assert_eq!(b.text_of("#conv-list .conv .unread").await, "1");
     b.screenshot("03-inbox").await;
     b.assert_clean_console("inbox", &[]).await;
@@ -254,7 +254,7 @@ async fn an_operator_works_a_conversation_in_the_dashboard() {
     assert_eq!(sends.len(), 1, "exactly one sendMessage: {sends:?}");
     assert_eq!(sends[0].0, "79001234567@c.us");
     assert_eq!(sends[0].1, "Здравствуйте, Иван! Подберём АКПП по VIN, уточним цену.");
-    b.wait_for_text("#messages .msg.out", "Подберём АКПП", Duration::from_secs(5)).await;
+    b.wait_for_text("#messages .msg.out", "Подберём АКПП", LIVE_BOUND).await;
     b.screenshot("05-conversation-sent").await;
     b.assert_clean_console("conversation", &[]).await;
 

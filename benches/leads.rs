@@ -9,7 +9,10 @@
 //!
 //! Settings (environment): BENCH_RATE (posts per second, default 1000), BENCH_SECONDS (default
 //! 10), BENCH_WARMUP (seconds at the same rate before measuring, default 2), BENCH_CONTACT_TIMEOUT
-//! (seconds, default 600), BENCH_KEEP_DB=1.
+//! (seconds, default 600), BENCH_NICENESS (the projector's and workers' `BACKGROUND_NICENESS`,
+//! default 0), BENCH_OUTREACH (`during`, the default: outreach runs while the posts arrive; or
+//! `after`: the projector and workers start once every post has been answered, which measures the
+//! form endpoint alone), BENCH_KEEP_DB=1.
 
 mod support;
 
@@ -75,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let warmup: u64 = env_or("BENCH_WARMUP", 2);
     let contact_timeout: u64 = env_or("BENCH_CONTACT_TIMEOUT", 600);
+    let niceness: u32 = env_or("BENCH_NICENESS", 0);
+    let outreach_after = std::env::var("BENCH_OUTREACH").is_ok_and(|v| v == "after");
     let db = TestDb::create().await?;
     println!("database {}", db.name);
     let fake = Arc::new(Fake::default());
@@ -128,9 +133,19 @@ async fn main() -> anyhow::Result<()> {
         e
     };
     let server = Aisales::spawn("server", &["serve"], &env)?;
-    let projector = Aisales::spawn("projector", &["projector"], &with_metrics(&env))?;
-    let leads_worker = Aisales::spawn("worker-leads", &["worker", "leads"], &with_metrics(&env))?;
-    let send_worker = Aisales::spawn("worker-send", &["worker", "message-send"], &with_metrics(&env))?;
+    let background = {
+        let mut env = with_metrics(&env);
+        env.push(("BACKGROUND_NICENESS", niceness.to_string()));
+        env
+    };
+    let start_background = || -> anyhow::Result<[Aisales; 3]> {
+        Ok([
+            Aisales::spawn("projector", &["projector"], &background)?,
+            Aisales::spawn("worker-leads", &["worker", "leads"], &background)?,
+            Aisales::spawn("worker-send", &["worker", "message-send"], &background)?,
+        ])
+    };
+    let mut background_processes = if outreach_after { None } else { Some(start_background()?) };
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     support::wait_healthy(&client, &format!("{base}/health"), Duration::from_secs(30)).await?;
@@ -179,7 +194,16 @@ async fn main() -> anyhow::Result<()> {
     let posted_in = started.elapsed().as_secs_f64();
     let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
     let measured = lat.len();
-    report("posts offered", format!("{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured)"));
+    if background_processes.is_none() {
+        background_processes = Some(start_background()?);
+    }
+    report(
+        "posts offered",
+        format!(
+            "{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured); outreach {}, background niceness {niceness}",
+            if outreach_after { "after the posts" } else { "during the posts" }
+        ),
+    );
     report(
         "form posts accepted (measured window)",
         format!("{:.0} posts/s, {} errors in all", measured as f64 / offered, errors.load(Ordering::Relaxed)),
@@ -225,9 +249,9 @@ async fn main() -> anyhow::Result<()> {
         report("server peak RSS", format!("{peak:.0} MiB"));
     }
     server.stop();
-    projector.stop();
-    leads_worker.stop();
-    send_worker.stop();
+    for p in background_processes.into_iter().flatten() {
+        p.stop();
+    }
     pool.close().await;
     support::keep_or_drop(db).await?;
     Ok(())

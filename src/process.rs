@@ -7,6 +7,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 
+/// Lowers this process's CPU priority to `niceness` (`BACKGROUND_NICENESS`), through util-linux
+/// `renice`. Call it before any thread starts: on Linux a priority belongs to a thread, and threads
+/// started later inherit it.
+pub fn lower_cpu_priority(niceness: i32) -> Result<(), String> {
+    let out = std::process::Command::new("renice")
+        .args(["--priority", &niceness.to_string(), "-p", &std::process::id().to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("renice cannot be run: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("renice failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 /// Runs named long-lived tasks until one of them ends or a signal arrives, then stops the rest.
 pub struct Supervisor {
     cancel: CancellationToken,

@@ -167,7 +167,19 @@ pub fn main() -> ExitCode {
         Command::Worker { .. } => "worker",
         _ => "cli",
     };
+    // Before any thread starts, so that every thread of the process inherits the priority.
+    let niced = match role {
+        "projector" | "worker" if settings.background_niceness > 0 => {
+            Some(crate::process::lower_cpu_priority(settings.background_niceness))
+        }
+        _ => None,
+    };
     let _telemetry = crate::infra::telemetry::init(&settings, role);
+    match niced {
+        Some(Ok(())) => tracing::info!(niceness = settings.background_niceness, "CPU priority lowered"),
+        Some(Err(e)) => tracing::warn!("the CPU priority could not be lowered: {e}"),
+        None => {}
+    }
     if role != "cli" {
         for w in &settings.warnings {
             tracing::warn!("{w}");

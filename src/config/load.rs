@@ -166,6 +166,16 @@ impl Settings {
             r.problem("SENTRY_DSN", "is not a valid Sentry DSN (https://<key>@<host>/<project>)");
         }
         let metrics_port = r.raw("METRICS_PORT").and_then(|_| r.parse::<u16>("METRICS_PORT", "a port number"));
+        let background_niceness = match r
+            .raw("BACKGROUND_NICENESS")
+            .and_then(|_| r.parse::<i32>("BACKGROUND_NICENESS", "a number from 0 to 19"))
+        {
+            Some(n) if !(0..=19).contains(&n) => {
+                r.problem("BACKGROUND_NICENESS", "must be a number from 0 to 19");
+                0
+            }
+            n => n.unwrap_or(0),
+        };
 
         let redis_prefix = r.string("REDIS_PREFIX");
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
@@ -310,6 +320,7 @@ impl Settings {
             log_format,
             sentry_dsn: secret(sentry_dsn),
             metrics_port,
+            background_niceness,
             bus,
             projector_batch_size,
             projector_poll_interval,

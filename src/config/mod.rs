@@ -158,6 +158,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub sentry_dsn: Option<SecretString>,
     pub metrics_port: Option<u16>,
+    /// The `nice` value the projector and worker roles lower their CPU priority to (0: unchanged),
+    /// so that on a shared machine the HTTP server answering webhooks, forms and operators keeps
+    /// the CPU while background work catches up.
+    pub background_niceness: i32,
 
     pub bus: BusSettings,
     pub projector_batch_size: Option<i64>,
@@ -210,6 +214,7 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("sentry_dsn", &opt(&self.sentry_dsn))
             .field("metrics_port", &self.metrics_port)
+            .field("background_niceness", &self.background_niceness)
             .field("openai_api_key", &opt(&self.openai_api_key))
             .field("openai_base_url", &self.openai_base_url)
             .field("ai_model", &self.ai_model)

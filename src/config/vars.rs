@@ -63,6 +63,7 @@ pub const VARS: &[VarSpec] = vars![
     "Worker bus" => [
         ("REDIS_PREFIX", "aisales", "prefix of every Redis key (streams, rate limits): lets several deployments share one Redis"),
         ("WORKER_CONCURRENCY", "4", "jobs one worker process runs at once, per kind"),
+        ("BACKGROUND_NICENESS", "0", "CPU priority (nice, 0-19) the projector and worker processes lower themselves to, so the HTTP server keeps the CPU under bursts; 0 leaves it"),
         ("WORKER_VISIBILITY_TIMEOUT_SECS", "60", "after this long a job left by a dead consumer is taken over"),
         ("WORKER_MAX_DELIVERIES", "5", "deliveries of one stream entry before it goes to the dead-letter stream"),
         ("WORKER_JOB_TIMEOUT_SECS", "120", "longest a single job may run"),

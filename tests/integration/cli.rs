@@ -153,3 +153,50 @@ fn detect_prints_one_json_object_per_input_without_a_database() {
     assert_eq!(lines[2]["best"]["type"], "TRANSMISSION_CODE");
     assert_eq!(lines[2]["gearbox_type"], "CVT");
 }
+
+/// The `nice` value of every thread of a process (the 19th field of `/proc/<pid>/task/<tid>/stat`).
+fn thread_niceness(pid: u32) -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn background_roles_lower_their_cpu_priority_and_the_server_keeps_its_own() {
+    let db = TestDb::create().await.unwrap();
+    let mut cmd = aisales(&db.url);
+    cmd.arg("projector").env("BACKGROUND_NICENESS", "7");
+    let projector = crate::helpers::ChildGuard::spawn(cmd);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = aisales(&db.url);
+    cmd.arg("serve").env("PORT", port.to_string()).env("HOST", "127.0.0.1").env("BACKGROUND_NICENESS", "7");
+    let server = crate::helpers::ChildGuard::spawn(cmd);
+    let client = reqwest::Client::new();
+    crate::helpers::eventually(std::time::Duration::from_secs(20), "the server to answer", || {
+        let client = client.clone();
+        async move {
+            client.get(format!("http://127.0.0.1:{port}/health")).send().await.ok().filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    // The projector's runtime threads exist once it has started its tasks.
+    crate::helpers::eventually(std::time::Duration::from_secs(20), "the projector's threads", || {
+        let n = thread_niceness(projector.pid());
+        async move { (n.len() > 1).then_some(()) }
+    })
+    .await;
+    let projector_threads = thread_niceness(projector.pid());
+    assert!(projector_threads.iter().all(|n| *n == 7), "projector threads: {projector_threads:?}");
+    let server_threads = thread_niceness(server.pid());
+    assert!(server_threads.iter().all(|n| *n == 0), "server threads: {server_threads:?}");
+
+    // A value out of range is a configuration problem, reported before anything starts.
+    let out = aisales(&db.url).args(["config", "check"]).env("BACKGROUND_NICENESS", "25").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BACKGROUND_NICENESS: must be a number from 0 to 19"));
+}

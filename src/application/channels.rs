@@ -75,10 +75,9 @@ pub fn secret_names(kind: ChannelKind) -> &'static [&'static str] {
 /// Public webhook URL of an account.
 pub fn webhook_url(base: &str, account: &ChannelAccount) -> String {
     let base = base.trim_end_matches('/');
-    match account.kind {
-        ChannelKind::GreenApi => format!("{base}/webhooks/green-api/{}/{}", account.tenant_id, account.id),
-        kind => format!("{base}/webhooks/{}/{}", tenancy::webhook_segment(kind), account.tenant_id),
-    }
+    // Every kind is routed per account (`/webhooks/telegram/{tenant}` and
+    // `/webhooks/whatsapp/{tenant}` remain for URLs registered before).
+    format!("{base}/webhooks/{}/{}/{}", tenancy::webhook_segment(account.kind), account.tenant_id, account.id)
 }
 
 fn invalid(field: &str, why: &str) -> CommandError {

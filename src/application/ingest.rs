@@ -66,7 +66,13 @@ pub async fn message(
     m.sender_name = m.sender_name.as_deref().map(aisales_domain::text::clean_customer);
     let tenant = account.tenant_id;
     let kind = account.kind;
-    let identity: Identity = ctx.identities.resolve(&ctx.pool, tenant, kind, account.id, &m.chat_id).await?;
+    let (identity, new_alias): (Identity, Option<String>) = match &m.sender_alias {
+        Some(alias) => {
+            let (identity, new) = with_alias(ctx, account, &m.chat_id, alias).await?;
+            (identity, new.then(|| alias.clone()))
+        }
+        None => (ctx.identities.resolve(&ctx.pool, tenant, kind, account.id, &m.chat_id).await?, None),
+    };
     let detection = detect::detect(&m.text);
     let vehicle_id = detection.vehicle_id(detect::VEHICLE_LOOKUP_MIN_SCORE).and_then(|c| {
         let id_type = IdType::parse(c.kind.as_str())?;
@@ -133,6 +139,17 @@ pub async fn message(
             &meta,
         )
         .await?;
+    if let Some(alias) = new_alias {
+        let meta = EventMetadata::system(Some(tenant), format!("provider:{}", kind.as_str()));
+        ctx.store
+            .execute::<Conversation>(
+                &identity.conversation_id.to_string(),
+                ConversationCommand::LinkAlias { alias },
+                &(),
+                &meta,
+            )
+            .await?;
+    }
     metrics::counter!("aisales_messages_received_total", "channel" => kind.as_str(), "duplicate" => if out.committed.is_none() { "true" } else { "false" })
         .increment(1);
     // A customer answering a lead's first message: the lead is marked replied (again harmlessly
@@ -204,6 +221,35 @@ pub async fn status(ctx: &Context, account: &ChannelAccount, s: channels::Delive
         Err(ExecuteError::Rejected(ConversationError::ReplyNotFound)) => Ok(true),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The identity of a sender who comes with two ids (WhatsApp: the phone number as `chat_id` and
+/// the business-scoped user id as `alias`): one customer whichever of them was seen first. A
+/// person first met by the user id alone keeps that conversation, now also under the phone.
+/// Also says whether the alias is new (the conversation records it once the message is in).
+async fn with_alias(
+    ctx: &Context,
+    account: &ChannelAccount,
+    chat_id: &str,
+    alias: &str,
+) -> anyhow::Result<(Identity, bool)> {
+    let (pool, tenant, kind) = (&ctx.pool, account.tenant_id, account.kind);
+    if let Some(known) = ctx.identities.cached(tenant, kind, account.id, alias) {
+        return Ok((known, false));
+    }
+    let identity = match identity::find_identity(pool, tenant, kind, chat_id).await? {
+        None => match identity::find_identity(pool, tenant, kind, alias).await? {
+            Some(by_alias) => {
+                identity::add_alias(pool, tenant, kind, account.id, chat_id, by_alias, alias).await?;
+                by_alias
+            }
+            None => ctx.identities.resolve(pool, tenant, kind, account.id, chat_id).await?,
+        },
+        Some(_) => ctx.identities.resolve(pool, tenant, kind, account.id, chat_id).await?,
+    };
+    let new = identity::add_alias(pool, tenant, kind, account.id, alias, identity, chat_id).await?;
+    ctx.identities.remember(tenant, kind, account.id, alias, identity);
+    Ok((identity, new))
 }
 
 /// Learns a customer alias from the echo of one of our GREEN-API sends: the same person seen as

@@ -61,6 +61,11 @@ pub struct InboundMessage {
     pub sender_name: Option<String>,
     /// The sender's phone number as digits (country code first, no `+`), when the provider gives it.
     pub phone: Option<String>,
+    /// Another id of the same sender given next to `chat_id` (WhatsApp's business-scoped user id
+    /// next to the phone number): kept as an alias, so that the person stays one customer when a
+    /// later message carries only one of them.
+    #[serde(default)]
+    pub sender_alias: Option<String>,
     /// The text, the caption of a file, or a readable rendering of a contact card, a location or
     /// a file without caption. Never empty.
     pub text: String,

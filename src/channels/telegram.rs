@@ -175,6 +175,7 @@ fn parse_message(m: &Value, edited: bool) -> Result<Notification, ParseError> {
         sender_id,
         sender_name,
         phone,
+        sender_alias: None,
         text,
         attachments,
         sent_at,

@@ -71,22 +71,83 @@ pub fn verify_challenge(
 /// status, then an `Ignored` or `Unknown` for each message, status or change that is not kept.
 /// Never returns an empty list.
 pub fn parse(body: &[u8]) -> Result<Vec<Notification>, ParseError> {
+    let mut messages = Vec::new();
+    let mut statuses = Vec::new();
+    let mut others = Vec::new();
+    for number in parse_routed(body)? {
+        for n in number.notifications {
+            match n {
+                Notification::Messages(m) => messages.extend(m),
+                Notification::Statuses(s) => statuses.extend(s),
+                Notification::Ignored { reason } if reason == NOTHING => {}
+                other => others.push(other),
+            }
+        }
+    }
+    Ok(assemble(messages, statuses, others))
+}
+
+const NOTHING: &str = "no messages or statuses";
+
+fn assemble(
+    messages: Vec<InboundMessage>,
+    statuses: Vec<DeliveryStatus>,
+    others: Vec<Notification>,
+) -> Vec<Notification> {
+    let mut out = Vec::new();
+    if !messages.is_empty() {
+        out.push(Notification::Messages(messages));
+    }
+    if !statuses.is_empty() {
+        out.push(Notification::Statuses(statuses));
+    }
+    out.extend(others);
+    if out.is_empty() {
+        out.push(Notification::Ignored { reason: NOTHING.into() });
+    }
+    out
+}
+
+/// What a webhook body carries for one business number.
+#[derive(Debug)]
+pub struct ForNumber {
+    /// `metadata.phone_number_id` of the changes (`None` when a body leaves it out).
+    pub phone_number_id: Option<String>,
+    pub notifications: Vec<Notification>,
+}
+
+/// Parses a webhook body grouped by the business number each change is for: one Meta app posts
+/// the changes of all its numbers to one URL, and each number is its own channel account.
+pub fn parse_routed(body: &[u8]) -> Result<Vec<ForNumber>, ParseError> {
     let v: Value = serde_json::from_slice(body)?;
     if !v.is_object() {
         return Err(ParseError::NotAnObject);
     }
     let object = str_at(&v, &["object"]).ok_or(ParseError::Field("object"))?;
     if object != "whatsapp_business_account" {
-        return Ok(vec![Notification::Unknown { kind: format!("object/{object}") }]);
+        return Ok(vec![ForNumber {
+            phone_number_id: None,
+            notifications: vec![Notification::Unknown { kind: format!("object/{object}") }],
+        }]);
     }
     let entries = at(&v, &["entry"]).and_then(Value::as_array).ok_or(ParseError::Field("entry"))?;
-    let (mut messages, mut statuses, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    type Parts = (Vec<InboundMessage>, Vec<DeliveryStatus>, Vec<Notification>);
+    let mut numbers: Vec<(Option<String>, Parts)> = Vec::new();
     for entry in entries {
         let changes = at(entry, &["changes"]).and_then(Value::as_array).ok_or(ParseError::Field("entry.changes"))?;
         for change in changes {
             let field = str_at(change, &["field"]).ok_or(ParseError::Field("entry.changes.field"))?;
             let value =
                 change.get("value").filter(|v| v.is_object()).ok_or(ParseError::Field("entry.changes.value"))?;
+            let number = id_at(value, &["metadata", "phone_number_id"]);
+            let i = match numbers.iter().position(|(n, _)| *n == number) {
+                Some(i) => i,
+                None => {
+                    numbers.push((number, Default::default()));
+                    numbers.len() - 1
+                }
+            };
+            let (messages, statuses, others) = &mut numbers[i].1;
             if field != "messages" {
                 others.push(Notification::Unknown { kind: format!("field/{field}") });
                 continue;
@@ -109,23 +170,38 @@ pub fn parse(body: &[u8]) -> Result<Vec<Notification>, ParseError> {
             }
         }
     }
-    let mut out = Vec::new();
-    if !messages.is_empty() {
-        out.push(Notification::Messages(messages));
+    if numbers.is_empty() {
+        numbers.push((None, Default::default()));
     }
-    if !statuses.is_empty() {
-        out.push(Notification::Statuses(statuses));
-    }
-    out.extend(others);
-    if out.is_empty() {
-        out.push(Notification::Ignored { reason: "no messages or statuses".into() });
-    }
-    Ok(out)
+    Ok(numbers
+        .into_iter()
+        .map(|(phone_number_id, (messages, statuses, others))| ForNumber {
+            phone_number_id,
+            notifications: assemble(messages, statuses, others),
+        })
+        .collect())
+}
+
+/// A coordinate given as a number or as a numeric string.
+fn coordinate(m: &Value, field: &str) -> Option<f64> {
+    let v = at(m, &["location", field])?;
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())).filter(|c: &f64| c.is_finite())
 }
 
 fn parse_message(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage, Notification>, ParseError> {
     let id = str_at(m, &["id"]).ok_or(ParseError::Field("messages.id"))?;
-    let from = str_at(m, &["from"]).ok_or(ParseError::Field("messages.from"))?;
+    // The sender: `from` is the phone number, which Meta leaves out for a user with a username;
+    // the business-scoped user id (`from_user_id`, or the contact's `user_id`) is always there
+    // since the username rollout.
+    let phone_from = str_at(m, &["from"]);
+    let contact = contacts
+        .iter()
+        .find(|c| phone_from.is_some() && str_at(c, &["wa_id"]) == phone_from)
+        .or(contacts.first().filter(|_| contacts.len() == 1));
+    let user_id = str_at(m, &["from_user_id"])
+        .or_else(|| str_at(m, &["user_id"]))
+        .or_else(|| contact.and_then(|c| str_at(c, &["user_id"])));
+    let from = phone_from.or(user_id).ok_or(ParseError::Field("messages.from"))?;
     let sent_at = time_at(m, &["timestamp"]).ok_or(ParseError::Field("messages.timestamp"))?;
     let kind = str_at(m, &["type"]).ok_or(ParseError::Field("messages.type"))?;
     let mut attachments = Vec::new();
@@ -158,12 +234,18 @@ fn parse_message(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage,
             (text, attachment_kind.message_kind())
         }
         "location" => {
-            let lat = at(m, &["location", "latitude"]).and_then(Value::as_f64);
-            let lon = at(m, &["location", "longitude"]).and_then(Value::as_f64);
-            let (Some(lat), Some(lon)) = (lat, lon) else {
-                return Err(ParseError::Field("messages.location.latitude"));
+            let (name, address) = (str_at(m, &["location", "name"]), str_at(m, &["location", "address"]));
+            // Coordinates that cannot be read do not cost the message: it is stored with what
+            // can be read and says what could not.
+            let text = match (coordinate(m, "latitude"), coordinate(m, "longitude")) {
+                (Some(lat), Some(lon)) => render_location(name, address, lat, lon),
+                _ => {
+                    let words: Vec<&str> =
+                        [name, address].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect();
+                    let place = if words.is_empty() { String::new() } else { format!("{} ", words.join(", ")) };
+                    format!("Геопозиция: {place}(координаты не прочитаны)")
+                }
             };
-            let text = render_location(str_at(m, &["location", "name"]), str_at(m, &["location", "address"]), lat, lon);
             (text, MessageKind::Location)
         }
         "contacts" => {
@@ -203,18 +285,14 @@ fn parse_message(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage,
     if text.is_empty() && attachments.is_empty() {
         return Ok(Err(Notification::Ignored { reason: "empty message".into() }));
     }
-    let sender_name = contacts
-        .iter()
-        .find(|c| str_at(c, &["wa_id"]) == Some(from))
-        .or(contacts.first().filter(|_| contacts.len() == 1))
-        .and_then(|c| str_at(c, &["profile", "name"]))
-        .map(String::from);
+    let sender_name = contact.and_then(|c| str_at(c, &["profile", "name"])).map(String::from);
     Ok(Ok(InboundMessage {
         provider_message_id: id.to_string(),
         chat_id: from.to_string(),
         sender_id: from.to_string(),
         sender_name,
-        phone: phone_digits(from),
+        phone: phone_from.and_then(phone_digits),
+        sender_alias: user_id.filter(|u| phone_from.is_some() && Some(*u) != phone_from).map(String::from),
         text,
         attachments,
         sent_at,
@@ -293,15 +371,26 @@ impl WhatsAppClient {
         to: &str,
         text: &str,
     ) -> Result<SentMessage, SendError> {
-        let to = phone_digits(to).ok_or_else(|| SendError::permanent("invalid recipient phone number"))?;
         let url = format!("{}/{}/messages", self.base_url.trim_end_matches('/'), phone_number_id.trim());
-        let body = json!({
+        let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to,
             "type": "text",
             "text": {"preview_url": false, "body": text},
         });
+        // A customer known only by the business-scoped user id (`CC.digits`) is addressed with
+        // `recipient`; everyone else by phone number in `to`.
+        let to = match phone_digits(to) {
+            Some(phone) => {
+                body["to"] = json!(phone);
+                phone
+            }
+            None if is_user_id(to) => {
+                body["recipient"] = json!(to.trim());
+                to.trim().to_string()
+            }
+            None => return Err(SendError::permanent("invalid recipient phone number")),
+        };
         let request = self.http.post(url).bearer_auth(access_token.expose_secret()).json(&body);
         let answer = exchange(request, self.timeout).await?;
         if answer.status.is_success() {
@@ -316,6 +405,19 @@ impl WhatsAppClient {
         tracing::warn!(op = "messages", to = %mask_phone(&to), error = %error, "WhatsApp send failed");
         Err(error)
     }
+}
+
+/// A WhatsApp business-scoped user id: a two-letter country code, a dot, and up to 128 letters and
+/// digits (`BR.1502576394655843`; a parent id has `ENT.` after the country: `US.ENT.1181…`).
+pub fn is_user_id(s: &str) -> bool {
+    let s = s.trim();
+    let Some((country, rest)) = s.split_once('.') else { return false };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    country.len() == 2
+        && country.chars().all(|c| c.is_ascii_uppercase())
+        && !rest.is_empty()
+        && rest.len() <= 128
+        && rest.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// Classifies a Graph API error answer `{"error":{"message","type","code","error_subcode",
@@ -589,5 +691,84 @@ mod tests {
         let e = classify(400, &h, &body.to_string());
         assert!(!e.is_transient());
         assert!(e.reason().contains("Add recipient phone number"), "{e}");
+    }
+
+    #[test]
+    fn a_sender_without_from_is_identified_by_the_business_scoped_user_id() {
+        // Message-level `from_user_id`.
+        let m = one(json!({
+            "messaging_product": "whatsapp", "metadata": meta(),
+            "contacts": [{"profile": {"name": "Maria", "username": "@maria"}, "user_id": "BR.1502576394655843"}],
+            "messages": [{"from_user_id": "BR.1502576394655843", "id": "wamid.u1", "timestamp": "1714650000",
+                          "type": "text", "text": {"body": "oi"}}]
+        }));
+        assert_eq!(m.chat_id, "BR.1502576394655843");
+        assert_eq!(m.phone, None);
+        assert_eq!(m.sender_alias, None);
+        assert_eq!(m.sender_name.as_deref(), Some("Maria"));
+        // Only the contact's `user_id`.
+        let m = one(json!({
+            "messaging_product": "whatsapp", "metadata": meta(),
+            "contacts": [{"profile": {"name": "Maria"}, "user_id": "BR.1502576394655843"}],
+            "messages": [{"id": "wamid.u2", "timestamp": "1714650000", "type": "text", "text": {"body": "oi"}}]
+        }));
+        assert_eq!(m.chat_id, "BR.1502576394655843");
+        // Both: the phone is the chat, the user id its alias.
+        let m = one(json!({
+            "messaging_product": "whatsapp", "metadata": meta(),
+            "contacts": [{"profile": {"name": "Maria"}, "wa_id": "5511999999999", "user_id": "BR.1502576394655843"}],
+            "messages": [{"from": "5511999999999", "from_user_id": "BR.1502576394655843", "id": "wamid.u3",
+                          "timestamp": "1714650000", "type": "text", "text": {"body": "oi"}}]
+        }));
+        assert_eq!(m.chat_id, "5511999999999");
+        assert_eq!(m.phone.as_deref(), Some("5511999999999"));
+        assert_eq!(m.sender_alias.as_deref(), Some("BR.1502576394655843"));
+        // Neither: the body cannot be read.
+        let v = body(json!({"messaging_product": "whatsapp", "metadata": meta(),
+            "messages": [{"id": "wamid.u4", "timestamp": "1714650000", "type": "text", "text": {"body": "?"}}]}));
+        assert!(matches!(parse(v.to_string().as_bytes()), Err(ParseError::Field("messages.from"))));
+    }
+
+    #[test]
+    fn a_location_keeps_what_can_be_read() {
+        let location = |lat: Value, lon: Value| {
+            one(json!({"messaging_product": "whatsapp", "metadata": meta(),
+                "messages": [{"from": "79001234567", "id": "wamid.l", "timestamp": "1714650000", "type": "location",
+                              "location": {"latitude": lat, "longitude": lon, "name": "Склад"}}]}))
+            .text
+        };
+        assert_eq!(location(json!("55.75"), json!(" 37.61 ")), "Геопозиция: Склад (55.750000, 37.610000)");
+        assert_eq!(location(json!("север"), json!(37.61)), "Геопозиция: Склад (координаты не прочитаны)");
+        assert_eq!(location(json!({}), Value::Null), "Геопозиция: Склад (координаты не прочитаны)");
+    }
+
+    #[test]
+    fn changes_are_grouped_by_business_number() {
+        let change = |number: &str, id: &str| {
+            json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "1", "phone_number_id": number},
+                "messages": [text_message(id, "79001234567", "x")]}})
+        };
+        let v = json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "1", "changes": [change("111", "wamid.1"), change("222", "wamid.2")]},
+            {"id": "2", "changes": [change("111", "wamid.3")]}
+        ]});
+        let numbers = parse_routed(v.to_string().as_bytes()).unwrap();
+        assert_eq!(numbers.len(), 2);
+        assert_eq!(numbers[0].phone_number_id.as_deref(), Some("111"));
+        assert!(matches!(&numbers[0].notifications[..], [Notification::Messages(m)] if m.len() == 2));
+        assert_eq!(numbers[1].phone_number_id.as_deref(), Some("222"));
+        // `parse` still gives them all at once.
+        assert!(matches!(&parse(v.to_string().as_bytes()).unwrap()[..], [Notification::Messages(m)] if m.len() == 3));
+    }
+
+    #[test]
+    fn business_scoped_user_ids() {
+        for ok in ["BR.1502576394655843", "US.ENT.11815799212886844830", "RU.abc123"] {
+            assert!(is_user_id(ok), "{ok}");
+        }
+        for bad in ["79001234567", "br.123", "BRA.123", "BR.", "BR.12-3", "BR.ENT.", ""] {
+            assert!(!is_user_id(bad), "{bad}");
+        }
     }
 }

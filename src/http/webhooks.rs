@@ -23,8 +23,10 @@ use crate::tenancy::ChannelAccount;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks/green-api/{tenant_id}/{account_id}", post(green_api))
-        .route("/webhooks/telegram/{tenant_id}", post(telegram))
-        .route("/webhooks/whatsapp/{tenant_id}", post(whatsapp).get(whatsapp_verify))
+        .route("/webhooks/telegram/{tenant_id}", post(telegram_of_tenant))
+        .route("/webhooks/telegram/{tenant_id}/{account_id}", post(telegram))
+        .route("/webhooks/whatsapp/{tenant_id}", post(whatsapp_of_tenant).get(whatsapp_verify_of_tenant))
+        .route("/webhooks/whatsapp/{tenant_id}/{account_id}", post(whatsapp).get(whatsapp_verify))
 }
 
 fn account_not_found() -> ApiError {
@@ -83,6 +85,14 @@ async fn admit(
     }
 }
 
+/// The answer to a request whose credential failed: counted against the unauthenticated bucket.
+async fn refused(state: &AppState, account: &ChannelAccount, e: WebhookAuthError) -> ApiError {
+    match admit(state, account, Err(e)).await {
+        Err(answer) => answer,
+        Ok(()) => unauthorized(WebhookAuthError::Mismatch),
+    }
+}
+
 async fn secret(state: &AppState, account: &ChannelAccount, what: &str) -> Result<Option<String>, ApiError> {
     match state.tenancy.secret(&state.pool, &state.keys, account, what).await {
         Ok(v) => Ok(Some(v)),
@@ -135,50 +145,165 @@ pub async fn green_api(
     apply(&state, &account, vec![n], &body, &headers).await
 }
 
-/// `POST /webhooks/telegram/{tenant_id}`.
-pub async fn telegram(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let account = find(&state, &tenant, None, ChannelKind::Telegram).await?;
-    let expected = match secret(&state, &account, "webhook_secret").await? {
-        Some(s) => s,
-        None => state
-            .settings
-            .telegram_webhook_secret
-            .as_ref()
-            .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
-            .unwrap_or_default(),
-    };
-    let given = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok());
-    admit(&state, &account, channels::telegram::verify_secret_token(&expected, given)).await?;
-    let n = channels::telegram::parse(&body).map_err(malformed)?;
-    apply(&state, &account, vec![n], &body, &headers).await
+/// The tenant's active accounts of a kind: the one the URL names, or (the tenant-only URLs of
+/// Telegram and WhatsApp, kept for webhooks registered before accounts had their own) all of them.
+async fn candidates(
+    state: &AppState,
+    tenant: &str,
+    account: Option<&str>,
+    kind: ChannelKind,
+) -> Result<Vec<ChannelAccount>, ApiError> {
+    if account.is_some() {
+        return Ok(vec![find(state, tenant, account, kind).await?]);
+    }
+    let tenant: Uuid = tenant.parse().map_err(|_| account_not_found())?;
+    let accounts: Vec<ChannelAccount> = crate::tenancy::list_channel_accounts(&state.pool, tenant)
+        .await?
+        .into_iter()
+        .filter(|a| a.kind == kind && a.disabled_at.is_none())
+        .collect();
+    if accounts.is_empty() {
+        return Err(account_not_found());
+    }
+    Ok(accounts)
 }
 
-/// `POST /webhooks/whatsapp/{tenant_id}`: signed with `X-Hub-Signature-256`.
-pub async fn whatsapp(
+/// A secret of an account, or the deployment-wide fallback from the environment when the account
+/// has none stored (accounts added before secrets were kept per account).
+async fn secret_or(
+    state: &AppState,
+    account: &ChannelAccount,
+    what: &str,
+    fallback: Option<&secrecy::SecretString>,
+) -> Result<String, ApiError> {
+    Ok(match secret(state, account, what).await? {
+        Some(s) => s,
+        None => fallback.map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).unwrap_or_default(),
+    })
+}
+
+/// `POST /webhooks/telegram/{tenant_id}/{account_id}`.
+pub async fn telegram(
+    State(state): State<AppState>,
+    Path((tenant, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    telegram_for(state, &tenant, Some(&account), headers, body).await
+}
+
+/// `POST /webhooks/telegram/{tenant_id}`: the bot is the one whose secret token the request carries.
+pub async fn telegram_of_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let account = find(&state, &tenant, None, ChannelKind::Whatsapp).await?;
-    let app_secret = match secret(&state, &account, "app_secret").await? {
-        Some(s) => s,
-        None => state
-            .settings
-            .whatsapp_app_secret
-            .as_ref()
-            .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
-            .unwrap_or_default(),
+    telegram_for(state, &tenant, None, headers, body).await
+}
+
+async fn telegram_for(
+    state: AppState,
+    tenant: &str,
+    account: Option<&str>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let accounts = candidates(&state, tenant, account, ChannelKind::Telegram).await?;
+    let given = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok());
+    let fallback = if accounts.len() == 1 { state.settings.telegram_webhook_secret.as_ref() } else { None };
+    let mut matched = None;
+    for a in &accounts {
+        let expected = secret_or(&state, a, "webhook_secret", fallback).await?;
+        if channels::telegram::verify_secret_token(&expected, given).is_ok() {
+            matched = Some(a);
+            break;
+        }
+    }
+    let Some(account) = matched else {
+        let first = &accounts[0];
+        let expected = secret_or(&state, first, "webhook_secret", fallback).await?;
+        let e = channels::telegram::verify_secret_token(&expected, given).err().unwrap_or(WebhookAuthError::Mismatch);
+        return Err(refused(&state, first, e).await);
     };
+    admit(&state, account, Ok(())).await?;
+    let n = channels::telegram::parse(&body).map_err(malformed)?;
+    apply(&state, account, vec![n], &body, &headers).await
+}
+
+/// `POST /webhooks/whatsapp/{tenant_id}/{account_id}`: signed with `X-Hub-Signature-256`.
+pub async fn whatsapp(
+    State(state): State<AppState>,
+    Path((tenant, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    whatsapp_for(state, &tenant, Some(&account), headers, body).await
+}
+
+/// `POST /webhooks/whatsapp/{tenant_id}`: each change goes to the account of its business number
+/// (`metadata.phone_number_id`).
+pub async fn whatsapp_of_tenant(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    whatsapp_for(state, &tenant, None, headers, body).await
+}
+
+async fn whatsapp_for(
+    state: AppState,
+    tenant: &str,
+    account: Option<&str>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let accounts = candidates(&state, tenant, account, ChannelKind::Whatsapp).await?;
     let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-    admit(&state, &account, channels::whatsapp::verify_signature(app_secret.as_bytes(), &body, signature)).await?;
-    let notifications = channels::whatsapp::parse(&body).map_err(malformed)?;
-    apply(&state, &account, notifications, &body, &headers).await
+    let fallback = state.settings.whatsapp_app_secret.as_ref();
+    // The accounts whose app secret signed the body (numbers of one Meta app share its secret).
+    let mut signed = Vec::new();
+    let mut failure = None;
+    for a in &accounts {
+        let app_secret = secret_or(&state, a, "app_secret", fallback).await?;
+        match channels::whatsapp::verify_signature(app_secret.as_bytes(), &body, signature) {
+            Ok(()) => signed.push(a),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    let Some(first) = signed.first().copied() else {
+        return Err(refused(&state, &accounts[0], failure.unwrap_or(WebhookAuthError::Mismatch)).await);
+    };
+    admit(&state, first, Ok(())).await?;
+    let numbers = channels::whatsapp::parse_routed(&body).map_err(malformed)?;
+    let debounce = debounce(&state, first.tenant_id).await?;
+    let mut out = WebhookOutcome::default();
+    for number in numbers {
+        // The account of the number; a change for a number that is not one of these accounts is
+        // kept as a dead letter of the account that received it, never put in its conversations.
+        let target = match &number.phone_number_id {
+            Some(id) => signed.iter().copied().find(|a| a.external_key == *id),
+            None if signed.len() == 1 => Some(first),
+            None => None,
+        };
+        let (account, notifications) = match target {
+            Some(a) => (a, number.notifications),
+            None => {
+                let kind = match &number.phone_number_id {
+                    Some(id) => format!("for another number/{id}"),
+                    None => "without a business number".to_string(),
+                };
+                (first, vec![channels::Notification::Unknown { kind }])
+            }
+        };
+        for n in notifications {
+            ingest::notification(&state, account, n, &body, debounce, request_id(&headers), &mut out)
+                .await
+                .map_err(ApiError::Unexpected)?;
+        }
+    }
+    Ok((StatusCode::OK, Json(WebhookAnswer { ok: true, result: out })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -191,37 +316,49 @@ pub struct Challenge {
     challenge: Option<String>,
 }
 
-/// `GET /webhooks/whatsapp/{tenant_id}`: Meta's verification challenge.
+/// `GET /webhooks/whatsapp/{tenant_id}/{account_id}`: Meta's verification challenge.
 pub async fn whatsapp_verify(
+    State(state): State<AppState>,
+    Path((tenant, account)): Path<(String, String)>,
+    Query(q): Query<Challenge>,
+) -> Result<Response, ApiError> {
+    verify_for(state, &tenant, Some(&account), q).await
+}
+
+/// `GET /webhooks/whatsapp/{tenant_id}`: answered when the token is one of the tenant's accounts'.
+pub async fn whatsapp_verify_of_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(q): Query<Challenge>,
 ) -> Result<Response, ApiError> {
-    let account = find(&state, &tenant, None, ChannelKind::Whatsapp).await?;
+    verify_for(state, &tenant, None, q).await
+}
+
+async fn verify_for(state: AppState, tenant: &str, account: Option<&str>, q: Challenge) -> Result<Response, ApiError> {
+    let accounts = candidates(&state, tenant, account, ChannelKind::Whatsapp).await?;
     // Challenges are rare: all of them share the bucket of unauthenticated requests.
     ratelimit::check(
         &state.redis,
         Limit::WebhookPerAccount,
-        &format!("unauthenticated:{}", account.id),
+        &format!("unauthenticated:{}", accounts[0].id),
         state.settings.limits.webhook_per_minute,
     )
     .await?;
-    let expected = match secret(&state, &account, "verify_token").await? {
-        Some(s) => s,
-        None => state
-            .settings
-            .whatsapp_verify_token
-            .as_ref()
-            .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
-            .unwrap_or_default(),
-    };
-    match channels::whatsapp::verify_challenge(
-        q.mode.as_deref(),
-        q.verify_token.as_deref(),
-        q.challenge.as_deref(),
-        &expected,
-    ) {
-        Ok(challenge) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], challenge).into_response()),
-        Err(e) => Err(ApiError::Forbidden(format!("verification failed: {e}"))),
+    let mut failure = None;
+    for a in &accounts {
+        let expected = secret_or(&state, a, "verify_token", state.settings.whatsapp_verify_token.as_ref()).await?;
+        match channels::whatsapp::verify_challenge(
+            q.mode.as_deref(),
+            q.verify_token.as_deref(),
+            q.challenge.as_deref(),
+            &expected,
+        ) {
+            Ok(challenge) => {
+                return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], challenge).into_response());
+            }
+            Err(e) => failure = Some(e),
+        }
     }
+    let e = failure.map_or_else(|| "no account".to_string(), |e| e.to_string());
+    Err(ApiError::Forbidden(format!("verification failed: {e}")))
 }

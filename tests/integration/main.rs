@@ -24,3 +24,4 @@ mod secrets;
 mod store;
 mod tenancy;
 mod vehicle_lookup;
+mod webhook_routing;

@@ -187,6 +187,7 @@ pub(super) fn incoming(v: &Value) -> Result<Notification, ParseError> {
         sender_id,
         sender_name,
         phone,
+        sender_alias: None,
         text,
         attachments,
         sent_at,

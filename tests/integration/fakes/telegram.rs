@@ -15,6 +15,8 @@ use super::{FakeServer, Handler, RecordedRequest, Reply, lock};
 struct TelegramState {
     next_message_id: HashMap<i64, i64>,
     sent: Vec<(i64, String, i64)>,
+    /// The bot token each send came with, in the order of `sent`.
+    sent_by: Vec<String>,
     blocked: HashSet<i64>,
     webhook: Option<(String, String)>,
 }
@@ -38,6 +40,8 @@ impl FakeTelegram {
     pub const TOKEN: &'static str = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
     /// The bot's user id.
     pub const BOT_ID: i64 = 7000000001;
+    /// A second bot of the same shop, served by the same fake.
+    pub const TOKEN2: &'static str = "7000000002:AAGsecondBotTokenForRoutingTests0000";
 
     pub async fn start() -> FakeTelegram {
         let state = Arc::new(Mutex::new(TelegramState::default()));
@@ -54,6 +58,11 @@ impl FakeTelegram {
     /// What was sent, oldest first: `(chat_id, text, message_id)`.
     pub fn sent_messages(&self) -> Vec<(i64, String, i64)> {
         lock(&self.state).sent.clone()
+    }
+
+    /// The bot token of every send, oldest first.
+    pub fn sent_by(&self) -> Vec<String> {
+        lock(&self.state).sent_by.clone()
     }
 
     /// The webhook set by `setWebhook`: `(url, secret_token)`.
@@ -85,11 +94,18 @@ fn handle(state: &Mutex<TelegramState>, req: &RecordedRequest) -> Reply {
     let Some((token, method)) = req.path.strip_prefix("/bot").and_then(|rest| rest.split_once('/')) else {
         return FakeTelegram::error(404, "Not Found", None);
     };
-    if token != FakeTelegram::TOKEN {
+    if token != FakeTelegram::TOKEN && token != FakeTelegram::TOKEN2 {
         return FakeTelegram::error(401, "Unauthorized", None);
     }
     match method {
-        "sendMessage" => send_message(&mut lock(state), &req.body),
+        "sendMessage" => {
+            let mut state = lock(state);
+            let reply = send_message(&mut state, &req.body);
+            if state.sent_by.len() < state.sent.len() {
+                state.sent_by.push(token.to_string());
+            }
+            reply
+        }
         "setWebhook" => set_webhook(&mut lock(state), &req.body),
         _ => FakeTelegram::error(404, "Not Found", None),
     }

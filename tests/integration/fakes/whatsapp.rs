@@ -16,6 +16,8 @@ use super::{FakeServer, Handler, RecordedRequest, Reply, lock, next_seq};
 #[derive(Default)]
 struct WhatsAppState {
     sent: Vec<(String, String, String)>,
+    /// The business number each send went out from, in the order of `sent`.
+    sent_from: Vec<String>,
 }
 
 /// A fake WhatsApp Business number.
@@ -37,6 +39,8 @@ impl FakeWhatsApp {
     pub const API_VERSION: &'static str = "v21.0";
     /// The business phone number's id.
     pub const PHONE_NUMBER_ID: &'static str = "106540352242922";
+    /// A second business number of the same app.
+    pub const PHONE_NUMBER_ID2: &'static str = "106540352242923";
     /// The system user access token.
     pub const ACCESS_TOKEN: &'static str = "EAAJB1vZCfakeTESTtokenZBwZDZD";
 
@@ -60,6 +64,11 @@ impl FakeWhatsApp {
     /// What was sent, oldest first: `(to, text, wamid)`.
     pub fn sent_messages(&self) -> Vec<(String, String, String)> {
         lock(&self.state).sent.clone()
+    }
+
+    /// The business number (`phone_number_id`) of every send, oldest first.
+    pub fn sent_from(&self) -> Vec<String> {
+        lock(&self.state).sent_from.clone()
     }
 
     /// The next `n` calls fail with a Graph API error.
@@ -90,7 +99,7 @@ fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
     if req.header("authorization") != Some(&format!("Bearer {}", FakeWhatsApp::ACCESS_TOKEN)) {
         return FakeWhatsApp::error(401, 190, "Invalid OAuth access token - Cannot parse access token", None);
     }
-    if *phone_number_id != FakeWhatsApp::PHONE_NUMBER_ID {
+    if *phone_number_id != FakeWhatsApp::PHONE_NUMBER_ID && *phone_number_id != FakeWhatsApp::PHONE_NUMBER_ID2 {
         let message = format!(
             "Unsupported post request. Object with ID '{phone_number_id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
         );
@@ -102,7 +111,12 @@ fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
     if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
         return required("messaging_product");
     }
-    let Some(to) = body.get("to").and_then(Value::as_str).filter(|t| !t.is_empty()) else { return required("to") };
+    // `to` (a phone number) or `recipient` (a business-scoped user id).
+    let Some(to) =
+        ["to", "recipient"].iter().find_map(|k| body.get(*k).and_then(Value::as_str).filter(|t| !t.is_empty()))
+    else {
+        return required("to");
+    };
     if body.get("type").and_then(Value::as_str).unwrap_or("text") != "text" {
         return FakeWhatsApp::error(400, 100, "(#100) Param type must be one of {TEXT} in this fake", None);
     }
@@ -115,7 +129,10 @@ fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
     let wa_id: String = to.chars().filter(char::is_ascii_digit).collect();
     let raw_id = format!("{wa_id}:{}:{}", Utc::now().timestamp_millis(), next_seq());
     let wamid = format!("wamid.HBgL{}", base64::engine::general_purpose::STANDARD.encode(raw_id));
-    lock(state).sent.push((to.to_string(), text.to_string(), wamid.clone()));
+    let mut state = lock(state);
+    state.sent.push((to.to_string(), text.to_string(), wamid.clone()));
+    state.sent_from.push(phone_number_id.to_string());
+    drop(state);
     Reply::json(
         200,
         json!({

@@ -116,7 +116,22 @@ fn check_provider_url(
 }
 
 /// Creates an account with its secrets in one transaction. Shared by the API and the CLI.
+/// A restricted tenant (`tenants.status = 'restricted'`, set by the platform's fraud review) may
+/// keep using what it has but cannot connect channels or point providers at this server.
+async fn refuse_restricted(ctx: &Context, tenant: Uuid) -> Result<(), CommandError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM tenants WHERE id = $1").bind(tenant).fetch_optional(&ctx.pool).await?;
+    match status.as_deref() {
+        Some("active") => Ok(()),
+        Some(_) => Err(CommandError::Forbidden(
+            "this shop's account is restricted: channels cannot be connected or registered; contact support".into(),
+        )),
+        None => Err(CommandError::NotFound("tenant")),
+    }
+}
+
 pub async fn add_account(ctx: &Context, tenant: Uuid, new: NewAccount) -> Result<AccountView, CommandError> {
+    refuse_restricted(ctx, tenant).await?;
     let keys = crypto::Keyring::from_settings(&ctx.settings);
     let (kind, external_key, label, config, mut secrets): (ChannelKind, String, String, Value, Vec<(&str, String)>) =
         match new {
@@ -237,6 +252,7 @@ pub async fn view(ctx: &Context, account: ChannelAccount) -> Result<AccountView,
 /// credential is replaced only when the provider took the new one, or when it has to be configured
 /// by hand (it is then shown this once); a failed registration changes nothing.
 pub async fn register_webhook(ctx: &Context, tenant: Uuid, id: Uuid) -> Result<AccountView, CommandError> {
+    refuse_restricted(ctx, tenant).await?;
     let account = tenancy::channel_account(&ctx.pool, tenant, id)
         .await?
         .filter(|a| a.disabled_at.is_none())

@@ -13,6 +13,8 @@ use super::{Actor, AuthMethod, Caller, Role};
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "aisales_session";
+/// The session cookie's name over HTTPS (see `Settings::session_cookie`).
+pub const HOST_COOKIE: &str = "__Host-aisales_session";
 
 type HmacSha256 = Hmac<Sha256>;
 

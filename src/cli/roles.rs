@@ -24,6 +24,10 @@ pub(super) async fn serve(settings: Arc<Settings>, all: bool) -> anyhow::Result<
     let grace = settings.shutdown_grace;
     let token = sup.token();
     sup.spawn("http server", app.run_until_stopped(token, grace));
+    if let Some(port) = settings.metrics_port {
+        let token = sup.token();
+        sup.spawn("metrics endpoint", crate::http::server::serve_metrics(port, settings.metrics_token.clone(), token));
+    }
     if all {
         process::spawn_projectors(&mut sup, &settings, pool.clone(), redis.clone())?;
         process::spawn_workers(&mut sup, &settings, pool.clone(), redis.clone(), None)?;
@@ -42,7 +46,7 @@ pub(super) async fn worker(settings: Arc<Settings>, kind: &str) -> anyhow::Resul
     process::spawn_workers(&mut sup, &settings, pool, redis, only)?;
     if let Some(port) = settings.metrics_port {
         let token = sup.token();
-        sup.spawn("metrics endpoint", crate::http::server::serve_metrics(port, token));
+        sup.spawn("metrics endpoint", crate::http::server::serve_metrics(port, settings.metrics_token.clone(), token));
     }
     sup.wait(settings.shutdown_grace).await
 }
@@ -54,7 +58,7 @@ pub(super) async fn projector(settings: Arc<Settings>) -> anyhow::Result<()> {
     process::spawn_projectors(&mut sup, &settings, pool, redis)?;
     if let Some(port) = settings.metrics_port {
         let token = sup.token();
-        sup.spawn("metrics endpoint", crate::http::server::serve_metrics(port, token));
+        sup.spawn("metrics endpoint", crate::http::server::serve_metrics(port, settings.metrics_token.clone(), token));
     }
     sup.wait(settings.shutdown_grace).await
 }

@@ -230,6 +230,10 @@ impl Settings {
         let green_api_url = r.url("GREEN_API_URL", &["http", "https"]);
         let telegram_api_url = r.url("TELEGRAM_API_URL", &["http", "https"]);
         let telegram_webhook_secret = r.raw("TELEGRAM_WEBHOOK_SECRET");
+        let metrics_token = r.raw("METRICS_TOKEN");
+        if metrics_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
+            r.problem("METRICS_TOKEN", "must be at least 16 characters");
+        }
         let whatsapp_api_url = r.url("WHATSAPP_API_URL", &["http", "https"]);
         let whatsapp_app_secret = r.raw("WHATSAPP_APP_SECRET");
         let whatsapp_verify_token = r.raw("WHATSAPP_VERIFY_TOKEN");
@@ -332,6 +336,7 @@ impl Settings {
             green_api_url,
             telegram_api_url,
             telegram_webhook_secret: secret(telegram_webhook_secret),
+            metrics_token: secret(metrics_token),
             whatsapp_api_url,
             whatsapp_app_secret: secret(whatsapp_app_secret),
             whatsapp_verify_token: secret(whatsapp_verify_token),

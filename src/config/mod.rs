@@ -176,6 +176,8 @@ pub struct Settings {
     pub green_api_url: String,
     pub telegram_api_url: String,
     pub telegram_webhook_secret: Option<SecretString>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <METRICS_TOKEN>`.
+    pub metrics_token: Option<SecretString>,
     pub whatsapp_api_url: String,
     pub whatsapp_app_secret: Option<SecretString>,
     pub whatsapp_verify_token: Option<SecretString>,
@@ -245,6 +247,18 @@ impl Settings {
     /// Public base URL used in webhook URLs, or a path-only prefix when `APP_URL` is unset.
     pub fn public_base_url(&self) -> &str {
         self.app_url.as_deref().unwrap_or("")
+    }
+
+    /// Whether browsers reach the server over HTTPS (behind a TLS proxy, or an `https://` APP_URL):
+    /// session cookies are then `Secure` and carry the `__Host-` prefix.
+    pub fn secure_cookies(&self) -> bool {
+        self.trust_proxy || self.public_base_url().starts_with("https://")
+    }
+
+    /// The session cookie's name: `__Host-aisales_session` over HTTPS, which browsers accept only
+    /// when `Secure`, for the exact host and path `/` (a sibling subdomain cannot plant one).
+    pub fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies() { crate::auth::sessions::HOST_COOKIE } else { crate::auth::sessions::COOKIE }
     }
 }
 

@@ -58,7 +58,8 @@ pub const VARS: &[VarSpec] = vars![
         ("LOG_LEVEL", "info", "debug | info | warn | error"),
         ("LOG_FORMAT", "json", "json | pretty (pretty is the default in development)"),
         ("SENTRY_DSN", "", "report errors and panics to Sentry when set"),
-        ("METRICS_PORT", "", "workers and projector serve /metrics and /health on this port"),
+        ("METRICS_PORT", "", "serve /metrics and /health on this port (the server then answers 404 for /metrics on its main port)"),
+        ("METRICS_TOKEN", "", "when set, /metrics needs `Authorization: Bearer <token>` (16 characters or more)"),
     ],
     "Worker bus" => [
         ("REDIS_PREFIX", "aisales", "prefix of every Redis key (streams, rate limits): lets several deployments share one Redis"),

@@ -48,7 +48,7 @@ fn to_login(parts: &Parts) -> Response {
 
 /// The session's operator, or `None` without a valid session.
 pub async fn lookup(state: &AppState, headers: &HeaderMap, lang: Lang) -> Result<Option<Operator>, sqlx::Error> {
-    let Some(value) = crate::http::authn::cookie(headers, sessions::COOKIE) else { return Ok(None) };
+    let Some(value) = crate::http::authn::cookie(headers, state.settings.session_cookie()) else { return Ok(None) };
     let secret = state.settings.session_secret.expose_secret().as_bytes();
     let Some(id) = sessions::verify(secret, value) else { return Ok(None) };
     let Some(live) = sessions::lookup(&state.pool, &id).await? else { return Ok(None) };

@@ -49,8 +49,9 @@ fn invalid_credentials() -> ApiError {
 }
 
 fn cookie_header(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = state.settings.trust_proxy || state.settings.public_base_url().starts_with("https://");
-    let mut c = format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}", sessions::COOKIE);
+    let secure = state.settings.secure_cookies();
+    let mut c =
+        format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}", state.settings.session_cookie());
     if secure {
         c.push_str("; Secure");
     }
@@ -144,7 +145,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
         return Err(ApiError::invalid("not_a_session", "logout ends a dashboard session; revoke API tokens instead"));
     }
     let secret = state.settings.session_secret.expose_secret().as_bytes();
-    if let Some(id) = crate::http::authn::cookie(&headers, sessions::COOKIE).and_then(|v| sessions::verify(secret, v)) {
+    if let Some(id) =
+        crate::http::authn::cookie(&headers, state.settings.session_cookie()).and_then(|v| sessions::verify(secret, v))
+    {
         sessions::revoke(&state.pool, &id).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();

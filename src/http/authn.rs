@@ -45,7 +45,7 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap, method: &Method) -> 
             .trim();
         return tokens::authenticate(&state.pool, token).await?.ok_or(ApiError::Unauthorized);
     }
-    if let Some(value) = cookie(headers, sessions::COOKIE) {
+    if let Some(value) = cookie(headers, state.settings.session_cookie()) {
         use secrecy::ExposeSecret;
         let secret = state.settings.session_secret.expose_secret().as_bytes();
         let id = sessions::verify(secret, value).ok_or(ApiError::Unauthorized)?;

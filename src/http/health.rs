@@ -118,6 +118,30 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
+/// `/metrics` behind `METRICS_TOKEN` when one is set: 401 without the right bearer token.
+pub async fn metrics_for(
+    token: Option<secrecy::SecretString>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if let Some(token) = token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = secrecy::ExposeSecret::expose_secret(&token);
+        if given.is_empty() || !crate::auth::constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the token\n",
+            )
+                .into_response();
+        }
+    }
+    metrics().await.into_response()
+}
+
 pub async fn metrics() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::infra::telemetry::render_metrics())
 }

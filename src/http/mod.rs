@@ -62,10 +62,12 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let probes = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics));
+    let mut probes = Router::new().route("/health", get(health::health)).route("/ready", get(health::ready));
+    // With METRICS_PORT the metrics have a listener of their own, which need not be public.
+    if settings.metrics_port.is_none() {
+        let token = settings.metrics_token.clone();
+        probes = probes.route("/metrics", get(move |headers| health::metrics_for(token.clone(), headers)));
+    }
 
     let auth = Router::new()
         .route("/auth/login", axum::routing::post(auth_routes::login))

@@ -58,11 +58,16 @@ impl Application {
     }
 }
 
-/// Serves `/metrics` and `/health` on `METRICS_PORT` for roles without the main HTTP server.
-pub async fn serve_metrics(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {
+/// Serves `/metrics` and `/health` on `METRICS_PORT` (every role; the server then keeps `/metrics`
+/// off its main port).
+pub async fn serve_metrics(
+    port: u16,
+    token: Option<secrecy::SecretString>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let router = Router::new()
-        .route("/metrics", get(http::health::metrics))
+        .route("/metrics", get(move |headers| http::health::metrics_for(token.clone(), headers)))
         .route("/health", get(move || async move { axum::Json(http::health::Health::since(started)) }));
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
         .await

@@ -497,3 +497,71 @@ fn the_pm2_file_refuses_an_environment_that_is_not_production() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("set APP_ENV=production"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_owners_demoted_at_once_leave_one_owner() {
+    let app = app_with(&fast(&[])).await;
+    for round in 0..6 {
+        let t = tenant(&app).await;
+        let mut owners = Vec::new();
+        for n in 0..2 {
+            let created = app
+                .post_json(
+                    "/api/users",
+                    t.owner(),
+                    json!({"email": format!("owner{round}-{n}@shop.test"), "role": "owner"}),
+                )
+                .await;
+            owners.push(created["user"]["id"].as_str().unwrap().to_string());
+        }
+        let demote = |id: String| {
+            let (client, url, token) =
+                (app.client.clone(), format!("{}/api/users/{id}", app.address), t.owner().to_string());
+            tokio::spawn(async move {
+                client.patch(url).bearer_auth(token).json(&json!({"role": "admin"})).send().await.unwrap().status()
+            })
+        };
+        let (a, b) = (demote(owners[0].clone()), demote(owners[1].clone()));
+        let mut statuses = [a.await.unwrap(), b.await.unwrap()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "round {round}");
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND disabled_at IS NULL",
+        )
+        .bind(t.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(left, 1, "round {round}: one active owner is left");
+    }
+}
+
+#[tokio::test]
+async fn a_restricted_tenant_cannot_connect_or_register_channels() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url())])).await;
+    let t = tenant(&app).await;
+    let (account, _, _) = green_account(&app, &t, &fake).await;
+    sqlx::query("UPDATE tenants SET status = 'restricted' WHERE id = $1").bind(t.id).execute(&app.pool).await.unwrap();
+    let accounts = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM channel_accounts WHERE tenant_id = $1")
+            .bind(t.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let before = accounts().await;
+    let r = app
+        .request(Method::POST, "/api/channels", Some(t.owner()))
+        .json(&json!({"kind": "telegram", "bot_token": "7000000009:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("restricted"), "{body}");
+    assert_eq!(accounts().await, before, "nothing stored");
+    let r =
+        app.request(Method::POST, &format!("/api/channels/{account}/webhook"), Some(t.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

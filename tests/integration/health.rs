@@ -168,3 +168,44 @@ async fn metrics_pass_promtool_and_cover_http_process_and_build() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn metrics_can_need_a_token_and_can_leave_the_main_port() {
+    let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-0123456789")]).await;
+    let url = format!("{}/metrics", app.address);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(app.client.get(&url).bearer_auth("wrong-token-0123456789").send().await.unwrap().status(), 401);
+    let ok = app.client.get(&url).bearer_auth("metrics-token-0123456789").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("# TYPE"));
+
+    // `aisales serve` with METRICS_PORT: the metrics on their own listener, none on the main port.
+    let db = aisales::testkit::TestDb::create().await.unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, metrics_port) = (free(), free());
+    let mut cmd = crate::helpers::aisales(&db.url);
+    cmd.arg("serve")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("METRICS_PORT", metrics_port.to_string())
+        .env("METRICS_TOKEN", "metrics-token-0123456789");
+    let _server = crate::helpers::ChildGuard::spawn(cmd);
+    let client = reqwest::Client::new();
+    crate::helpers::eventually(std::time::Duration::from_secs(20), "the metrics listener", || {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                .bearer_auth("metrics-token-0123456789")
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let main = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 404);
+    let open = client.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
+    assert_eq!(open.status(), 401);
+}

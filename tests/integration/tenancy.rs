@@ -630,3 +630,32 @@ async fn tenant_settings_are_validated_and_bad_input_changes_nothing() {
     assert_eq!(t2["settings"]["decision"]["t_escalate"], 0.4);
     assert_eq!(t2["settings"]["tone"], "friendly");
 }
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_a_host_cookie_and_the_plain_name_is_not_accepted() {
+    let app = spawn_app(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "0"), ("APP_URL", "https://shop.example")]).await;
+    let t = create_tenant(&app.pool, "Shop").await;
+    let created: Value = app
+        .request(Method::POST, "/api/users", Some(t.owner()))
+        .json(&json!({"email": "host@shop.example", "role": "operator"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = login(&app, "host@shop.example", created["one_time_password"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-aisales_session="), "{set}");
+    assert!(set.contains("; Secure") && set.contains("Path=/") && !set.to_lowercase().contains("domain="), "{set}");
+    let pair = set.split(';').next().unwrap().to_string();
+    let me = |cookie: String| app.client.get(format!("{}/api/me", app.address)).header("cookie", cookie).send();
+    assert_eq!(me(pair.clone()).await.unwrap().status(), StatusCode::OK);
+    let plain = pair.replacen("__Host-aisales_session=", "aisales_session=", 1);
+    assert_eq!(
+        me(plain).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "a cookie without the prefix is not a session"
+    );
+}

@@ -61,6 +61,9 @@ pub async fn update(
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
     let mut tx = state.pool.begin().await?;
+    // Changes to the users of one tenant are serialised on the tenant's row: two owners demoting
+    // each other at once must not both see the other still an owner.
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(caller.tenant_id).execute(&mut *tx).await?;
     let current: Option<String> =
         sqlx::query_scalar("SELECT role FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
             .bind(caller.tenant_id)

@@ -199,9 +199,64 @@ function audit() {
   slider.addEventListener('change', show);
 }
 
+// ----- leads board -----
+
+function leads() {
+  const board = document.getElementById('board');
+  if (!board) return;
+  // The board is a whole page of columns: a lead change reloads it (cheap, server-rendered) unless
+  // the operator is in the filter form.
+  const refresh = coalesce(async () => {
+    try {
+      const doc = await fetchDoc(window.location.href);
+      const fresh = doc.getElementById('board');
+      if (fresh && fresh.dataset.key !== board.dataset.key) {
+        board.replaceWith(document.adoptNode(fresh));
+      }
+    } catch (err) {
+      if (err.message !== 'signed out') say(body.dataset.refreshFailed, 'off');
+    }
+  }, 200);
+  live((change) => { if (!change || change.entity === 'lead') refresh(); });
+}
+
+// ----- settings: live template preview through /api/price-templates/preview -----
+
+function settings() {
+  const form = document.getElementById('price-form');
+  if (!form) return;
+  for (const area of form.querySelectorAll('textarea[data-kind]')) {
+    const out = document.getElementById(`preview-${area.dataset.kind}`);
+    const show = coalesce(async () => {
+      try {
+        const resp = await fetch('/api/price-templates/preview', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': body.dataset.csrf || '' },
+          body: JSON.stringify({ kind: area.dataset.kind, content: area.value }),
+        });
+        const data = await resp.json().catch(() => ({}));
+        if (resp.ok) {
+          out.textContent = data.rendered || '';
+          out.classList.remove('fail');
+        } else {
+          out.textContent = `${form.dataset.refused} ${(data.error && data.error.message) || resp.status}`;
+          out.classList.add('fail');
+        }
+        say('', '');
+      } catch {
+        say(body.dataset.refreshFailed, 'off');
+      }
+    }, 250);
+    area.addEventListener('input', show);
+  }
+}
+
 switch (body.dataset.page) {
   case 'inbox': inbox(); break;
   case 'conversation': conversation(); break;
   case 'audit': audit(); break;
+  case 'leads': leads(); break;
+  case 'settings': settings(); break;
   default: break;
 }

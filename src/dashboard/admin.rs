@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use super::page::{self, Chrome};
 use super::session::{Operator, redirect};
+use aisales_domain::price::TemplateKind;
+
 use crate::auth::{Permission, Role};
 use crate::http::{ApiError, ApiJson, AppState};
 
@@ -56,9 +58,48 @@ pub struct SettingRow {
     pub checked: bool,
 }
 
+/// A day of the working week as a checkbox.
+pub struct DayOpt {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+}
+
+/// The working hours form.
+pub struct HoursView {
+    pub timezone: String,
+    pub start: String,
+    pub end: String,
+    pub days: Vec<DayOpt>,
+}
+
+/// A price reply template with its preview (rendered with sample values).
+pub struct TemplateView {
+    pub kind: &'static str,
+    pub label: &'static str,
+    pub content: String,
+    pub preview: String,
+    pub variables: String,
+}
+
+/// The price settings form.
+pub struct PriceView {
+    pub margin_pct: String,
+    pub round_to: Vec<(u32, bool)>,
+    pub mileage_low: u32,
+    pub mileage_mid: u32,
+    pub show_market_range: bool,
+    pub price_note: String,
+    pub ai_estimate_enabled: bool,
+    pub escalation_enabled: bool,
+    pub templates: Vec<TemplateView>,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/settings.html")]
 struct SettingsPage {
+    hours: HoursView,
+    prices: PriceView,
     chrome: Chrome,
     notice: Option<String>,
     notice_error: bool,
@@ -74,6 +115,53 @@ struct SettingsPage {
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+}
+
+/// The days of the week as the tenant stores them.
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` from a time input as the API takes it (`HH:MM:SS`).
+fn time_of(s: &str) -> String {
+    let s = s.trim();
+    if s.len() == 5 { format!("{s}:00") } else { s.to_string() }
+}
+
+/// The price settings form as the body of `PUT /api/price-settings` (payment methods kept; a
+/// template left as the built-in text is not stored as an override).
+async fn price_body(state: &AppState, tenant: Uuid, form: &HashMap<String, String>) -> Result<Value, ApiError> {
+    let current = crate::application::price_lookups::tenant_settings(&state.pool, tenant).await?;
+    let field = |k: &str| form.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let number = |k: &str| -> Result<Value, ApiError> {
+        let raw = field(k).replace(',', ".").replace([' ', '\u{a0}'], "");
+        let n: f64 = raw.parse().map_err(|_| ApiError::invalid("invalid_price_settings", format!("{k}: {raw}")))?;
+        Ok(serde_json::json!(n))
+    };
+    let whole = |k: &str| -> Result<Value, ApiError> {
+        let raw = field(k).replace([' ', '\u{a0}'], "");
+        let n: u32 = raw.parse().map_err(|_| ApiError::invalid("invalid_price_settings", format!("{k}: {raw}")))?;
+        Ok(serde_json::json!(n))
+    };
+    let mut templates = serde_json::Map::new();
+    for kind in TemplateKind::ALL {
+        let content = form.get(&format!("t:{}", kind.as_str())).map(|c| c.replace("\r\n", "\n")).unwrap_or_default();
+        if !content.trim().is_empty() && content.trim() != kind.default_content().trim() {
+            templates.insert(kind.as_str().to_string(), Value::String(content));
+        }
+    }
+    Ok(serde_json::json!({
+        "settings": {
+            "margin_pct": number("margin_pct")?,
+            "round_to": whole("round_to")?,
+            "mileage_low": whole("mileage_low")?,
+            "mileage_mid": whole("mileage_mid")?,
+            "show_market_range": form.contains_key("show_market_range"),
+            "price_note": field("price_note"),
+        },
+        "ai_estimate_enabled": form.contains_key("ai_estimate_enabled"),
+        "escalation_enabled": form.contains_key("escalation_enabled"),
+        "templates": templates,
+        "payment_methods": current.payment_methods,
+    }))
 }
 
 /// Every scalar leaf of a JSON object with its dotted path.
@@ -179,11 +267,60 @@ async fn settings_page(
         .ok_or_else(|| anyhow::anyhow!("tenant {tenant} is gone"))?;
     let mut settings = Vec::new();
     leaves("", &serde_json::to_value(&t.settings)?, &mut settings);
+    let tr = op.lang.tr();
+    let day_labels = [tr.mon, tr.tue, tr.wed, tr.thu, tr.fri, tr.sat, tr.sun];
+    let hours = HoursView {
+        timezone: t.timezone.clone(),
+        start: t.working_hours_start.format("%H:%M").to_string(),
+        end: t.working_hours_end.format("%H:%M").to_string(),
+        days: DAYS
+            .iter()
+            .zip(day_labels)
+            .map(|(code, label)| DayOpt { code, label, checked: t.working_days.iter().any(|d| d == code) })
+            .collect(),
+    };
+    let p = crate::application::price_lookups::tenant_settings(&state.pool, tenant).await?;
+    let now = state.settings.prices.clock.now();
+    let templates = TemplateKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let content = p.templates.get(&kind).cloned().unwrap_or_else(|| kind.default_content().to_string());
+            let preview = match aisales_domain::price::preview(kind, &content, now) {
+                Ok(r) => r.text,
+                Err(e) => e.to_string(),
+            };
+            TemplateView {
+                label: match kind {
+                    TemplateKind::PriceResult => tr.tpl_price_result,
+                    TemplateKind::PriceOptions => tr.tpl_price_options,
+                    TemplateKind::NotFound => tr.tpl_not_found,
+                    TemplateKind::PaymentOptions => tr.tpl_payment_options,
+                },
+                kind: kind.as_str(),
+                content,
+                preview,
+                variables: kind.variables().iter().map(|v| format!("{{{{{v}}}}}")).collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect();
+    let prices = PriceView {
+        margin_pct: p.price.margin_pct.to_string(),
+        round_to: [1, 10, 100, 1000].into_iter().map(|r| (r, r == p.price.round_to)).collect(),
+        mileage_low: p.price.mileage_low,
+        mileage_mid: p.price.mileage_mid,
+        show_market_range: p.price.show_market_range,
+        price_note: p.price.price_note.clone(),
+        ai_estimate_enabled: p.ai_estimate_enabled,
+        escalation_enabled: p.escalation_enabled,
+        templates,
+    };
     let (secret_label, secret) = match secret {
         Some((l, s)) => (l, Some(s)),
         None => ("", None),
     };
     Ok(page::ok(&SettingsPage {
+        hours,
+        prices,
         chrome: Chrome::of(op, "settings"),
         notice,
         notice_error,
@@ -279,6 +416,34 @@ pub async fn change(
                 Err(m) => Err(ApiError::invalid("invalid_settings", m)),
             }
         }
+        "hours" => {
+            let days: Vec<&str> = DAYS.into_iter().filter(|d| form.contains_key(&format!("day:{d}"))).collect();
+            let patch = serde_json::from_value(serde_json::json!({
+                "timezone": field("timezone"),
+                "working_hours_start": time_of(&field("start")),
+                "working_hours_end": time_of(&field("end")),
+                "working_days": days,
+            }));
+            match patch {
+                Ok(p) => crate::http::api::tenant::update(State(state.clone()), op.caller.clone(), ApiJson(p))
+                    .await
+                    .map(|_| None),
+                Err(_) => Err(ApiError::invalid("invalid_hours", tr.hours_invalid)),
+            }
+        }
+        "prices" => match price_body(&state, op.tenant(), &form).await {
+            Ok(body) => match serde_json::from_value(body) {
+                Ok(body) => crate::http::api::price_lookups::update_settings(
+                    State(state.clone()),
+                    op.caller.clone(),
+                    ApiJson(body),
+                )
+                .await
+                .map(|_| None),
+                Err(e) => Err(ApiError::invalid("invalid_price_settings", e.to_string())),
+            },
+            Err(e) => Err(e),
+        },
         "add_user" => match serde_json::from_value(serde_json::json!({"email": field("email"), "role": field("role")}))
         {
             Ok(body) => crate::http::api::users::create(State(state.clone()), op.caller.clone(), ApiJson(body))
@@ -386,18 +551,65 @@ pub struct DeadLetterRow {
     pub received: String,
 }
 
+/// A dead-lettered job of the tenant (a Redis dead-letter stream entry).
+pub struct DeadJobRow {
+    pub kind: &'static str,
+    pub id: String,
+    pub aggregate: String,
+    pub reason: String,
+    pub deliveries: u64,
+    pub failed: String,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/ops.html")]
 struct OpsPage {
     chrome: Chrome,
+    notice: Option<&'static str>,
+    notice_error: bool,
     ready: &'static str,
     checks: Vec<CheckRow>,
     projectors: Vec<ProjectorRow>,
     backlog: Vec<BacklogRow>,
+    dead_jobs: Vec<DeadJobRow>,
     dead: Vec<DeadLetterRow>,
 }
 
-async fn ops_page(state: &AppState, op: &Operator) -> anyhow::Result<Response> {
+/// Dead letters read per kind (the newest are kept by the stream's cap).
+const DEAD_JOBS_READ: usize = 1000;
+
+/// The tenant's dead-lettered jobs of every kind.
+async fn dead_jobs(state: &AppState, tenant: Uuid) -> anyhow::Result<Vec<DeadJobRow>> {
+    let mut conn = state.redis.conn();
+    let prefix = state.settings.bus.redis_prefix.as_str();
+    let mut out = Vec::new();
+    for kind in crate::bus::Kind::ALL {
+        for d in crate::bus::streams::dead_letters(&mut conn, prefix, kind, DEAD_JOBS_READ).await? {
+            let Some(job) = d.job.as_ref().filter(|j| j.tenant_id == Some(tenant)) else { continue };
+            out.push(DeadJobRow {
+                kind: kind.as_str(),
+                aggregate: format!("{}:{}", job.aggregate_type, job.aggregate_id),
+                id: d.id.clone(),
+                reason: d.reason.clone(),
+                deliveries: d.deliveries,
+                failed: when(d.failed_at),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn ops_page(state: &AppState, op: &Operator, q: &SettingsQuery) -> anyhow::Result<Response> {
+    let tr = op.lang.tr();
+    let (notice, notice_error) = match (q.ok.is_some(), q.e.as_deref()) {
+        (_, Some("csrf")) => (Some(tr.form_expired), true),
+        (_, Some("forbidden")) => (Some(tr.err_forbidden), true),
+        (_, Some("not_found")) => (Some(tr.err_dead_letter_gone), true),
+        (_, Some("unreadable")) => (Some(tr.err_dead_letter_unreadable), true),
+        (_, Some(_)) => (Some(tr.server_error), true),
+        (true, None) => (Some(tr.dead_letter_retried), false),
+        (false, None) => (None, false),
+    };
     let (_, readiness) = crate::http::health::readiness(state).await;
     let projectors = crate::projection::registry::all(&state.settings, &state.pool, &state.redis);
     let projectors = crate::projection::runtime::status(&state.pool, &projectors)
@@ -424,8 +636,12 @@ async fn ops_page(state: &AppState, op: &Operator) -> anyhow::Result<Response> {
     .bind(op.tenant())
     .fetch_all(&state.pool)
     .await?;
+    let dead_jobs = dead_jobs(state, op.tenant()).await?;
     Ok(page::ok(&OpsPage {
         chrome: Chrome::of(op, "ops"),
+        notice,
+        notice_error,
+        dead_jobs,
         ready: readiness.status,
         checks: readiness
             .checks
@@ -442,9 +658,53 @@ async fn ops_page(state: &AppState, op: &Operator) -> anyhow::Result<Response> {
 }
 
 /// `GET /ops`.
-pub async fn operations(State(state): State<AppState>, op: Operator) -> Response {
+pub async fn operations(State(state): State<AppState>, op: Operator, Query(q): Query<SettingsQuery>) -> Response {
     if !op.is_admin() {
         return page::forbidden(&op);
     }
-    ops_page(&state, &op).await.unwrap_or_else(|e| page::server_error(&op, e))
+    ops_page(&state, &op, &q).await.unwrap_or_else(|e| page::server_error(&op, e))
+}
+
+/// `POST /ops/dead-letters/{kind}/{id}/retry`: puts one of the tenant's dead-lettered jobs back,
+/// as `aisales streams dead-letters retry <kind> <id>` does: the job's handler records the retry
+/// on its aggregate (which asks for the work again through the usual path), then the dead letter
+/// is removed. Another tenant's dead letter is "not found".
+pub async fn retry_dead_letter(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((kind, id)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !op.csrf_ok(&f.csrf) {
+        return redirect("/ops?e=csrf");
+    }
+    if !op.is_admin() || !op.can(Permission::ManageTenantSettings) {
+        return redirect("/ops?e=forbidden");
+    }
+    let Ok(kind) = kind.parse::<crate::bus::Kind>() else { return redirect("/ops?e=not_found") };
+    let mut conn = state.redis.conn();
+    let prefix = state.settings.bus.redis_prefix.clone();
+    let letter = match crate::bus::streams::dead_letter_by_id(&mut conn, &prefix, kind, &id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return redirect("/ops?e=not_found"),
+        Err(e) => return page::server_error(&op, e),
+    };
+    let Some(job) = letter.job.as_ref() else {
+        // Only a readable job says whose it is; an unreadable one stays for the CLI.
+        return redirect("/ops?e=unreadable");
+    };
+    if job.tenant_id != Some(op.tenant()) {
+        return redirect("/ops?e=not_found");
+    }
+    let services = crate::workers::Services::with_context(state.ctx.clone());
+    let handler = crate::workers::handler(kind, &services);
+    if let Err(e) = handler.retry(job).await {
+        tracing::error!(error = format!("{e:#}"), kind = kind.as_str(), "a dead-letter retry failed");
+        return redirect("/ops?e=server");
+    }
+    handler.shutdown().await;
+    match crate::bus::streams::remove_dead_letter(&mut conn, &prefix, kind, &id).await {
+        Ok(()) => redirect("/ops?ok=1"),
+        Err(e) => page::server_error(&op, e),
+    }
 }

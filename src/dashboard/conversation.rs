@@ -3,6 +3,7 @@
 //! Every action is a form post that runs the application command the API runs, then redirects
 //! back to the page (`?ok` or `?e=<kind>`, shown as a sentence).
 
+use aisales_domain::vehicle_lookup::EvidenceKind;
 use aisales_projections::conversation::{ConversationRow, SuggestionRow};
 use aisales_projections::vehicle_lookup_views::LookupRow;
 use askama::Template;
@@ -23,10 +24,14 @@ use crate::application::CommandError;
 use crate::application::conversations as commands;
 use crate::auth::Permission;
 use crate::http::api::conversations::{MessageItem, conversation_row, suggestion_rows};
+use crate::http::api::price_lookups::PriceLookupView;
 use crate::http::{ApiError, AppState};
 
 /// Messages shown on the page (the latest ones).
 const TIMELINE_LIMIT: i64 = 200;
+
+/// Price lookups shown on the page (the latest changed).
+const PRICES_SHOWN: i64 = 5;
 
 /// An attachment of a message.
 pub struct AttachmentView {
@@ -82,14 +87,49 @@ pub struct EarlierView {
     pub preview: String,
 }
 
+/// A piece of evidence of a vehicle lookup: a link, shown inline when it is a screenshot.
+pub struct EvidenceView {
+    pub url: String,
+    pub kind: &'static str,
+    pub screenshot: bool,
+}
+
 /// A vehicle lookup of the conversation.
 pub struct LookupView {
     pub id: Uuid,
     pub value: String,
+    pub id_type: String,
     pub status: String,
+    pub verification: String,
     pub facts: Vec<(String, String)>,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<EvidenceView>,
     pub error: Option<String>,
+}
+
+/// A listing a price rests on.
+pub struct ListingView {
+    pub url: String,
+    pub site: String,
+    pub title: String,
+    pub price: String,
+}
+
+/// A price lookup of the conversation.
+pub struct PriceView {
+    pub id: Uuid,
+    pub subject: String,
+    pub status: String,
+    pub status_label: &'static str,
+    pub range: Option<String>,
+    pub median: Option<String>,
+    pub confidence: Option<String>,
+    pub basis: Option<&'static str>,
+    pub listings: Vec<ListingView>,
+    pub more_listings: usize,
+    pub failure: Option<String>,
+    pub updated: String,
+    /// A search is running: nothing to re-run yet.
+    pub running: bool,
 }
 
 /// Everything the conversation page shows.
@@ -115,6 +155,7 @@ pub struct ConvView {
     pub users: Vec<UserOpt>,
     pub earlier: Vec<EarlierView>,
     pub lookups: Vec<LookupView>,
+    pub prices: Vec<PriceView>,
     pub unread: i32,
     /// A sentence about the last action, from the redirect (`?ok` / `?e=`).
     pub notice: Option<&'static str>,
@@ -202,7 +243,7 @@ fn suggestion_view(s: &SuggestionRow) -> SuggestionView {
 
 fn lookup_view(l: &LookupRow) -> LookupView {
     let mut facts = Vec::new();
-    let mut evidence: Vec<String> = Vec::new();
+    let mut evidence: Vec<EvidenceView> = Vec::new();
     if let Some(serde_json::Value::Object(map)) = &l.result {
         for (k, v) in map {
             match v {
@@ -215,16 +256,106 @@ fn lookup_view(l: &LookupRow) -> LookupView {
     }
     for h in &l.history {
         for e in &h.evidence {
-            evidence.push(format!("/api/vehicle-lookups/{}/evidence/{}", l.lookup_id, e.id));
+            evidence.push(EvidenceView {
+                url: format!("/api/vehicle-lookups/{}/evidence/{}", l.lookup_id, e.id),
+                kind: e.kind.as_str(),
+                screenshot: e.kind == EvidenceKind::Screenshot,
+            });
         }
     }
     LookupView {
         id: l.lookup_id,
         value: l.value.clone(),
+        id_type: l.id_type.clone(),
         status: l.result_status.clone().unwrap_or_else(|| l.status.clone()),
+        verification: l.verification.clone(),
         facts,
         evidence,
         error: l.last_error.clone(),
+    }
+}
+
+/// Label of a price lookup status.
+fn price_status_label(tr: &Tr, s: &str) -> &'static str {
+    match s {
+        "pending" => tr.ps_pending,
+        "searching" => tr.ps_searching,
+        "priced" => tr.ps_priced,
+        "estimated" => tr.ps_estimated,
+        "not_found" => tr.ps_not_found,
+        "escalated" => tr.ps_escalated,
+        "failed" => tr.ps_failed,
+        _ => tr.none,
+    }
+}
+
+/// Listings shown per price lookup (the rest are counted).
+const LISTINGS_SHOWN: usize = 10;
+
+fn price_view(tr: &'static Tr, p: &PriceLookupView, now: chrono::DateTime<Utc>) -> PriceView {
+    let subject: Vec<String> = ["oem", "transmission_code", "make", "model", "gearbox_type", "year"]
+        .iter()
+        .filter_map(|k| p.subject.get(*k).and_then(serde_json::Value::as_str).map(str::to_string))
+        .collect();
+    let listings: Vec<ListingView> = p
+        .listings
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|l| {
+                    let url = l.get("url")?.as_str()?.to_string();
+                    // Only web links: a listing is a page the operator can open.
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return None;
+                    }
+                    let price = l.get("price").and_then(serde_json::Value::as_u64).map(|p| p as i64);
+                    let high = l.get("price_high").and_then(serde_json::Value::as_u64).map(|p| p as i64);
+                    Some(ListingView {
+                        site: l.get("site").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
+                        title: l.get("title").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
+                        price: match (price, high) {
+                            (Some(a), Some(b)) if b > a => format!("{}–{}", format::roubles(a), format::roubles(b)),
+                            (Some(a), _) => format::roubles(a),
+                            _ => String::new(),
+                        },
+                        url,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let more_listings = listings.len().saturating_sub(LISTINGS_SHOWN);
+    PriceView {
+        id: p.id,
+        subject: subject.join(" · "),
+        status: p.status.clone(),
+        status_label: price_status_label(tr, &p.status),
+        range: match (p.min_price, p.max_price) {
+            (Some(a), Some(b)) if a != b => Some(format!("{} – {}", format::roubles(a), format::roubles(b))),
+            (Some(a), _) => Some(format::roubles(a)),
+            _ => None,
+        },
+        median: p.median_price.map(format::roubles),
+        confidence: p.confidence.map(|c| {
+            let level = match p.confidence_level.as_deref() {
+                Some("high") => tr.conf_high,
+                Some("medium") => tr.conf_medium,
+                Some("low") => tr.conf_low,
+                _ => "",
+            };
+            format!("{:.0}% {level}", c * 100.0).trim().to_string()
+        }),
+        basis: match p.basis.as_deref() {
+            Some("market") => Some(tr.basis_market),
+            Some("own_price_list") => Some(tr.basis_own),
+            _ => None,
+        },
+        listings: listings.into_iter().take(LISTINGS_SHOWN).collect(),
+        more_listings,
+        failure: p.failure.clone(),
+        updated: format::short_time(p.updated_at, now),
+        running: matches!(p.status.as_str(), "pending" | "searching"),
     }
 }
 
@@ -237,6 +368,7 @@ fn notice(tr: &'static Tr, q: &NoticeQuery) -> (Option<&'static str>, bool) {
         Some("forbidden") => (Some(tr.err_forbidden), true),
         Some("empty") => (Some(tr.err_empty_text), true),
         Some("csrf") => (Some(tr.form_expired), true),
+        Some("price_subject") => (Some(tr.err_price_subject), true),
         Some(_) => (Some(tr.server_error), true),
         None if q.ok.is_some() => (Some(tr.done_ok), false),
         None => (None, false),
@@ -309,6 +441,18 @@ async fn load(state: &AppState, op: &Operator, id: Uuid, q: &NoticeQuery) -> Res
     .fetch_all(&state.pool)
     .await?;
     let lookups: Vec<LookupRow> = lookups.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    // The conversation's price lookups, through `GET /api/price-lookups?conversation_id=` itself.
+    let price_query = serde_json::from_value(serde_json::json!({ "conversation_id": id, "limit": PRICES_SHOWN }))
+        .map_err(|e| LoadError::Failed(e.into()))?;
+    let prices = crate::http::api::price_lookups::list(
+        State(state.clone()),
+        op.caller.clone(),
+        HeaderMap::new(),
+        crate::http::ApiQuery(price_query),
+    )
+    .await?
+    .0
+    .items;
 
     let now = Utc::now();
     let messages: Vec<MessageView> = messages
@@ -351,6 +495,7 @@ async fn load(state: &AppState, op: &Operator, id: Uuid, q: &NoticeQuery) -> Res
         lookups
             .iter()
             .map(|l| format!("{}:{}", l.lookup_id, l.last_sequence))
+            .chain(prices.iter().map(|p| format!("{}:{}:{}", p.id, p.revision, p.status)))
             .chain(std::iter::once(c.last_sequence.to_string())),
     );
     Ok(ConvView {
@@ -383,6 +528,7 @@ async fn load(state: &AppState, op: &Operator, id: Uuid, q: &NoticeQuery) -> Res
             })
             .collect(),
         lookups: lookups.iter().map(lookup_view).collect(),
+        prices: prices.iter().map(|p| price_view(tr, p, now)).collect(),
         unread: c.unread_count,
         notice,
         notice_error,
@@ -618,4 +764,120 @@ pub async fn decide(
         _ => Err(CommandError::invalid("unknown_action", "unknown action")),
     };
     back(f.c, outcome)
+}
+
+/// `POST /c/{id}/price/{lookup}/rerun`: searches the price of a lookup's subject again (a fresh
+/// round even when the answer is still fresh), for this conversation.
+pub async fn rerun_price(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    Path((id, lookup)): Path<(Uuid, Uuid)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = refused(&op, &f.csrf, id) {
+        return r;
+    }
+    let tenant = op.tenant();
+    let row = match crate::application::price_lookups::find(&state.pool, tenant, lookup).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return redirect(&format!("/c/{id}?e=not_found")),
+        Err(e) => return back(id, Err::<(), _>(e)),
+    };
+    let Ok(subject) = serde_json::from_value::<aisales_domain::price::PriceSubject>(row.subject) else {
+        return redirect(&format!("/c/{id}?e=price_subject"));
+    };
+    let input = aisales_domain::price::SubjectInput {
+        oem: subject.oem,
+        transmission_code: subject.transmission_code,
+        make: subject.make,
+        model: subject.model,
+        gearbox_type: subject.gearbox_type,
+        model_name_hint: subject.model_name_hint,
+        year: subject.year,
+        engine: subject.engine,
+        drive: subject.drive,
+    };
+    let meta = op.metadata(&headers);
+    let requester =
+        aisales_domain::price_lookup::Requester::Operator { actor: meta.actor.clone(), conversation_id: Some(id) };
+    let outcome =
+        crate::application::price_lookups::request(&state, tenant, input, requester, true, Uuid::now_v7(), &meta).await;
+    match outcome {
+        Err(CommandError::Invalid { code: "invalid_price_subject", .. }) => {
+            redirect(&format!("/c/{id}?e=price_subject"))
+        }
+        other => back(id, other),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VehicleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    oem: String,
+    #[serde(default)]
+    factory_code: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /c/{id}/vehicle/{lookup}`: correct the lookup's identifier, confirm the gearbox from its
+/// tag, or retry — through the `/api/vehicle-lookups/{id}/…` handlers themselves.
+pub async fn vehicle(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    Path((id, lookup)): Path<(Uuid, Uuid)>,
+    Form(f): Form<VehicleForm>,
+) -> Response {
+    use crate::http::ApiJson;
+    use crate::http::api::vehicle_lookups as api;
+    use crate::http::command::CommandMeta;
+    if let Some(r) = refused(&op, &f.csrf, id) {
+        return r;
+    }
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let meta = CommandMeta(op.metadata(&headers));
+    let (st, caller) = (State(state.clone()), op.caller.clone());
+    let outcome = match f.op.as_str() {
+        "correct" => match serde_json::from_value(serde_json::json!({ "value": f.value.trim() })) {
+            Ok(body) => api::correct(st, caller, meta, Path(lookup), ApiJson(body)).await,
+            Err(e) => Err(ApiError::Unexpected(e.into())),
+        },
+        "confirm" => {
+            let body = serde_json::json!({
+                "model": f.model.trim(), "oem": opt(&f.oem), "factory_code": opt(&f.factory_code), "note": opt(&f.note),
+            });
+            if f.model.trim().is_empty() {
+                return redirect(&format!("/c/{id}?e=invalid"));
+            }
+            match serde_json::from_value(body) {
+                Ok(body) => api::confirm_gearbox(st, caller, meta, Path(lookup), ApiJson(body)).await,
+                Err(e) => Err(ApiError::Unexpected(e.into())),
+            }
+        }
+        "retry" => api::retry(st, caller, meta, Path(lookup)).await,
+        _ => Err(ApiError::invalid("unknown_action", "unknown action")),
+    };
+    match outcome {
+        Ok(_) => redirect(&format!("/c/{id}?ok=1")),
+        Err(ApiError::NotFound(_)) => redirect(&format!("/c/{id}?e=not_found")),
+        Err(ApiError::Conflict(_)) => redirect(&format!("/c/{id}?e=conflict")),
+        Err(ApiError::Forbidden(_)) => redirect(&format!("/c/{id}?e=forbidden")),
+        Err(ApiError::BadRequest(_) | ApiError::Unprocessable(_) | ApiError::Coded { .. }) => {
+            redirect(&format!("/c/{id}?e=invalid"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a vehicle lookup action failed");
+            redirect(&format!("/c/{id}?e=server"))
+        }
+    }
 }

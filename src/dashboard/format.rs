@@ -38,6 +38,19 @@ pub fn mask_phone(phone: &str) -> String {
     format!("+{}{}{hidden}{}{}", digits[0], digits[1], digits[n - 2], digits[n - 1])
 }
 
+/// Whole roubles with thin groups: `91 000 ₽`.
+pub fn roubles(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{a0}');
+        }
+        out.push(c);
+    }
+    format!("{}{out}\u{a0}₽", if n < 0 { "-" } else { "" })
+}
+
 /// Percent-encoding of a query value.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -78,6 +91,13 @@ mod tests {
         assert_eq!(duration(Lang::En, chrono::Duration::seconds(20)), "<1 min");
         assert_eq!(duration(Lang::Ru, chrono::Duration::minutes(125)), "2 ч 5 мин");
         assert_eq!(duration(Lang::En, chrono::Duration::days(3)), "3 d");
+    }
+
+    #[test]
+    fn roubles_are_grouped() {
+        assert_eq!(roubles(91_000), "91\u{a0}000\u{a0}₽");
+        assert_eq!(roubles(1_234_567), "1\u{a0}234\u{a0}567\u{a0}₽");
+        assert_eq!(roubles(500), "500\u{a0}₽");
     }
 
     #[test]

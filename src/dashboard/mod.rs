@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod format;
 pub mod i18n;
 pub mod inbox;
+pub mod leads;
 pub mod login;
 pub mod page;
 pub mod session;
@@ -48,13 +49,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/c/{id}/act", post(conversation::act))
         .route("/c/{id}/read", post(conversation::read))
         .route("/c/{id}/retry/{reply}", post(conversation::retry))
+        .route("/c/{id}/price/{lookup}/rerun", post(conversation::rerun_price))
+        .route("/c/{id}/vehicle/{lookup}", post(conversation::vehicle))
         .route("/s/{id}/decide", post(conversation::decide))
         .route("/c/{id}/audit", get(audit::page))
         .route("/c/{id}/audit/state", get(audit::state))
+        .route("/leads", get(leads::board))
+        .route("/leads/{id}", get(leads::show))
+        .route("/leads/{id}/act", post(leads::act))
         .route("/settings", get(admin::settings).post(admin::change))
         .route("/settings/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/settings/channels/{id}/webhook", post(admin::reregister))
         .route("/ops", get(admin::operations))
+        .route("/ops/dead-letters/{kind}/{id}/retry", post(admin::retry_dead_letter))
         .route("/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.settings.request_timeout))

@@ -20,7 +20,7 @@ pub struct Chrome {
     pub email: String,
     pub role: &'static str,
     pub csrf: String,
-    /// Which navigation entry is current: `inbox`, `settings`, `ops` or empty.
+    /// Which navigation entry is current: `inbox`, `leads`, `settings`, `ops` or empty.
     pub nav: &'static str,
 }
 

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use crate::browser::driver::{ChromeDriver, chromium_binary, profile_root};
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
+mod panels;
+
 use crate::helpers::{TestApp, app_with, create_tenant, fast, green_account, post_green, tenant};
 
 /// How long a live update may take before the browser test gives up on it.
@@ -142,6 +144,18 @@ impl Browser {
         self.css("input[name=email]").await.send_keys(email).await.unwrap();
         self.css("input[name=password]").await.send_keys(password).await.unwrap();
         self.css("form button[type=submit].primary").await.click().await.unwrap();
+    }
+
+    /// The browser's cookies for this origin as a `Cookie` header (to send a request as this user).
+    async fn cookie_header(&self) -> String {
+        let cookies = self.client.get_all_cookies().await.expect("cookies");
+        cookies.iter().map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The CSRF token of the page shown.
+    async fn csrf(&self) -> String {
+        let v = self.client.execute("return document.body.dataset.csrf || '';", vec![]).await.expect("csrf");
+        v.as_str().unwrap_or_default().to_string()
     }
 
     async fn close(self) {
@@ -274,14 +288,42 @@ async fn an_operator_works_a_conversation_in_the_dashboard() {
 
     // Settings and operations: the decision settings save as they are shown.
     b.goto("/settings").await;
-    b.css("form.settings-grid").await;
+    b.css("form#decision-settings").await;
     b.screenshot("10-settings").await;
-    b.css("form.settings-grid button.primary").await.click().await.unwrap();
+    b.css("form#decision-settings button.primary").await.click().await.unwrap();
     b.css("p.notice").await;
+    // Working hours: saved through the same validation as `PATCH /api/tenant`.
+    b.goto("/settings").await;
+    // A time input's typing depends on the browser's locale; its value is set as the picker would.
+    b.client.execute("document.getElementById('h-start').value = '08:00'; return null;", vec![]).await.unwrap();
+    b.css("input[name='day:sun']").await.click().await.unwrap();
+    b.css("#save-hours").await.click().await.unwrap();
+    b.css("p.notice").await;
+    let (start, days): (chrono::NaiveTime, Vec<String>) =
+        sqlx::query_as("SELECT working_hours_start, working_days FROM tenants WHERE id = $1")
+            .bind(t.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(start.format("%H:%M").to_string(), "08:00");
+    assert!(days.iter().any(|d| d == "sun"), "{days:?}");
+    // A template's preview follows the text as it is typed (through /api/price-templates/preview).
+    let area = b.css("#t-not_found").await;
+    area.clear().await.unwrap();
+    area.send_keys("Цены на {{transmission_model}} уточним").await.unwrap();
+    b.wait_for_text("#preview-not_found", "уточним", LIVE_BOUND).await;
+    area.send_keys(" {{nonsense}}").await.unwrap();
+    b.wait_for_text("#preview-not_found", "Шаблон не принят", LIVE_BOUND).await;
+    b.screenshot("10b-settings-hours-templates").await;
     b.goto("/ops").await;
     b.css("main h1").await;
     b.screenshot("11-operations").await;
-    b.assert_clean_console("settings and operations", &[]).await;
+    // The refused template's preview answers 400, which the browser logs; nothing else may be.
+    b.assert_clean_console(
+        "settings and operations",
+        &["/api/price-templates/preview - Failed to load resource: the server responded with a status of 400"],
+    )
+    .await;
 
     // On a phone.
     b.client.set_window_size(390, 844).await.unwrap();

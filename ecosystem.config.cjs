@@ -83,6 +83,8 @@ module.exports = {
     app('aisales-worker-vehicle-lookup', 'worker vehicle-lookup', { max_memory_restart: '512M', env: { METRICS_PORT: '9105' } }),
     // Leads: first messages (at the opening outside working hours), no-reply checks, the team's bot.
     app('aisales-worker-leads', 'worker leads', { max_memory_restart: '256M', env: { METRICS_PORT: '9108' } }),
+    // Customers' files: downloads, content-addressed storage (MEDIA_STORE), thumbnails, photo reading.
+    app('aisales-worker-media', 'worker media', { max_memory_restart: '512M', env: { METRICS_PORT: '9109' } }),
     {
       name: 'chromedriver',
       script: chromedriver,

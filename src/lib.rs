@@ -16,6 +16,7 @@ pub mod config;
 pub mod dashboard;
 pub mod http;
 pub mod infra;
+pub mod media;
 pub mod price;
 pub mod process;
 pub mod projection;

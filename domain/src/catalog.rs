@@ -72,6 +72,16 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::OperatorAssigned { .. } => "an operator took the conversation (or gave it back)",
         C::ConversationRead => "an operator read the conversation",
         C::LeadLinked { .. } => "a lead's first message went into this conversation (the customer's reply answers it)",
+        C::AttachmentStored { .. } => {
+            "an attachment was downloaded from the provider and stored, content-addressed (sha256, size, type, thumbnail)"
+        }
+        C::AttachmentRefused { .. } => {
+            "an attachment was not stored: too_large, refused_type or download_failed; nothing of it is kept"
+        }
+        C::PhotoRead { .. } => {
+            "a stored photo was read: its kind, the model's confidence, the identifiers found as detection candidates"
+        }
+        C::PhotoNotRead { .. } => "a stored photo was not read (no AI key, switched off, an answer that was not JSON)",
     }
 }
 
@@ -197,7 +207,13 @@ fn conversation_samples() -> Vec<C> {
             message_id: id,
             provider_message_id: String::new(),
             text: String::new(),
-            attachments: vec![Attachment { kind: AttachmentKind::Image, url: None, file_name: None, mime_type: None }],
+            attachments: vec![Attachment {
+                kind: AttachmentKind::Image,
+                url: None,
+                file_name: None,
+                mime_type: None,
+                file_id: None,
+            }],
             sender_name: None,
             sent_at: t,
             received_at: t,
@@ -290,6 +306,40 @@ fn conversation_samples() -> Vec<C> {
         C::OperatorAssigned { operator: None },
         C::ConversationRead,
         C::LeadLinked { lead_id: id },
+        C::AttachmentStored {
+            message_id: id,
+            index: 0,
+            media: crate::media::StoredMedia {
+                sha256: String::new(),
+                size: 0,
+                mime_type: String::new(),
+                thumbnail_sha256: None,
+            },
+        },
+        C::AttachmentRefused {
+            message_id: id,
+            index: 0,
+            reason: crate::media::MediaRefusal::TooLarge,
+            size: None,
+            detail: None,
+        },
+        C::PhotoRead {
+            message_id: id,
+            index: 0,
+            sha256: String::new(),
+            reading: crate::media::PhotoReading {
+                kind: crate::media::PhotoKind::Other,
+                confidence: 0.0,
+                candidates: vec![],
+                flags: vec![],
+            },
+        },
+        C::PhotoNotRead {
+            message_id: id,
+            index: 0,
+            sha256: String::new(),
+            reason: crate::media::NotReadReason::NoAiKey,
+        },
     ]
 }
 

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod conversation;
 pub mod detect;
 pub mod lead;
+pub mod media;
 pub mod price;
 pub mod price_lookup;
 pub mod probe;

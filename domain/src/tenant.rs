@@ -143,6 +143,9 @@ pub struct AgentSettings {
     pub suggestion_debounce_secs: u32,
     /// How leads from web forms are answered and followed up.
     pub leads: LeadSettings,
+    /// Whether customers' photos (VIN plates, registration documents, gearbox tags) are read
+    /// when an AI key is configured. On by default.
+    pub photo_reading: bool,
 }
 
 impl Default for AgentSettings {
@@ -161,6 +164,7 @@ impl Default for AgentSettings {
             templates: BTreeMap::new(),
             suggestion_debounce_secs: 3,
             leads: LeadSettings::default(),
+            photo_reading: true,
         }
     }
 }

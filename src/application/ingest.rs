@@ -105,6 +105,7 @@ pub async fn message(
             url: a.url.clone(),
             file_name: a.file_name.clone(),
             mime_type: a.mime_type.clone(),
+            file_id: a.file_id.clone(),
         })
         .collect();
     let meta = metadata(tenant, kind, &m.provider_message_id, request_id);

@@ -394,5 +394,16 @@ pub fn describe(e: &E) -> String {
         E::OperatorAssigned { operator } => format!("assigned to {}", operator.as_deref().unwrap_or("nobody")),
         E::ConversationRead => "read by an operator".into(),
         E::LeadLinked { lead_id } => format!("first message to lead {lead_id}"),
+        E::AttachmentStored { index, media, .. } => {
+            format!("attachment {index} stored ({}, {} bytes)", media.mime_type, media.size)
+        }
+        E::AttachmentRefused { index, reason, .. } => format!("attachment {index} not stored: {}", reason.as_str()),
+        E::PhotoRead { index, reading, .. } => format!(
+            "photo {index} read as {} (confidence {:.2}){}",
+            reading.kind.as_str(),
+            reading.confidence,
+            reading.candidates.first().map(|c| format!(": {} {}", c.kind.as_str(), c.value)).unwrap_or_default()
+        ),
+        E::PhotoNotRead { index, reason, .. } => format!("photo {index} not read ({reason:?})"),
     }
 }

@@ -214,6 +214,38 @@ impl JobPayload for Ping {
     }
 }
 
+/// The work on customers' files, told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum MediaJob {
+    /// Download attachment `index` of a customer message from its provider and store it.
+    Store { conversation_id: Uuid, message_id: Uuid, index: u32, attachment: aisales_domain::conversation::Attachment },
+    /// Read a stored photo (VIN plate, registration document, gearbox tag).
+    Read { conversation_id: Uuid, message_id: Uuid, index: u32, sha256: String, mime_type: String },
+}
+
+impl MediaJob {
+    /// The id of the store job of an attachment.
+    pub fn store_job_id(message_id: Uuid, index: u32) -> String {
+        format!("media-store:{message_id}:{index}")
+    }
+
+    /// The id of the read job of a photo.
+    pub fn read_job_id(message_id: Uuid, index: u32) -> String {
+        format!("media-read:{message_id}:{index}")
+    }
+}
+
+impl JobPayload for MediaJob {
+    const KIND: Kind = Kind::Media;
+    fn job_id(&self) -> String {
+        match self {
+            MediaJob::Store { message_id, index, .. } => Self::store_job_id(*message_id, *index),
+            MediaJob::Read { message_id, index, .. } => Self::read_job_id(*message_id, *index),
+        }
+    }
+}
+
 /// The work of leads, told apart by `action`. Every timer of a lead is one of these jobs, due at
 /// its time in `work_items` (durable: restarts and a lost Redis do not lose it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

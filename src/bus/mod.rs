@@ -27,11 +27,19 @@ pub enum Kind {
     PriceLookup,
     Leads,
     Probe,
+    Media,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::MessageSend, Kind::ReplySuggestion, Kind::VehicleLookup, Kind::PriceLookup, Kind::Leads, Kind::Probe];
+    pub const ALL: [Kind; 7] = [
+        Kind::MessageSend,
+        Kind::ReplySuggestion,
+        Kind::VehicleLookup,
+        Kind::PriceLookup,
+        Kind::Leads,
+        Kind::Probe,
+        Kind::Media,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +49,7 @@ impl Kind {
             Kind::PriceLookup => "price-lookup",
             Kind::Leads => "leads",
             Kind::Probe => "probe",
+            Kind::Media => "media",
         }
     }
 
@@ -73,7 +82,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown worker kind `{0}`; use message-send, reply-suggestion, vehicle-lookup, price-lookup, leads, probe or all"
+    "unknown worker kind `{0}`; use message-send, reply-suggestion, vehicle-lookup, price-lookup, leads, probe, media or all"
 )]
 pub struct UnknownKind(pub String);
 

@@ -19,6 +19,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::jobs::LeadJob;
+use super::jobs::MediaJob;
 use super::jobs::PriceLookupJob;
 use super::jobs::{DraftSuggestion, JobPayload, JobSpec, LookupRequest, Ping, SendReply, VehicleLookupJob};
 use super::{Job, Kind, streams};
@@ -275,6 +276,43 @@ fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Cha
         )],
         CE::VehicleDataAttached { lookup_id, .. } | CE::VehicleLookupFailed { lookup_id, .. } => {
             vec![Done { job_id: VehicleLookupJob::Report { lookup_id: *lookup_id }.job_id() }]
+        }
+        CE::MessageReceived { message_id, attachments, .. } => attachments
+            .iter()
+            .enumerate()
+            .map(|(index, a)| {
+                Change::request(
+                    MediaJob::Store {
+                        conversation_id: conversation,
+                        message_id: *message_id,
+                        index: index as u32,
+                        attachment: a.clone(),
+                    },
+                    e.recorded_at,
+                )
+            })
+            .collect(),
+        CE::AttachmentStored { message_id, index, media } => {
+            let mut out = vec![Done { job_id: MediaJob::store_job_id(*message_id, *index) }];
+            if media.mime_type.starts_with("image/") {
+                out.push(Change::request(
+                    MediaJob::Read {
+                        conversation_id: conversation,
+                        message_id: *message_id,
+                        index: *index,
+                        sha256: media.sha256.clone(),
+                        mime_type: media.mime_type.clone(),
+                    },
+                    e.recorded_at,
+                ));
+            }
+            out
+        }
+        CE::AttachmentRefused { message_id, index, .. } => {
+            vec![Done { job_id: MediaJob::store_job_id(*message_id, *index) }]
+        }
+        CE::PhotoRead { message_id, index, .. } | CE::PhotoNotRead { message_id, index, .. } => {
+            vec![Done { job_id: MediaJob::read_job_id(*message_id, *index) }]
         }
         _ => vec![],
     }

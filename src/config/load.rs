@@ -299,6 +299,26 @@ impl Settings {
             ..price_defaults
         };
 
+        let media = super::MediaSettings {
+            store: r.raw("MEDIA_STORE").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| {
+                if matches!(app_env, AppEnv::Test) {
+                    std::env::temp_dir().join("aisales-media").display().to_string()
+                } else {
+                    "./data/media".into()
+                }
+            }),
+            max_bytes: r
+                .parse::<u64>("MEDIA_MAX_BYTES", "a number of bytes")
+                .map_or(20 * 1024 * 1024, |n| n.clamp(1024, 1024 * 1024 * 1024)),
+            link_ttl: r
+                .parse::<u64>("MEDIA_LINK_TTL_SECS", "a number of seconds")
+                .map_or(Duration::from_secs(900), |s| Duration::from_secs(s.clamp(1, 7 * 24 * 3600))),
+            vision_model: r
+                .raw("MEDIA_VISION_MODEL")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| ai_model.clone()),
+        };
+
         if !r.problems.is_empty() {
             return Err(ConfigError { problems: r.problems });
         }
@@ -348,6 +368,7 @@ impl Settings {
             leads_no_reply_after,
             warnings: r.warnings,
             prices,
+            media,
         })
     }
 }

@@ -195,6 +195,23 @@ pub struct Settings {
 
     /// Price lookups: sources, currency rates, bounds and the clock of their TTLs.
     pub prices: crate::price::PriceLookupConfig,
+
+    /// Customers' files: where they are stored, the limits, the lifetime of signed links.
+    pub media: MediaSettings,
+}
+
+/// Settings of stored media.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// `MEDIA_STORE`: a local directory (default `./data/media`), or `s3://bucket/prefix` in a
+    /// build with the `s3` feature (credentials from the usual `AWS_*` variables).
+    pub store: String,
+    /// Largest file stored, in bytes.
+    pub max_bytes: u64,
+    /// How long a signed link to a stored file works.
+    pub link_ttl: Duration,
+    /// The model that reads photos (`MEDIA_VISION_MODEL`, default `AI_MODEL`).
+    pub vision_model: String,
 }
 
 impl fmt::Debug for Settings {

@@ -111,6 +111,12 @@ pub const VARS: &[VarSpec] = vars![
     "Leads" => [
         ("LEADS_NO_REPLY_SECS", "", "replaces every tenant's no-reply wait of leads, in seconds (drills and tests); unset: each tenant's own setting, 15 minutes by default"),
     ],
+    "Media" => [
+        ("MEDIA_STORE", "./data/media", "where customers' files are stored: a local directory, or s3://bucket/prefix in a build with the s3 feature (AWS_* variables give the endpoint and credentials)"),
+        ("MEDIA_MAX_BYTES", "20971520", "largest file stored; a larger one is recorded as too_large and nothing of it is kept"),
+        ("MEDIA_LINK_TTL_SECS", "900", "how long a signed link to a stored file works"),
+        ("MEDIA_VISION_MODEL", "", "the model that reads photos of VIN plates, registration documents and gearbox tags (default: AI_MODEL)"),
+    ],
     "Price lookup" => [
         ("YANDEX_SEARCH_API_URL", "https://searchapi.api.cloud.yandex.net", "Yandex Cloud Search API base URL; searches go to {URL}/v2/web/search"),
         ("YANDEX_SEARCH_API_KEY", "", "API key of a service account with the search-api.webSearch.user role; without it the market search is skipped"),

@@ -165,6 +165,11 @@ fn describe_metrics() {
     );
     describe_gauge!("aisales_event_streams_open", "Open /api/events/stream connections of this process");
     describe_counter!("aisales_ai_requests_total", "Requests to the AI model by outcome");
+    describe_counter!("aisales_vision_requests_total", "Photos sent to the vision model by outcome");
+    describe_counter!("aisales_media_stored_total", "Customers' files stored");
+    describe_counter!("aisales_media_stored_bytes_total", "Bytes of customers' files stored");
+    describe_counter!("aisales_media_refused_total", "Customers' files not stored, by reason");
+    describe_counter!("aisales_photos_read_total", "Photos read by the vision model, by kind");
     describe_counter!("aisales_jobs_dispatched_total", "Jobs pushed onto a worker stream, by kind");
     describe_counter!(
         "aisales_jobs_swept_total",

@@ -1,6 +1,7 @@
 //! Job handlers, one per kind, and what they share.
 
 pub mod leads;
+pub mod media;
 pub mod price_lookup;
 pub mod probe;
 pub mod send;
@@ -62,5 +63,8 @@ pub fn handler(kind: Kind, services: &Services) -> Arc<dyn JobHandler> {
         Kind::VehicleLookup => Arc::new(vehicle_lookup::LookupHandler::new(services.clone())),
         Kind::Leads => Arc::new(leads::LeadsHandler::new(services.clone())),
         Kind::PriceLookup => Arc::new(price_lookup::PriceHandler::new(services.clone())),
+        Kind::Media => {
+            Arc::new(media::MediaHandler::new(services.clone()).expect("the media store opens (MEDIA_STORE)"))
+        }
     }
 }

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod leads;
 mod logs;
+mod media;
 mod price_lookups;
 mod price_sources;
 mod projector;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, Status};
+use crate::media::{MediaRefusal, NotReadReason, PhotoReading, StoredMedia};
 use crate::reply::Decision;
 use crate::vehicle_lookup::{IdType, VehicleData, VehicleId};
 
@@ -137,6 +138,28 @@ pub struct PriceReport {
     pub suggestions: Vec<Drafted>,
 }
 
+/// What storing an attachment came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaOutcome {
+    Stored(StoredMedia),
+    Refused { reason: MediaRefusal, size: Option<u64>, detail: Option<String> },
+}
+
+/// What reading a stored photo came to, with what it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoReport {
+    pub message_id: Uuid,
+    pub index: u32,
+    pub sha256: String,
+    pub outcome: Result<PhotoReading, NotReadReason>,
+    /// The VIN or FRAME read, at or above the lookup threshold, with its lookup id.
+    pub vehicle_id: Option<DetectedVehicleId>,
+    /// The gearbox code read, at or above the price-lookup threshold.
+    pub transmission_code: Option<DetectedCode>,
+    /// The request for a clearer photo, when nothing usable was read.
+    pub clearer_photo: Option<TemplateSuggestion>,
+}
+
 /// What can be asked of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
@@ -232,6 +255,14 @@ pub enum ConversationCommand {
     /// A price lookup offers its answer as reply suggestions (through the reply policy: approval,
     /// autosend and escalation apply as to any draft).
     RecordPriceSuggestions(Box<PriceReport>),
+    /// Records what storing attachment `index` of a customer message came to (once).
+    RecordAttachment {
+        message_id: Uuid,
+        index: u32,
+        outcome: MediaOutcome,
+    },
+    /// Records what reading a stored photo came to (once), and starts what it found.
+    RecordPhotoReading(Box<PhotoReport>),
 }
 
 /// Why a command was refused.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
-    LookupReportOutcome, MAX_TEXT, PriceReport, check_reason, check_text,
+    LookupReportOutcome, MAX_TEXT, MediaOutcome, PhotoReport, PriceReport, check_reason, check_text,
 };
 use super::events::ConversationEvent;
 use super::state::{Conversation, LookupProgress, ReplyState, SuggestionState, provider_key};
@@ -240,7 +240,74 @@ impl Conversation {
             C::RecordVehicleLookup(report) => Ok(self.record_lookup(*report)),
             C::WriteToLead(m) => self.write_to_lead(*m),
             C::RecordPriceSuggestions(report) => Ok(self.record_price(*report)),
+            C::RecordAttachment { message_id, index, outcome } => {
+                if self.media_recorded.contains(&(message_id, index)) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![match outcome {
+                    MediaOutcome::Stored(media) => E::AttachmentStored { message_id, index, media },
+                    MediaOutcome::Refused { reason, size, detail } => E::AttachmentRefused {
+                        message_id,
+                        index,
+                        reason,
+                        size,
+                        detail: detail.as_deref().map(clean_customer),
+                    },
+                }])
+            }
+            C::RecordPhotoReading(report) => Ok(self.record_photo(*report)),
         }
+    }
+
+    /// A photo's reading, once: the reading, then the lookups it starts as a typed identifier
+    /// would, or the request for a clearer photo.
+    fn record_photo(&self, r: PhotoReport) -> Vec<ConversationEvent> {
+        let PhotoReport { message_id, index, sha256, outcome, vehicle_id, transmission_code, clearer_photo } = r;
+        if self.photos_recorded.contains(&(message_id, index)) {
+            return vec![];
+        }
+        let mut out = vec![match outcome {
+            Ok(reading) => E::PhotoRead { message_id, index, sha256, reading },
+            Err(reason) => return vec![E::PhotoNotRead { message_id, index, sha256, reason }],
+        }];
+        if let Some(DetectedVehicleId { id_type, value, score, reasons, lookup_id }) = vehicle_id {
+            let lookup =
+                lookup_id.and_then(|lookup_id| VehicleId::parse(id_type, &value).ok().map(|id| (lookup_id, id)));
+            out.push(E::VehicleIdDetected { message_id, id_type, value, score, reasons });
+            if let Some((lookup_id, id)) = lookup
+                && self.wants_lookup(lookup_id)
+            {
+                out.push(E::VehicleLookupRequested {
+                    lookup_id,
+                    request_id: Uuid::new_v5(&message_id, format!("photo:{index}").as_bytes()),
+                    message_id: Some(message_id),
+                    id_type: id.id_type(),
+                    value: id.value().to_string(),
+                    source: LookupSource::Detected,
+                    requested_by: "photo".into(),
+                });
+            }
+        } else if let Some(DetectedCode { code, score }) = transmission_code {
+            out.push(E::TransmissionCodeDetected { message_id, code, score });
+        } else if let Some(s) = clearer_photo
+            && !self.muted
+            && !self.suggestions.contains_key(&s.suggestion_id)
+            && let Ok(text) = check_text(&s.text)
+        {
+            out.push(E::SuggestionGenerated {
+                suggestion_id: s.suggestion_id,
+                request_id: s.suggestion_id,
+                text,
+                intent: s.intent,
+                confidence: s.confidence,
+                decision: Decision::NeedApproval,
+                explanations: vec![format!("from the template {} after an unreadable photo", s.template)],
+                source: "template".into(),
+                model: None,
+                autosend_block_reason: None,
+            });
+        }
+        out
     }
 
     /// A lead's first message: opens the conversation when the customer has none, links the lead,
@@ -513,6 +580,7 @@ fn clean_attachment(a: Attachment) -> Attachment {
         url: a.url.as_deref().map(clean_customer),
         file_name: a.file_name.as_deref().map(clean_customer),
         mime_type: a.mime_type.as_deref().map(clean_customer),
+        file_id: a.file_id.as_deref().map(clean_customer),
         ..a
     }
 }

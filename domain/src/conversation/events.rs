@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyOrigin, Status};
 use crate::codec::EventSchema;
+use crate::media::{MediaRefusal, NotReadReason, PhotoReading, StoredMedia};
 use crate::reply::Decision;
 use crate::vehicle_lookup::{IdType, LookupSource, VehicleData};
 
@@ -137,6 +138,19 @@ pub enum ConversationEvent {
     ConversationRead,
     /// A lead of the customer is answered in this conversation (its first message went here).
     LeadLinked { lead_id: Uuid },
+    /// An attachment of a customer message (`index` in its list) was downloaded from the provider
+    /// and stored, content-addressed.
+    AttachmentStored { message_id: Uuid, index: u32, media: StoredMedia },
+    /// An attachment was not stored: too large, of a refused type, or the provider would not give
+    /// it. Nothing of it is kept.
+    AttachmentRefused { message_id: Uuid, index: u32, reason: MediaRefusal, size: Option<u64>, detail: Option<String> },
+    /// A stored photo was read: what it shows, with what confidence, and the identifiers found
+    /// (scored as detection candidates; the VIN or code among them starts the same lookups as a
+    /// typed one).
+    PhotoRead { message_id: Uuid, index: u32, sha256: String, reading: PhotoReading },
+    /// A stored photo was not read (no AI key, switched off for the tenant, an answer that was not
+    /// the JSON asked for).
+    PhotoNotRead { message_id: Uuid, index: u32, sha256: String, reason: NotReadReason },
 }
 
 impl DomainEvent for ConversationEvent {

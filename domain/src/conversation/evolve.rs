@@ -48,6 +48,12 @@ impl Conversation {
                 }
             }
             E::CustomerAliasLinked { alias } => self.aliases.push(alias),
+            E::AttachmentStored { message_id, index, .. } | E::AttachmentRefused { message_id, index, .. } => {
+                self.media_recorded.insert((message_id, index));
+            }
+            E::PhotoRead { message_id, index, .. } | E::PhotoNotRead { message_id, index, .. } => {
+                self.photos_recorded.insert((message_id, index));
+            }
             E::VehicleIdDetected { .. } | E::TransmissionCodeDetected { .. } => {}
             E::VehicleLookupRequested { lookup_id, value, .. } => {
                 let r = self.vehicle_lookups.entry(lookup_id).or_insert(LookupRef {

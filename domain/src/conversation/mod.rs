@@ -16,7 +16,7 @@ pub use commands::LeadMessage;
 pub use commands::PriceReport;
 pub use commands::{
     ConversationCommand, ConversationError, DetectedCode, DetectedVehicleId, Drafted, Inbound, LookupReport,
-    LookupReportOutcome, MAX_TEXT, TemplateSuggestion,
+    LookupReportOutcome, MAX_TEXT, MediaOutcome, PhotoReport, TemplateSuggestion,
 };
 pub use events::{ConversationEvent, message_received_v1_to_v2, reply_delivered_v1_to_v2};
 pub use state::{Conversation, LookupProgress, LookupRef, ReplyState, SuggestionState, provider_key};

@@ -1,7 +1,7 @@
 //! The conversation's state: small on purpose (recent provider ids, open suggestions and
 //! replies), so long conversations load quickly from snapshots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,12 @@ pub struct Conversation {
     /// Leads answered in this conversation (a customer's reply marks them replied).
     #[serde(default)]
     pub leads: Vec<Uuid>,
+    /// Attachments (message id, index) whose storing is recorded.
+    #[serde(default)]
+    pub media_recorded: BTreeSet<(Uuid, u32)>,
+    /// Photos (message id, index) whose reading is recorded.
+    #[serde(default)]
+    pub photos_recorded: BTreeSet<(Uuid, u32)>,
 }
 
 crate::impl_aggregate!(Conversation, "conversation", ConversationCommand, ConversationEvent, ConversationError);

@@ -211,13 +211,18 @@ impl AttachmentKind {
     }
 }
 
-/// A file or media item of a message (metadata only; contents stay with the provider).
+/// A file or media item of a message: where the provider keeps it (the media worker downloads and
+/// stores it; `AttachmentStored` names the stored copy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub kind: AttachmentKind,
     pub url: Option<String>,
     pub file_name: Option<String>,
     pub mime_type: Option<String>,
+    /// The provider's file or media id (Telegram `file_id`, WhatsApp media id); absent on
+    /// messages stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
 }
 
 /// What a provider reported about a reply after it was sent.

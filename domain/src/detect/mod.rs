@@ -186,6 +186,23 @@ pub fn detect(text: &str) -> Detection {
     Detection { input: text.to_owned(), candidates, best, gearbox_type, conflicts, incomplete_vin }
 }
 
+/// An identifier as read (from a photo): Cyrillic look-alikes replaced by Latin letters, the rest
+/// uppercased.
+pub fn normalize_id(text: &str) -> String {
+    text.chars()
+        .map(|c| match normalize::homoglyph(c) {
+            Some((b, _)) => char::from(b),
+            None => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+/// The unique single look-alike substitution (position, from, to) that makes a VIN's check digit
+/// valid, if there is exactly one.
+pub fn autocorrect_vin(vin: &[u8; 17]) -> Option<(usize, u8, u8)> {
+    vin::autocorrect_unique(vin)
+}
+
 /// Rounds a score to two decimals so that sums such as 0.80 + 0.05 print as 0.85.
 pub(crate) fn round_score(score: f64) -> f64 {
     (score.clamp(0.0, 1.0) * 100.0).round() / 100.0

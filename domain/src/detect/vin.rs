@@ -177,6 +177,14 @@ fn autocorrect(vin: &[u8; 17]) -> Correction {
     found
 }
 
+/// [`autocorrect`] when it finds exactly one substitution.
+pub(crate) fn autocorrect_unique(vin: &[u8; 17]) -> Option<(usize, u8, u8)> {
+    match autocorrect(vin) {
+        Correction::Unique { position, from, to } => Some((position, from, to)),
+        _ => None,
+    }
+}
+
 fn allowed_at(position: usize, b: u8) -> bool {
     match position {
         8 => b.is_ascii_digit() || b == b'X',

@@ -9,6 +9,7 @@ pub mod insights;
 pub mod leads;
 pub mod live;
 pub mod me;
+pub mod media;
 pub mod paging;
 pub mod price_lookups;
 pub mod tenant;
@@ -195,6 +196,8 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::GET, "/api/stats/daily", Some(ViewAnalytics), get(insights::daily))
         .route(Method::GET, "/api/webhook-dead-letters", Some(ViewAuditLogs), get(insights::webhook_dead_letters))
         .streaming_route(Method::GET, "/api/events/stream", Some(ViewConversations), get(live::stream))
+        .route(Method::GET, "/api/media/{sha256}", Some(ViewConversations), get(media::show))
+        .route(Method::GET, "/api/media/{sha256}/file", Some(ViewConversations), get(media::file))
         .route(Method::POST, "/api/suggestions/{id}/approve", Some(ManageConversations), post(conversations::approve))
         .route(Method::POST, "/api/suggestions/{id}/reject", Some(ManageConversations), post(conversations::reject))
         .route(Method::POST, "/api/suggestions/{id}/edit", Some(ManageConversations), post(conversations::edit))

@@ -27,6 +27,8 @@ struct GreenState {
     state_instance: String,
     settings: Map<String, Value>,
     sent: Vec<Sent>,
+    /// Files served under `/media/{name}` (what `downloadUrl` points at): bytes and type.
+    files: std::collections::HashMap<String, (Vec<u8>, String)>,
 }
 
 /// Every toggle of the account; `setSettings` sets what it is given and resets the rest
@@ -88,6 +90,7 @@ impl FakeGreenApi {
             state_instance: "authorized".into(),
             settings: default_settings(),
             sent: Vec::new(),
+            files: std::collections::HashMap::new(),
         }));
         let handler_state = state.clone();
         let handler: Handler = Arc::new(move |req| handle(&handler_state, req));
@@ -97,6 +100,12 @@ impl FakeGreenApi {
     /// Credentials pointing a client at this fake.
     pub fn credentials(&self) -> GreenApiCredentials {
         GreenApiCredentials { api_url: Some(self.url()), id_instance: Self::ID_INSTANCE, api_token: Self::TOKEN.into() }
+    }
+
+    /// Serves `bytes` as `name` from the media host; returns its download URL.
+    pub fn put_file(&self, name: &str, bytes: Vec<u8>, mime_type: &str) -> String {
+        lock(&self.state).files.insert(name.to_string(), (bytes, mime_type.to_string()));
+        format!("{}/media/{name}", self.url())
     }
 
     /// What was sent, oldest first: `(chat_id, text, id_message)`.
@@ -171,6 +180,19 @@ fn acceptable_chat_id(chat_id: &str) -> bool {
 }
 
 fn handle(state: &Mutex<GreenState>, req: &RecordedRequest) -> Reply {
+    if let Some(name) = req.path.strip_prefix("/media/") {
+        return match lock(state).files.get(name) {
+            Some((bytes, mime)) => Reply {
+                status: axum::http::StatusCode::OK,
+                headers: vec![(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_str(mime).expect("a valid type"),
+                )],
+                body: bytes.clone().into(),
+            },
+            None => Reply::text(404, "Not Found"),
+        };
+    }
     let path = req.path.strip_prefix("/v3").unwrap_or(&req.path);
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let [instance, method, token] = parts.as_slice() else {
@@ -337,4 +359,35 @@ pub fn green_api_status(id_instance: u64, chat_id: &str, id_message: &str, statu
         body["description"] = json!("The recipient does not have a MAX account");
     }
     body
+}
+
+/// The `incomingMessageReceived` notification for a customer's photo (`imageMessage`): the file is
+/// at `download_url` (GREEN-API's media storage), with an optional caption.
+pub fn green_api_incoming_image(
+    id_instance: u64,
+    chat_id: &str,
+    id_message: &str,
+    download_url: &str,
+    mime_type: &str,
+) -> Value {
+    json!({
+        "typeWebhook": "incomingMessageReceived",
+        "instanceData": instance_data(id_instance),
+        "timestamp": Utc::now().timestamp(),
+        "idMessage": id_message,
+        "senderData": {"chatId": chat_id, "chatName": "Иван", "sender": chat_id, "senderName": "Иван", "senderContactName": ""},
+        "messageData": {
+            "typeMessage": "imageMessage",
+            "fileMessageData": {
+                "downloadUrl": download_url,
+                "caption": "",
+                "fileName": format!("{id_message}.jpg"),
+                "jpegThumbnail": "",
+                "mimeType": mime_type,
+                "isAnimated": false,
+                "forwardingScore": 0,
+                "isForwarded": false
+            },
+        },
+    })
 }

@@ -12,6 +12,8 @@ use super::{FakeServer, Handler, RecordedRequest, Reply, lock, next_seq};
 
 struct OpenAiState {
     replies: VecDeque<String>,
+    /// Answers to requests carrying an image (vision), apart from the drafting queue.
+    vision_replies: VecDeque<String>,
     default_reply: String,
 }
 
@@ -37,8 +39,11 @@ impl FakeOpenAi {
         r#"{"reply":"Здравствуйте! Подскажите, пожалуйста, VIN или марку, модель и год автомобиля.","confidence":0.5}"#;
 
     pub async fn start() -> FakeOpenAi {
-        let state =
-            Arc::new(Mutex::new(OpenAiState { replies: VecDeque::new(), default_reply: Self::DEFAULT_REPLY.into() }));
+        let state = Arc::new(Mutex::new(OpenAiState {
+            replies: VecDeque::new(),
+            vision_replies: VecDeque::new(),
+            default_reply: Self::DEFAULT_REPLY.into(),
+        }));
         let handler_state = state.clone();
         let handler: Handler = Arc::new(move |req| handle(&handler_state, req));
         FakeOpenAi { server: FakeServer::start(handler).await, state }
@@ -52,6 +57,12 @@ impl FakeOpenAi {
     /// Queues the content of a later completion (typically JSON text).
     pub fn push_reply(&self, content: impl Into<String>) {
         lock(&self.state).replies.push_back(content.into());
+    }
+
+    /// Queues the content of a later completion of a request that carries an image (the vision
+    /// reading of a photo); requests without one keep using [`FakeOpenAi::push_reply`]'s queue.
+    pub fn push_vision_reply(&self, content: impl Into<String>) {
+        lock(&self.state).vision_replies.push_back(content.into());
     }
 
     /// The content answered when the queue is empty.
@@ -117,7 +128,9 @@ fn handle(state: &Mutex<OpenAiState>, req: &RecordedRequest) -> Reply {
     };
     let content = {
         let mut state = lock(state);
-        state.replies.pop_front().unwrap_or_else(|| state.default_reply.clone())
+        let vision = messages.iter().any(|m| m.to_string().contains("\"image_url\""));
+        let queued = if vision { state.vision_replies.pop_front() } else { state.replies.pop_front() };
+        queued.unwrap_or_else(|| state.default_reply.clone())
     };
     let prompt_chars: usize = messages.iter().map(|m| m.to_string().chars().count()).sum();
     let prompt_tokens = (prompt_chars / 4).max(1);

@@ -6,6 +6,7 @@ pub mod authn;
 pub mod command;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod lead_webhooks;
 pub mod server;
 pub mod webhooks;

@@ -565,3 +565,145 @@ async fn a_restricted_tenant_cannot_connect_or_register_channels() {
         app.request(Method::POST, &format!("/api/channels/{account}/webhook"), Some(t.owner())).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// Every command route that names a conversation, suggestion, reply, lookup or account answers
+/// another tenant's credential as if the thing did not exist, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_tenant_gets_404_from_every_command_route_and_changes_nothing() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url())])).await;
+    app.start_background();
+    let t = tenant(&app).await;
+    let other = tenant(&app).await;
+    let (account, path, token) = green_account(&app, &t, &fake).await;
+    let conversation =
+        customer_writes(&app, &path, &token, "79001110001@c.us", "BAE5XT1", "VIN JTNBK40K203012345, нужна АКПП").await;
+    let suggestion =
+        suggestions(&app, t.owner(), &conversation, "pending", 1).await[0]["id"].as_str().unwrap().to_string();
+    let reply = app
+        .post_json(&format!("/api/conversations/{conversation}/messages"), t.owner(), json!({"text": "Проверим"}))
+        .await;
+    let reply_id =
+        reply["created"]["message_id"].as_str().or(reply["message_id"].as_str()).expect("the reply's id").to_string();
+    let lookup: String = eventually(Duration::from_secs(20), "the vehicle lookup", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT aggregate_id FROM events WHERE aggregate_type = 'vehicle_lookup' ORDER BY global_position LIMIT 1",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    // Let the background settle, then nothing may change through the other tenant.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events_of_t = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE metadata->>'tenant_id' = $1")
+            .bind(t.id.to_string())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let before = events_of_t().await;
+    let c = &conversation;
+    let routes: Vec<(String, Value)> = vec![
+        (format!("/api/conversations/{c}/escalate"), json!({"reason": "чужой"})),
+        (format!("/api/conversations/{c}/reopen"), json!({})),
+        (format!("/api/conversations/{c}/mute"), json!({"muted": true})),
+        (format!("/api/conversations/{c}/assign"), json!({"operator": null})),
+        (format!("/api/conversations/{c}/read"), json!({})),
+        (format!("/api/conversations/{c}/suggestions"), json!({})),
+        (format!("/api/conversations/{c}/replies/{reply_id}/retry"), json!({})),
+        (format!("/api/suggestions/{suggestion}/edit"), json!({"text": "чужой текст"})),
+        (format!("/api/channels/{account}/webhook"), json!({})),
+        (format!("/api/vehicle-lookups/{lookup}/correct"), json!({"gearbox_model": "A245E"})),
+        (format!("/api/vehicle-lookups/{lookup}/confirm-gearbox"), json!({})),
+    ];
+    for (route, body) in &routes {
+        let r = app.request(Method::POST, route, Some(other.owner())).json(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{route}");
+    }
+    assert_eq!(events_of_t().await, before, "nothing was recorded for the owner of these things");
+    let r =
+        app.request(Method::GET, &format!("/api/conversations/{c}/events"), Some(other.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_retried_with_its_idempotency_key_runs_once_and_gets_the_first_answer() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url())])).await;
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &fake).await;
+    let conversation = customer_writes(&app, &path, &token, "79001110002@c.us", "BAE5ID1", "Нужна МКПП").await;
+    let route = format!("/api/conversations/{conversation}/messages");
+    let replies = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'OperatorReplied'",
+        )
+        .bind(&conversation)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let send = |key: &'static str, text: &'static str| {
+        app.request(Method::POST, &route, Some(t.owner())).header("idempotency-key", key).json(&json!({"text": text}))
+    };
+
+    // Five copies of one command at once: one runs, the others wait their turn or get its answer.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let req = send("reply-1", "Есть в наличии");
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            let replayed = r.headers().contains_key("idempotent-replayed");
+            (r.status(), replayed, r.text().await.unwrap())
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(replies().await, 1, "one reply for five copies: {answers:?}");
+    let first: Vec<_> = answers.iter().filter(|(s, replayed, _)| *s == StatusCode::ACCEPTED && !replayed).collect();
+    assert_eq!(first.len(), 1, "{answers:?}");
+    for (status, replayed, body) in &answers {
+        assert!(
+            (*status == StatusCode::ACCEPTED && (!replayed || body == &first[0].2)) || *status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+    }
+    // A retry later gets the same answer, marked as replayed, and runs nothing.
+    let again = send("reply-1", "Есть в наличии").send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), first[0].2);
+    assert_eq!(replies().await, 1);
+    // The same key for another request is refused; a new key runs.
+    let other = send("reply-1", "Другой текст").send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(send("reply-2", "Другой текст").send().await.unwrap().status(), StatusCode::ACCEPTED);
+    assert_eq!(replies().await, 2);
+    // Another tenant's identical key is its own: it cannot read this answer.
+    let theirs = app
+        .request(Method::POST, &route, Some(_other_owner(&app).await.as_str()))
+        .header("idempotency-key", "reply-1")
+        .json(&json!({"text": "Есть в наличии"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    // A key that is not printable ASCII is refused before anything runs.
+    let bad = app
+        .request(Method::POST, &route, Some(t.owner()))
+        .header("idempotency-key", "")
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(replies().await, 2);
+}
+
+async fn _other_owner(app: &TestApp) -> String {
+    tenant(app).await.owner().to_string()
+}

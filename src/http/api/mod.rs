@@ -124,7 +124,10 @@ impl ApiRouter {
 
     /// The router with authentication in front of every route.
     pub fn into_router(self, state: AppState) -> Router<AppState> {
-        self.router.route_layer(middleware::from_fn_with_state(state, crate::http::authn::authenticate))
+        // Authentication runs first (the outer layer), then the idempotency of command requests.
+        self.router
+            .route_layer(middleware::from_fn_with_state(state.clone(), crate::http::idempotency::layer))
+            .route_layer(middleware::from_fn_with_state(state, crate::http::authn::authenticate))
     }
 }
 

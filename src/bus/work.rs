@@ -11,7 +11,7 @@ use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::ConversationEvent as CE;
 use aisales_domain::probe::ProbeEvent;
 use aisales_domain::vehicle_lookup::VehicleLookupEvent as LE;
-use aisales_projections::events::StoredEvent;
+use aisales_projections::events::{Position, StoredEvent};
 use aisales_projections::{Projector, rows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -364,7 +364,7 @@ pub struct DispatchOptions {
 /// Name (and checkpoint) of the dispatcher projector.
 pub const WORK_PROJECTOR: &str = "work";
 
-/// The jobs a committed batch leaves to push, with what their stage timings need.
+/// The jobs a batch leaves to push once it commits, with what their stage timings need.
 #[derive(Default)]
 struct DueNow {
     jobs: Vec<Job>,
@@ -373,6 +373,10 @@ struct DueNow {
     ready_since: Vec<DateTime<Utc>>,
     /// When the batch began.
     read_at: Option<(DateTime<Utc>, Instant)>,
+    /// The last event applied for these jobs: a batch the runtime applies again one event at a
+    /// time (to park an aggregate that fails) calls `apply` once per event, in order, in one
+    /// transaction, and the jobs of every call are pushed.
+    upto: Option<Position>,
 }
 
 /// The dispatcher projector.
@@ -418,8 +422,16 @@ impl Projector for WorkProjector {
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         // What a batch leaves to push after its commit belongs to that batch only: a batch that
         // failed to commit (and is applied again, here or elsewhere) must not leave its jobs behind.
-        *self.due_now.lock().unwrap_or_else(|p| p.into_inner()) = DueNow::default();
+        // Only a call continuing the same batch (its events after those already applied) adds
+        // to what is there.
         let read_at = (Utc::now(), Instant::now());
+        {
+            let mut due_now = self.due_now.lock().unwrap_or_else(|p| p.into_inner());
+            let continues = matches!((due_now.upto, events.first()), (Some(upto), Some(e)) if e.position() > upto);
+            if !continues {
+                *due_now = DueNow { read_at: Some(read_at), ..DueNow::default() };
+            }
+        }
         let mut all = Vec::new();
         for e in events {
             for c in changes(e)? {
@@ -549,16 +561,27 @@ impl Projector for WorkProjector {
             .execute(&mut *conn)
             .await?;
         }
-        let ready_since =
+        let ready_since: Vec<DateTime<Utc>> =
             due.iter().map(|r| last_event.get(&r.job_id).map_or(r.due_at, |at| (*at).max(r.due_at))).collect();
-        *self.due_now.lock().unwrap_or_else(|p| p.into_inner()) =
-            DueNow { jobs: due.iter().map(|r| r.job()).collect(), ready_since, read_at: Some(read_at) };
+        let mut due_now = self.due_now.lock().unwrap_or_else(|p| p.into_inner());
+        due_now.jobs.extend(due.iter().map(|r| r.job()));
+        due_now.ready_since.extend(ready_since);
+        due_now.upto = events.last().map(|e| e.position());
         Ok(())
     }
 
     async fn after_commit(&self, _events: &[StoredEvent]) -> anyhow::Result<()> {
-        let DueNow { mut jobs, ready_since, read_at } =
+        let DueNow { jobs, ready_since, read_at, .. } =
             std::mem::take(&mut *self.due_now.lock().unwrap_or_else(|p| p.into_inner()));
+        // A job changed by several calls of one batch is pushed once, as it was last.
+        let last: HashMap<String, usize> = jobs.iter().enumerate().map(|(i, j)| (j.job_id.clone(), i)).collect();
+        let (mut jobs, ready_since): (Vec<Job>, Vec<DateTime<Utc>>) = jobs
+            .into_iter()
+            .zip(ready_since)
+            .enumerate()
+            .filter(|(i, (j, _))| last.get(&j.job_id) == Some(i))
+            .map(|(_, pair)| pair)
+            .unzip();
         if jobs.is_empty() {
             return Ok(());
         }

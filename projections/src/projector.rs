@@ -48,6 +48,13 @@ pub trait Projector: Send + Sync + 'static {
     fn durable_commit(&self) -> bool {
         false
     }
+
+    /// Whether the runtime starts a batch as soon as new events are announced instead of letting
+    /// them gather first: for a projector whose output something waits for (the dispatcher, whose
+    /// batches start jobs). Read models gather: fewer, larger transactions.
+    fn eager(&self) -> bool {
+        false
+    }
 }
 
 /// Which generation of its tables a projector writes: the live tables, or the `__next` tables a

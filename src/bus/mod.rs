@@ -93,6 +93,51 @@ impl FromStr for Kind {
     }
 }
 
+/// A stage of a job's way from the event that asks for it to the start of its handler. Each is a
+/// histogram `aisales_job_stage_seconds{kind,stage}`; together they add up to the time from the
+/// event's commit to the job's start (docs/worker-bus.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Event stored → in a dispatcher batch: the notification, the wake-up, older transactions
+    /// still in flight (the log is read in commit order), the batch before.
+    Pickup,
+    /// The dispatcher's batch: `work_items` written and committed.
+    Batch,
+    /// Batch committed → `XADD` acknowledged by Redis.
+    Xadd,
+    /// On the stream until a worker's `XREADGROUP` returns it (all the worker's slots busy, or
+    /// the worker still busy with the previous read).
+    Stream,
+    /// Read → a free slot of the worker's concurrency.
+    Slot,
+    /// Slot → the job's lease taken; the handler starts.
+    Lease,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pickup => "pickup",
+            Stage::Batch => "batch",
+            Stage::Xadd => "xadd",
+            Stage::Stream => "stream",
+            Stage::Slot => "slot",
+            Stage::Lease => "lease",
+        }
+    }
+
+    /// Records `seconds` spent in this stage by one job of `kind`.
+    pub fn record(self, kind: Kind, seconds: f64) {
+        metrics::histogram!("aisales_job_stage_seconds", "kind" => kind.as_str(), "stage" => self.as_str())
+            .record(seconds.max(0.0));
+    }
+}
+
+/// Seconds from `from` to `to` (wall clocks, possibly of two processes on one host).
+pub(crate) fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
 /// Consumer group every worker joins.
 pub const GROUP: &str = "aisales-workers";
 

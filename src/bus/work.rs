@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::ConversationEvent as CE;
 use aisales_domain::probe::ProbeEvent;
 use aisales_domain::vehicle_lookup::VehicleLookupEvent as LE;
-use aisales_projections::events::StoredEvent;
+use aisales_projections::events::{Position, StoredEvent};
 use aisales_projections::{Projector, rows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use super::jobs::LeadJob;
 use super::jobs::MediaJob;
 use super::jobs::PriceLookupJob;
 use super::jobs::{DraftSuggestion, JobPayload, JobSpec, LookupRequest, Ping, SendReply, VehicleLookupJob};
-use super::{Job, Kind, streams};
+use super::{Job, Kind, Stage, streams};
 use crate::infra::redis::Redis;
 use crate::store::{Cause, EventMetadata, EventRef};
 use aisales_domain::lead::LeadEvent as LeadE;
@@ -398,24 +399,42 @@ pub struct DispatchOptions {
     pub stream_max_len: usize,
 }
 
+/// Name (and checkpoint) of the dispatcher projector.
+pub const WORK_PROJECTOR: &str = "work";
+
+/// The jobs a batch leaves to push once it commits, with what their stage timings need.
+#[derive(Default)]
+struct DueNow {
+    jobs: Vec<Job>,
+    /// Per job: since when it could have been picked up (the later of the event that asked for
+    /// it and its due time).
+    ready_since: Vec<DateTime<Utc>>,
+    /// When the batch began.
+    read_at: Option<(DateTime<Utc>, Instant)>,
+    /// The last event applied for these jobs: a batch the runtime applies again one event at a
+    /// time (to park an aggregate that fails) calls `apply` once per event, in order, in one
+    /// transaction, and the jobs of every call are pushed.
+    upto: Option<Position>,
+}
+
 /// The dispatcher projector.
 pub struct WorkProjector {
     pool: PgPool,
     redis: Redis,
     options: DispatchOptions,
-    due_now: Mutex<Vec<Job>>,
+    due_now: Mutex<DueNow>,
 }
 
 impl WorkProjector {
     pub fn new(pool: PgPool, redis: Redis, options: DispatchOptions) -> Self {
-        WorkProjector { pool, redis, options, due_now: Mutex::new(Vec::new()) }
+        WorkProjector { pool, redis, options, due_now: Mutex::new(DueNow::default()) }
     }
 }
 
 #[async_trait]
 impl Projector for WorkProjector {
     fn name(&self) -> &'static str {
-        "work"
+        WORK_PROJECTOR
     }
     fn description(&self) -> &'static str {
         "dispatcher: outstanding jobs (work_items) pushed onto the worker streams"
@@ -426,15 +445,31 @@ impl Projector for WorkProjector {
     fn batch_size(&self) -> i64 {
         2000
     }
-    fn durable_commit(&self) -> bool {
-        // What was pushed to the streams and the record of it should not disagree after a crash.
+    fn eager(&self) -> bool {
+        // Its batches start jobs: each starts as soon as events are announced.
         true
+    }
+    fn durable_commit(&self) -> bool {
+        // No wait for the WAL flush before the push: a crash can lose only the last batches whole
+        // (their checkpoint with them), which are applied and pushed again, and jobs are at least
+        // once. Nothing a job did can outlive the record of its dispatch: its worker's first
+        // durable commit flushes the WAL up to it, the batch's commit included.
+        false
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         // What a batch leaves to push after its commit belongs to that batch only: a batch that
         // failed to commit (and is applied again, here or elsewhere) must not leave its jobs behind.
-        self.due_now.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // Only a call continuing the same batch (its events after those already applied) adds
+        // to what is there.
+        let read_at = (Utc::now(), Instant::now());
+        {
+            let mut due_now = self.due_now.lock().unwrap_or_else(|p| p.into_inner());
+            let continues = matches!((due_now.upto, events.first()), (Some(upto), Some(e)) if e.position() > upto);
+            if !continues {
+                *due_now = DueNow { read_at: Some(read_at), ..DueNow::default() };
+            }
+        }
         let mut all = Vec::new();
         for e in events {
             for c in changes(e)? {
@@ -448,8 +483,11 @@ impl Projector for WorkProjector {
         let mut rows: HashMap<String, WorkRow> =
             rows::load(conn, "work_items", "job_id", &keys, |r: &WorkRow| r.job_id.clone()).await?;
         let mut touched = Vec::new();
+        // The last event of the batch that changed each job.
+        let mut last_event: HashMap<String, DateTime<Utc>> = HashMap::new();
         for (e, change) in all {
             let at = e.recorded_at;
+            last_event.insert(change.job_id().to_string(), at);
             let cause = if change.asks() { Some(cause_of(e)?) } else { None };
             match change {
                 Change::Request { job: JobSpec { job_id, kind, payload }, due_at } => {
@@ -541,39 +579,76 @@ impl Projector for WorkProjector {
         touched.dedup();
         let out: Vec<&WorkRow> = touched.iter().filter_map(|k| rows.get(k)).collect();
         rows::upsert(conn, "work_items", &["job_id"], COLUMNS, &out).await?;
-        // Requested again (a retry, a reschedule): the last dispatch no longer counts.
+        // Requested again (a retry, a reschedule): the last dispatch no longer counts. The jobs
+        // already due are marked dispatched in this same transaction and pushed right after it
+        // commits (one statement, no second transaction to wait for); if the push fails they are
+        // unmarked, and if the process dies in between, the sweeper pushes them again after
+        // WORK_REDISPATCH_SECS, as for any dispatched job that never started.
         let requested: Vec<&String> = out.iter().filter(|r| r.status == "requested").map(|r| &r.job_id).collect();
-        if !requested.is_empty() {
-            sqlx::query("UPDATE work_items SET dispatched_at = NULL WHERE job_id = ANY($1)")
-                .bind(&requested)
-                .execute(&mut *conn)
-                .await?;
-        }
         let now = Utc::now() + chrono::Duration::milliseconds(50);
-        let due: Vec<Job> =
-            out.iter().filter(|r| r.status == "requested" && r.due_at <= now).map(|r| r.job()).collect();
-        *self.due_now.lock().unwrap_or_else(|p| p.into_inner()) = due;
+        let due: Vec<&WorkRow> = out.iter().filter(|r| r.status == "requested" && r.due_at <= now).copied().collect();
+        if !requested.is_empty() {
+            let due_ids: Vec<&String> = due.iter().map(|r| &r.job_id).collect();
+            sqlx::query(
+                "UPDATE work_items SET dispatched_at = CASE WHEN job_id = ANY($2) THEN now() END, \
+                        dispatch_count = dispatch_count + CASE WHEN job_id = ANY($2) THEN 1 ELSE 0 END \
+                  WHERE job_id = ANY($1)",
+            )
+            .bind(&requested)
+            .bind(&due_ids)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let ready_since: Vec<DateTime<Utc>> =
+            due.iter().map(|r| last_event.get(&r.job_id).map_or(r.due_at, |at| (*at).max(r.due_at))).collect();
+        let mut due_now = self.due_now.lock().unwrap_or_else(|p| p.into_inner());
+        due_now.jobs.extend(due.iter().map(|r| r.job()));
+        due_now.ready_since.extend(ready_since);
+        due_now.upto = events.last().map(|e| e.position());
         Ok(())
     }
 
     async fn after_commit(&self, _events: &[StoredEvent]) -> anyhow::Result<()> {
-        let jobs = std::mem::take(&mut *self.due_now.lock().unwrap_or_else(|p| p.into_inner()));
+        let DueNow { jobs, ready_since, read_at, .. } =
+            std::mem::take(&mut *self.due_now.lock().unwrap_or_else(|p| p.into_inner()));
+        // A job changed by several calls of one batch is pushed once, as it was last.
+        let last: HashMap<String, usize> = jobs.iter().enumerate().map(|(i, j)| (j.job_id.clone(), i)).collect();
+        let (mut jobs, ready_since): (Vec<Job>, Vec<DateTime<Utc>>) = jobs
+            .into_iter()
+            .zip(ready_since)
+            .enumerate()
+            .filter(|(i, (j, _))| last.get(&j.job_id) == Some(i))
+            .map(|(_, pair)| pair)
+            .unzip();
         if jobs.is_empty() {
             return Ok(());
         }
-        let mut conn = self.redis.conn();
-        streams::push(&mut conn, &self.options.prefix, &jobs, self.options.stream_max_len).await?;
-        for j in &jobs {
-            let lag = (Utc::now() - j.requested_at).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("aisales_dispatch_lag_seconds", "kind" => j.kind.as_str()).record(lag);
+        let committed = Instant::now();
+        let dispatched_at = Utc::now();
+        for j in &mut jobs {
+            j.dispatched_at = dispatched_at;
         }
-        let ids: Vec<&String> = jobs.iter().map(|j| &j.job_id).collect();
-        sqlx::query(
-            "UPDATE work_items SET dispatched_at = now(), dispatch_count = dispatch_count + 1 WHERE job_id = ANY($1)",
-        )
-        .bind(&ids)
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.redis.conn();
+        if let Err(e) = streams::push(&mut conn, &self.options.prefix, &jobs, self.options.stream_max_len).await {
+            // Not pushed: the sweeper's next pass takes them.
+            let ids: Vec<&String> = jobs.iter().map(|j| &j.job_id).collect();
+            let _ = sqlx::query("UPDATE work_items SET dispatched_at = NULL WHERE job_id = ANY($1)")
+                .bind(&ids)
+                .execute(&self.pool)
+                .await;
+            return Err(e.into());
+        }
+        let xadd = committed.elapsed().as_secs_f64();
+        let pushed = Utc::now();
+        for (j, ready) in jobs.iter().zip(&ready_since) {
+            metrics::histogram!("aisales_dispatch_lag_seconds", "kind" => j.kind.as_str())
+                .record(super::seconds_between(j.requested_at, pushed).max(0.0));
+            if let Some((read_at, read_instant)) = read_at {
+                Stage::Pickup.record(j.kind, super::seconds_between(*ready, read_at));
+                Stage::Batch.record(j.kind, committed.duration_since(read_instant).as_secs_f64());
+            }
+            Stage::Xadd.record(j.kind, xadd);
+        }
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{GROUP, Job, Kind, streams};
+use super::{GROUP, Job, Kind, Stage, streams};
 use crate::infra::redis::Redis;
 
 /// Renews a job lease if this consumer still holds it.
@@ -150,6 +150,7 @@ pub async fn run(
         }
 
         let mut entries: Vec<(redis::streams::StreamId, u64)> = Vec::new();
+        let mut read_at = (chrono::Utc::now(), Instant::now());
         if last_claim.elapsed() >= options.visibility_timeout / 2 {
             last_claim = Instant::now();
             match reclaim(conn, kind, &options, available).await {
@@ -163,6 +164,7 @@ pub async fn run(
             let read: redis::RedisResult<Option<StreamReadReply>> = conn.xread_options(&[&stream], &[">"], &opts).await;
             match read {
                 Ok(Some(reply)) => {
+                    read_at = (chrono::Utc::now(), Instant::now());
                     backoff = Duration::from_millis(200);
                     for key in reply.keys {
                         entries.extend(key.ids.into_iter().map(|e| (e, 1)));
@@ -227,7 +229,12 @@ pub async fn run(
                 }
                 continue;
             }
+            if deliveries == 1 {
+                Stage::Stream.record(kind, super::seconds_between(job.dispatched_at, read_at.0));
+            }
             let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let slot_at = Instant::now();
+            Stage::Slot.record(kind, slot_at.duration_since(read_at.1).as_secs_f64());
             let handler = handler.clone();
             let redis = redis.clone();
             let stream = stream.clone();
@@ -282,6 +289,7 @@ pub async fn run(
                     })
                 });
                 let started = Instant::now();
+                Stage::Lease.record(kind, started.duration_since(slot_at).as_secs_f64());
                 let lag = (chrono::Utc::now() - job.dispatched_at).num_milliseconds().max(0) as f64 / 1000.0;
                 metrics::histogram!("aisales_job_start_lag_seconds", "kind" => kind.as_str()).record(lag);
                 // One span per job: its kind, id and the chain it continues.

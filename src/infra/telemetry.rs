@@ -74,6 +74,10 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
+/// Finer seconds buckets for the stages of a job's way to its handler (most take milliseconds).
+const STAGE_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 60.0];
+
 /// Buckets for the number of appends the event store writes in one statement (at most 64).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
@@ -82,6 +86,8 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("aisales_job_stage_seconds".into()), STAGE_BUCKETS)
+                .expect("buckets are valid")
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("buckets are valid")
                 .set_buckets_for_metric(Matcher::Full("aisales_event_store_batch_appends".into()), BATCH_BUCKETS)
@@ -188,6 +194,12 @@ fn describe_metrics() {
         "aisales_dispatch_lag_seconds",
         Unit::Seconds,
         "Time from the event that asked for a job to its dispatch, by kind"
+    );
+    describe_histogram!(
+        "aisales_job_stage_seconds",
+        Unit::Seconds,
+        "Time a job spent in one stage between the event that asked for it and its handler's start, by kind and \
+         stage (pickup, batch, xadd, stream, slot, lease)"
     );
     describe_gauge!("aisales_stream_length", "Entries in a worker stream (sampled by `streams status`)");
     describe_gauge!("aisales_stream_pending", "Delivered but unacknowledged entries of a worker stream");

@@ -7,6 +7,12 @@
 //!   serialises batches with a transaction lock and moves the checkpoint by compare-and-set.
 //! * **Wake-up.** `LISTEN events_appended` (the event store notifies after its appends commit)
 //!   wakes the projectors; they also poll every `poll_interval`, so a lost notification only delays them.
+//!   Most projectors then let events gather for `gather` before reading (fewer, larger
+//!   transactions). An [eager](Projector::eager) projector (the dispatcher: its batches start jobs) reads at once; its
+//!   batches grow by themselves with the load, since what arrives during one batch is the next.
+//!   When committed events wait behind an older transaction still in flight (a reader never
+//!   passes it), an eager projector looks again after a few milliseconds instead of waiting for
+//!   the next notification, which may never come.
 //! * **One read.** The projectors of a process share an [`EventFeed`]: the first to reach new
 //!   events reads them, the others take the same events from memory.
 //! * **Stop.** On cancellation each projector finishes the batch in hand (a batch is one
@@ -245,7 +251,10 @@ async fn drive(
     cancel: CancellationToken,
 ) {
     let name = projector.name();
+    let eager = projector.eager();
     let mut failures: u32 = 0;
+    // An eager projector's next look while committed events wait behind a transaction in flight.
+    let mut recheck = RECHECK_FIRST;
     while !cancel.is_cancelled() {
         if !owned[index].load(Ordering::SeqCst) {
             tokio::select! {
@@ -271,10 +280,37 @@ async fn drive(
                 if full {
                     continue;
                 }
+                if !eager {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = wake.changed() => sleep_or_cancel(options.gather, &cancel).await,
+                        _ = tokio::time::sleep(options.poll_interval) => {},
+                    }
+                    continue;
+                }
+                // Eager: the next batch starts on the next notification, paced so that the
+                // projector works at most about half of the time (the pause is as long as the
+                // batch took, never longer than `gather`): small batches while the queue is
+                // short, larger ones as the load grows.
+                let pace = started.elapsed().min(options.gather);
+                let next_at = tokio::time::Instant::now() + pace;
+                if outcome.applied > 0 {
+                    recheck = RECHECK_FIRST;
+                }
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = wake.changed() => sleep_or_cancel(options.gather, &cancel).await,
-                    _ = tokio::time::sleep(options.poll_interval) => {},
+                    _ = wake.changed() => {},
+                    // Events held back by an older transaction in flight are readable once it
+                    // ends, and no notification says when: look again soon after activity,
+                    // then less and less often down to the poll interval.
+                    _ = tokio::time::sleep(recheck.max(pace)) => {
+                        recheck = (recheck * 2).min(options.poll_interval);
+                        continue;
+                    },
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep_until(next_at) => {},
                 }
             }
             Err(e) => {
@@ -293,6 +329,10 @@ async fn drive(
     }
     tracing::info!(projector = name, "projector stopped");
 }
+
+/// How soon an eager projector looks again after a batch that applied events, without a
+/// notification (doubling up to the poll interval while nothing new is read).
+const RECHECK_FIRST: Duration = Duration::from_millis(5);
 
 /// How often the parked-aggregates gauge is read again (a retry from the command line is seen
 /// within this time).

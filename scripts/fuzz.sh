@@ -13,8 +13,9 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(green_api_webhooks telegram_webhooks whatsapp_webhooks detection json_lead_forms urlencoded_lead_forms
-           price_list_import contact_and_id_parsers price_texts model_answers search_results_and_pages)
+  targets=(channels::green_api_webhooks channels::telegram_webhooks channels::whatsapp_webhooks detect::detection
+           leads::json_lead_forms leads::urlencoded_lead_forms prices::price_list_import texts::contact_and_id_parsers
+           texts::price_texts texts::model_answers texts::search_results texts::site_pages)
 fi
 
 profile=()
@@ -24,14 +25,14 @@ failed=0
 summary=()
 for target in "${targets[@]}"; do
   log=$(mktemp)
-  FUZZ_SECONDS=$seconds cargo test "${profile[@]}" --locked --test fuzz -- --exact "$target" --nocapture --test-threads=1 \
+  FUZZ_SECONDS=$seconds cargo test "${profile[@]}" --locked --test fuzz -- --exact "$target" --include-ignored --nocapture --test-threads=1 \
     >"$log" 2>&1
   status=$?
-  line=$(grep -m1 '^fuzz ' "$log" || true)
-  if [ $status -ne 0 ]; then
+  line=$(grep -o -m1 'fuzz [a-z_]*: .* failures' "$log" || true)
+  if [ $status -ne 0 ] || [ -z "$line" ]; then
     failed=1
     sed -n '/minimal input/,$p' "$log" | head -40
-    [ -n "$line" ] || line="fuzz $target: crashed (see above)"
+    [ -n "$line" ] || line="fuzz $target: no result (crashed, or no such target)"
     grep -m3 -E "panicked|overflow|SIGABRT|SIGSEGV" "$log" || true
   fi
   echo "$line"

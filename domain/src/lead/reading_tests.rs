@@ -561,3 +561,15 @@ fn fingerprints_ignore_key_order_spacing_case_and_tracking() {
     };
     assert_eq!(fp(&tilda), fp(&reordered), "field order and the transaction id do not count");
 }
+
+#[test]
+fn a_form_key_of_a_million_brackets_is_read_without_nesting_that_deep() {
+    // Found by fuzzing: `a[[[[…` nested one level per bracket and overflowed the stack.
+    let key = format!("a{}", "[".repeat(1_000_000));
+    let pairs = vec![("phone".to_string(), "+79991234567".to_string()), (key, "x".to_string())];
+    let FormBody::Submission(s) = parse_form(&pairs).expect("read") else { panic!("not a submission") };
+    assert_eq!(s.contacts.phone.as_deref(), Some("+79991234567"));
+
+    let deep = vec![("a[b][c][d][e][f][g][h][i][j][k][l]".to_string(), "x".to_string())];
+    assert!(parse_form(&deep).is_ok(), "a deep key is kept as one name below the depth read");
+}

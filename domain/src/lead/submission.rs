@@ -550,6 +550,12 @@ fn nest(pairs: &[(String, String)]) -> Value {
         if rest.is_empty() {
             path.truncate(1);
         }
+        // Deeper than anything is read: the rest stays one name, so a key of a million brackets
+        // neither nests a million levels nor overflows the stack.
+        if path.len() > MAX_DEPTH + 1 {
+            let tail = path.split_off(MAX_DEPTH);
+            path.push(tail.join("]["));
+        }
         let mut node = &mut root;
         for (i, seg) in path.iter().enumerate() {
             let Value::Object(map) = node else { break };

@@ -138,7 +138,7 @@ pub fn spawn_workers(
         None => crate::bus::Kind::ALL.to_vec(),
     };
     for kind in kinds {
-        let handler = crate::workers::handler(kind, &services);
+        let handler = crate::workers::handler(kind, &services)?;
         let options = worker_options(settings, kind);
         let token = sup.token();
         let name: &'static str = Box::leak(format!("{kind} worker").into_boxed_str());

@@ -286,6 +286,7 @@ fn conversation_samples() -> Vec<C> {
             text: String::new(),
             origin: ReplyOrigin::Operator,
             send_after: t,
+            attachment: None,
         },
         C::ReplySendStarted { reply_id: id, attempt: 1, started_at: t },
         C::ReplySent { reply_id: id, provider_message_id: String::new(), sent_at: t, reconciled: false },

@@ -103,16 +103,88 @@ pub async fn reply(
     text: String,
     meta: &EventMetadata,
 ) -> Result<(Done, Queued), CommandError> {
+    reply_with_file(ctx, tenant, conversation, text, None, meta).await
+}
+
+/// A file of the tenant's media store to send with a reply: its hash and, for documents, the
+/// name the customer sees.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    pub sha256: String,
+    pub file_name: Option<String>,
+}
+
+/// The operator's own reply with a stored file of the same tenant (the text is its caption and
+/// may be empty); a hash the tenant has not stored is `NotFound`, nothing recorded.
+pub async fn reply_with_file(
+    ctx: &Context,
+    tenant: Uuid,
+    conversation: Uuid,
+    text: String,
+    file: Option<FileRef>,
+    meta: &EventMetadata,
+) -> Result<(Done, Queued), CommandError> {
+    let attachment = match file {
+        None => None,
+        Some(f) => Some(stored_file(&ctx.pool, tenant, f).await?),
+    };
     let queued = Queued { reply_id: Uuid::now_v7(), send_after: Utc::now() };
     let done = run(
         ctx,
         tenant,
         conversation,
-        C::Reply { reply_id: queued.reply_id, text, send_after: queued.send_after },
+        C::Reply { reply_id: queued.reply_id, text, send_after: queued.send_after, attachment },
         meta,
     )
     .await?;
     Ok((done, queued))
+}
+
+async fn stored_file(
+    pool: &PgPool,
+    tenant: Uuid,
+    file: FileRef,
+) -> Result<aisales_domain::conversation::ReplyAttachment, CommandError> {
+    if !crate::media::is_sha256(&file.sha256) {
+        return Err(CommandError::Invalid {
+            code: "invalid_attachment",
+            message: "attachment.sha256 must be the lowercase hex SHA-256 of a stored file".into(),
+        });
+    }
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT size, mime_type FROM media_objects WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant)
+            .bind(&file.sha256)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("loading a media object"))?;
+    let Some((size, mime_type)) = row else { return Err(CommandError::NotFound("media")) };
+    let file_name = match file.file_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+        Some(n) if n.chars().count() > 200 || n.contains(['/', '\\']) || n.chars().any(char::is_control) => {
+            return Err(CommandError::Invalid {
+                code: "invalid_attachment",
+                message: "attachment.file_name must be a plain name of at most 200 characters".into(),
+            });
+        }
+        Some(n) => n,
+        None => format!("{}.{}", &file.sha256[..12], extension(&mime_type)),
+    };
+    Ok(aisales_domain::conversation::ReplyAttachment { sha256: file.sha256, mime_type, size: size as u64, file_name })
+}
+
+fn extension(mime_type: &str) -> &'static str {
+    match mime_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/heic" => "heic",
+        "application/pdf" => "pdf",
+        "audio/ogg" => "ogg",
+        "audio/mpeg" => "mp3",
+        "video/mp4" => "mp4",
+        _ => "bin",
+    }
 }
 
 /// A suggestion of `tenant`: its conversation, its text and the chain of the event that drafted it.

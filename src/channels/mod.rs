@@ -377,6 +377,43 @@ pub(crate) async fn exchange(request: reqwest::RequestBuilder, timeout: Duration
     Ok(Answer { status, headers, body })
 }
 
+/// A file sent to a customer: a stored file's bytes with the name and caption it goes with.
+#[derive(Debug, Clone)]
+pub struct OutgoingFile<'a> {
+    pub bytes: bytes::Bytes,
+    pub file_name: &'a str,
+    pub mime_type: &'a str,
+    /// The reply's text; may be empty.
+    pub caption: &'a str,
+    /// Sent as a photo (shown inline) rather than as a document.
+    pub photo: bool,
+}
+
+/// A `multipart/form-data` body: text `fields`, then the file as `file_field`. Returns the
+/// content type (with its boundary) and the body.
+pub(crate) fn multipart(fields: &[(&str, &str)], file_field: &str, file: &OutgoingFile<'_>) -> (String, Vec<u8>) {
+    let boundary = format!("aisales{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::with_capacity(file.bytes.len() + 512);
+    // Names cannot break out of their quotes.
+    let clean = |s: &str| s.replace(['"', '\r', '\n'], "_");
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+            clean(file.file_name),
+            clean(file.mime_type)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&file.bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 /// Largest provider answer read (1 MiB; their JSON answers are a few kilobytes).
 pub(crate) const MAX_PROVIDER_BODY: usize = 1 << 20;
 

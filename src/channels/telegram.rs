@@ -9,9 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::{
-    Attachment, AttachmentKind, DEFAULT_TIMEOUT, InboundMessage, MessageKind, Notification, ParseError, SendError,
-    SentMessage, WebhookAuthError, at, constant_time_eq, excerpt, exchange, file_placeholder, id_at, phone_digits,
-    render_contact, render_location, retry_after_header, str_at, time_at,
+    Attachment, AttachmentKind, DEFAULT_TIMEOUT, InboundMessage, MessageKind, Notification, OutgoingFile, ParseError,
+    SendError, SentMessage, WebhookAuthError, at, constant_time_eq, excerpt, exchange, file_placeholder, id_at,
+    multipart, phone_digits, render_contact, render_location, retry_after_header, str_at, time_at,
 };
 
 /// Update fields that carry no customer message and are deliberately not stored.
@@ -266,6 +266,36 @@ impl TelegramClient {
         }
         let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
         tracing::warn!(op = "sendMessage", status = answer.status.as_u16(), error = %error, "Telegram send failed");
+        Err(error)
+    }
+
+    /// Sends a file: `sendPhoto` for a photo, `sendDocument` otherwise (multipart), with the
+    /// caption as plain text. Returns `<chat id>:<message id>`.
+    pub async fn send_file(
+        &self,
+        bot_token: &SecretString,
+        chat_id: &str,
+        file: &OutgoingFile<'_>,
+    ) -> Result<SentMessage, SendError> {
+        let chat: i64 = chat_id.trim().parse().map_err(|_| SendError::permanent("invalid chat id"))?;
+        let (method, field) = if file.photo { ("sendPhoto", "photo") } else { ("sendDocument", "document") };
+        let url = format!("{}/bot{}/{method}", self.base_url.trim_end_matches('/'), bot_token.expose_secret());
+        let chat_text = chat.to_string();
+        let mut fields = vec![("chat_id", chat_text.as_str())];
+        if !file.caption.is_empty() {
+            fields.push(("caption", file.caption));
+        }
+        let (content_type, body) = multipart(&fields, field, file);
+        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        let answer = exchange(request, self.timeout.max(std::time::Duration::from_secs(60))).await?;
+        let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        if answer.status.is_success() && value.get("ok") == Some(&Value::Bool(true)) {
+            let id = id_at(&value, &["result", "message_id"])
+                .ok_or_else(|| SendError::permanent("Telegram accepted the file but returned no message_id"))?;
+            return Ok(SentMessage { provider_message_id: format!("{chat}:{id}") });
+        }
+        let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
+        tracing::warn!(op = method, status = answer.status.as_u16(), error = %error, "Telegram send failed");
         Err(error)
     }
 

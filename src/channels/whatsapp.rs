@@ -13,8 +13,9 @@ use sha2::Sha256;
 
 use super::{
     Attachment, AttachmentKind, DEFAULT_TIMEOUT, DeliveryState, DeliveryStatus, InboundMessage, MessageKind,
-    Notification, ParseError, SendError, SentMessage, WebhookAuthError, at, constant_time_eq, excerpt, exchange,
-    file_placeholder, id_at, phone_digits, render_contact, render_location, retry_after_header, str_at, time_at,
+    Notification, OutgoingFile, ParseError, SendError, SentMessage, WebhookAuthError, at, constant_time_eq, excerpt,
+    exchange, file_placeholder, id_at, multipart, phone_digits, render_contact, render_location, retry_after_header,
+    str_at, time_at,
 };
 use crate::infra::redact::mask_phone;
 
@@ -392,6 +393,83 @@ impl WhatsAppClient {
             None => return Err(SendError::permanent("invalid recipient phone number")),
         };
         let request = self.http.post(url).bearer_auth(access_token.expose_secret()).json(&body);
+        let answer = exchange(request, self.timeout).await?;
+        if answer.status.is_success() {
+            let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+            let id = at(&value, &["messages"]).and_then(Value::as_array).and_then(|m| m.first());
+            return match id.and_then(|m| str_at(m, &["id"])) {
+                Some(id) => Ok(SentMessage { provider_message_id: id.to_string() }),
+                None => Err(SendError::permanent("WhatsApp accepted the message but returned no message id")),
+            };
+        }
+        let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
+        tracing::warn!(op = "messages", to = %mask_phone(&to), error = %error, "WhatsApp send failed");
+        Err(error)
+    }
+
+    /// Sends a file: uploads it (`POST /{phone_number_id}/media`, multipart), then sends an
+    /// `image` (a photo) or a `document` message naming the uploaded media id, with the caption.
+    /// A failed upload sends nothing; an upload that may have gone through is simply repeated
+    /// (an unused media id costs nothing and expires).
+    pub async fn send_file(
+        &self,
+        access_token: &SecretString,
+        phone_number_id: &str,
+        to: &str,
+        file: &OutgoingFile<'_>,
+    ) -> Result<SentMessage, SendError> {
+        let base = self.base_url.trim_end_matches('/');
+        let (content_type, body) =
+            multipart(&[("messaging_product", "whatsapp"), ("type", file.mime_type)], "file", file);
+        let upload = self
+            .http
+            .post(format!("{base}/{}/media", phone_number_id.trim()))
+            .bearer_auth(access_token.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let answer = match exchange(upload, self.timeout.max(std::time::Duration::from_secs(60))).await {
+            // Nothing is sent to the customer by an upload: trying again is safe.
+            Err(SendError::Unconfirmed { reason }) => return Err(SendError::transient(reason, None)),
+            other => other?,
+        };
+        if !answer.status.is_success() {
+            let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
+            tracing::warn!(op = "media", error = %error, "WhatsApp upload failed");
+            return Err(match error {
+                SendError::Unconfirmed { reason } => SendError::transient(reason, None),
+                e => e,
+            });
+        }
+        let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        let media_id = str_at(&value, &["id"])
+            .ok_or_else(|| SendError::permanent("WhatsApp accepted the upload but returned no media id"))?
+            .to_string();
+        let kind = if file.photo { "image" } else { "document" };
+        let mut object = json!({"id": media_id});
+        if !file.caption.is_empty() {
+            object["caption"] = json!(file.caption);
+        }
+        if !file.photo {
+            object["filename"] = json!(file.file_name);
+        }
+        let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "type": kind});
+        body[kind] = object;
+        let to = match phone_digits(to) {
+            Some(phone) => {
+                body["to"] = json!(phone);
+                phone
+            }
+            None if is_user_id(to) => {
+                body["recipient"] = json!(to.trim());
+                to.trim().to_string()
+            }
+            None => return Err(SendError::permanent("invalid recipient phone number")),
+        };
+        let request = self
+            .http
+            .post(format!("{base}/{}/messages", phone_number_id.trim()))
+            .bearer_auth(access_token.expose_secret())
+            .json(&body);
         let answer = exchange(request, self.timeout).await?;
         if answer.status.is_success() {
             let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);

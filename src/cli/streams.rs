@@ -114,7 +114,7 @@ pub async fn streams(settings: Arc<Settings>, cmd: StreamsCommand) -> anyhow::Re
             let k = kind(&k)?;
             let pool = crate::infra::db::pool(&settings)?;
             let services = crate::workers::Services::new(settings.clone(), pool, redis.clone());
-            let handler = crate::workers::handler(k, &services);
+            let handler = crate::workers::handler(k, &services)?;
             let letters = match (id, all) {
                 (Some(id), _) => vec![
                     streams::dead_letter_by_id(&mut conn, prefix, k, &id)

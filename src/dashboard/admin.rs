@@ -697,7 +697,10 @@ pub async fn retry_dead_letter(
         return redirect("/ops?e=not_found");
     }
     let services = crate::workers::Services::with_context(state.ctx.clone());
-    let handler = crate::workers::handler(kind, &services);
+    let handler = match crate::workers::handler(kind, &services) {
+        Ok(h) => h,
+        Err(e) => return page::server_error(&op, e),
+    };
     if let Err(e) = handler.retry(job).await {
         tracing::error!(error = format!("{e:#}"), kind = kind.as_str(), "a dead-letter retry failed");
         return redirect("/ops?e=server");

@@ -7,7 +7,8 @@ pub mod fetch;
 pub mod sign;
 pub mod vision;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -96,6 +97,22 @@ impl MediaStore {
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&settings.store)?)
         };
         Ok(MediaStore { inner, max_bytes: settings.max_bytes })
+    }
+
+    /// The store `MEDIA_STORE` names, opened once per process and location and shared after
+    /// that (the server's file route and the worker's jobs do not open it again each time). An
+    /// error names the setting: a worker that cannot open its store stops with it, cleanly.
+    pub fn shared(settings: &MediaSettings) -> anyhow::Result<MediaStore> {
+        static OPENED: std::sync::LazyLock<Mutex<HashMap<(String, u64), MediaStore>>> =
+            std::sync::LazyLock::new(Default::default);
+        let key = (settings.store.clone(), settings.max_bytes);
+        if let Some(store) = OPENED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(store.clone());
+        }
+        let store =
+            Self::from_settings(settings).map_err(|e| anyhow::anyhow!("MEDIA_STORE cannot be opened: {e:#}"))?;
+        OPENED.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(store.clone());
+        Ok(store)
     }
 
     fn path(tenant: Uuid, sha256: &str) -> Path {

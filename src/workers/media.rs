@@ -37,7 +37,7 @@ pub struct MediaHandler {
 impl MediaHandler {
     pub fn new(services: Services) -> anyhow::Result<Self> {
         Ok(MediaHandler {
-            store: MediaStore::from_settings(&services.settings.media)?,
+            store: MediaStore::shared(&services.settings.media)?,
             vision: Vision::from_settings(&services.settings),
             keys: Keyring::from_settings(&services.settings),
             services,
@@ -113,14 +113,23 @@ impl MediaHandler {
             Err(e @ FetchError::Transient(_)) => return Err(e.into()),
         };
         let size = bytes.len() as u64;
-        let checked = match media::check(bytes, max) {
+        // Hashing, decoding and scaling are CPU work: off the async threads, which keep serving
+        // the other jobs' database and network calls meanwhile.
+        let (checked, thumb) = tokio::task::spawn_blocking(move || match media::check(bytes, max) {
+            Ok(checked) => {
+                let thumb = media::thumbnail(&checked.bytes, checked.mime_type);
+                (Ok(checked), thumb)
+            }
+            Err(reason) => (Err(reason), None),
+        })
+        .await?;
+        let checked = match checked {
             Ok(c) => c,
             Err(reason) => {
                 let claimed = attachment.mime_type.clone().map(|m| format!("claimed type {m}"));
                 return self.refuse(job, message_id, index, reason, Some(size), claimed).await;
             }
         };
-        let thumb = media::thumbnail(&checked.bytes, checked.mime_type);
         // The thumbnail first: once the original is recorded, everything it names exists.
         if let Some(t) = &thumb {
             self.store.put(tenant, t).await?;

@@ -54,17 +54,15 @@ pub fn actor(kind: Kind) -> String {
     format!("worker:{}", kind.as_str())
 }
 
-/// The handler of `kind`.
-pub fn handler(kind: Kind, services: &Services) -> Arc<dyn JobHandler> {
-    match kind {
+/// The handler of `kind`; an error when what it needs cannot be opened (the media store).
+pub fn handler(kind: Kind, services: &Services) -> anyhow::Result<Arc<dyn JobHandler>> {
+    Ok(match kind {
         Kind::Probe => Arc::new(probe::ProbeHandler { services: services.clone() }),
         Kind::ReplySuggestion => Arc::new(suggest::SuggestHandler { services: services.clone() }),
         Kind::MessageSend => Arc::new(send::SendHandler::new(services.clone())),
         Kind::VehicleLookup => Arc::new(vehicle_lookup::LookupHandler::new(services.clone())),
         Kind::Leads => Arc::new(leads::LeadsHandler::new(services.clone())),
         Kind::PriceLookup => Arc::new(price_lookup::PriceHandler::new(services.clone())),
-        Kind::Media => {
-            Arc::new(media::MediaHandler::new(services.clone()).expect("the media store opens (MEDIA_STORE)"))
-        }
-    }
+        Kind::Media => Arc::new(media::MediaHandler::new(services.clone())?),
+    })
 }

@@ -20,7 +20,7 @@ use super::Services;
 use crate::bus::jobs::SendReply;
 use crate::bus::worker::JobHandler;
 use crate::bus::{Job, Kind};
-use crate::channels::{SendError, SentMessage};
+use crate::channels::{OutgoingFile, SendError, SentMessage};
 use crate::infra::crypto::Keyring;
 use crate::store::ExecuteError;
 use crate::tenancy::ChannelAccount;
@@ -99,7 +99,22 @@ impl SendHandler {
         })
     }
 
-    async fn send(&self, creds: &Credentials, chat_id: &str, text: &str) -> Result<SentMessage, SendError> {
+    async fn send(
+        &self,
+        creds: &Credentials,
+        chat_id: &str,
+        text: &str,
+        file: Option<&OutgoingFile<'_>>,
+    ) -> Result<SentMessage, SendError> {
+        if let Some(file) = file {
+            return match creds {
+                Credentials::GreenApi(c) => self.clients.green_api.send_file_by_upload(c, chat_id, file).await,
+                Credentials::Telegram(token) => self.clients.telegram.send_file(token, chat_id, file).await,
+                Credentials::Whatsapp { token, phone_number_id } => {
+                    self.clients.whatsapp.send_file(token, phone_number_id, chat_id, file).await
+                }
+            };
+        }
         match creds {
             Credentials::GreenApi(c) => self.clients.green_api.send_message(c, chat_id, text).await,
             Credentials::Telegram(token) => self.clients.telegram.send_message(token, chat_id, text).await,
@@ -160,7 +175,8 @@ impl SendHandler {
                     let found = journal.iter().filter(|r| !known.contains(&r.id_message)).find(|r| {
                         crate::channels::green_api::normalize_chat_id(&r.chat_id)
                             == crate::channels::green_api::normalize_chat_id(&state.chat_id)
-                            && r.text.as_deref().map(str::trim) == Some(reply.text.trim())
+                            // A file's caption is its text (a file may have none).
+                            && r.text.as_deref().unwrap_or("").trim() == reply.text.trim()
                             && r.timestamp >= since
                     });
                     return match found {
@@ -271,6 +287,36 @@ impl JobHandler for SendHandler {
                 .await;
         }
         let creds = self.credentials(&account).await?;
+        // The file is read before the send is claimed: a store that cannot be read is a problem of
+        // the deployment (the job comes back); a file gone from it fails the reply visibly.
+        let file_bytes = match &reply.attachment {
+            None => None,
+            Some(a) => {
+                let store = crate::media::MediaStore::shared(&self.services.settings.media)?;
+                match store.get(state.tenant_id, &a.sha256).await? {
+                    Some(bytes) => Some(bytes),
+                    None => {
+                        return self
+                            .record(
+                                job,
+                                ConversationCommand::FailReply {
+                                    reply_id,
+                                    reason: "not sent: the attached file is no longer stored".into(),
+                                    permanent: true,
+                                },
+                            )
+                            .await;
+                    }
+                }
+            }
+        };
+        let file = reply.attachment.as_ref().zip(file_bytes).map(|(a, bytes)| OutgoingFile {
+            bytes,
+            file_name: &a.file_name,
+            mime_type: &a.mime_type,
+            caption: &reply.text,
+            photo: a.is_photo(),
+        });
         match self.command(job, ConversationCommand::StartSend { reply_id, at: Utc::now() }).await {
             Ok(()) => {}
             // Another worker claimed it first.
@@ -279,7 +325,7 @@ impl JobHandler for SendHandler {
         }
         let attempt = reply.attempts + 1;
         let started = std::time::Instant::now();
-        let result = self.send(&creds, &state.chat_id, &reply.text).await;
+        let result = self.send(&creds, &state.chat_id, &reply.text, file.as_ref()).await;
         metrics::histogram!("aisales_provider_send_seconds", "channel" => account.kind.as_str())
             .record(started.elapsed().as_secs_f64());
         match result {

@@ -55,7 +55,8 @@ async fn queue_replies(
     let mut texts = Vec::new();
     for i in 0..n {
         let text = format!("Ответ номер {i} ({})", &conversation.simple().to_string()[24..]);
-        let cmd = C::Reply { reply_id: Uuid::now_v7(), text: text.clone(), send_after: Utc::now() + delay };
+        let cmd =
+            C::Reply { reply_id: Uuid::now_v7(), text: text.clone(), send_after: Utc::now() + delay, attachment: None };
         store.execute::<Conversation>(&conversation.to_string(), cmd, &(), &meta).await.unwrap();
         texts.push(text);
     }

@@ -249,7 +249,7 @@ impl TestApp {
         let services = aisales::workers::Services::new(settings.clone(), pool, redis.clone());
         for kind in aisales::bus::Kind::ALL.into_iter().filter(|k| !skip.contains(k)) {
             {
-                let handler = aisales::workers::handler(kind, &services);
+                let handler = aisales::workers::handler(kind, &services).expect("the worker starts");
                 let options = aisales::bus::worker::WorkerOptions {
                     shutdown_grace: Duration::from_secs(1),
                     ..aisales::process::worker_options(&settings, kind)

@@ -98,6 +98,15 @@ impl Env {
         .await
     }
 
+    async fn count_all(&self, conversation: &str, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2")
+            .bind(conversation)
+            .bind(event_type)
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+
     async fn count(&self, conversation: &str, event_type: &str, message: &str) -> i64 {
         sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2 \
@@ -262,4 +271,281 @@ async fn without_an_ai_key_photos_are_stored_and_marked_not_read() {
     let not_read = e.event(&conversation, "PhotoNotRead", &message).await;
     assert_eq!(not_read["reason"], "no_ai_key");
     assert!(!e.ai.completion_requests().iter().any(|r| r.to_string().contains("image_url")));
+}
+
+#[tokio::test]
+async fn a_media_worker_whose_store_cannot_be_opened_stops_with_a_clear_error() {
+    let db = aisales::testkit::TestDb::create().await.unwrap();
+    // A directory cannot be made under a regular file.
+    let file = std::env::temp_dir().join(format!("aisales-media-not-a-directory-{}", uuid::Uuid::now_v7()));
+    std::fs::write(&file, b"a file").unwrap();
+    let out = crate::helpers::aisales(&db.url)
+        .args(["worker", "media"])
+        .env("MEDIA_STORE", file.join("media"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the worker must not run without its store: {text}");
+    assert!(text.contains("MEDIA_STORE cannot be opened"), "the error names the setting: {text}");
+    assert!(!text.contains("panicked"), "a clean error, not a panic: {text}");
+}
+
+/// An operator answers with the customer's own stored photo and with a PDF of the shop: the file
+/// goes to GREEN-API's `sendFileByUpload` once, also when the sending worker is killed after the
+/// provider took the file and before its answer came back (the journal says it went out). A hash
+/// the tenant has not stored (another tenant's included) is refused with nothing recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operators_file_reaches_the_customer_exactly_once_even_when_the_sender_is_killed() {
+    let green = FakeGreenApi::start().await;
+    let dir = std::env::temp_dir().join(format!("aisales-media-test-{}", uuid::Uuid::now_v7()));
+    let store = dir.display().to_string();
+    let app = app_with(&fast(&[("GREEN_API_URL", green.url()), ("MEDIA_STORE", store.clone())])).await;
+    app.start_background_except(&[aisales::bus::Kind::MessageSend]);
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &green).await;
+    let e = Env { app, t, green, ai: FakeOpenAi::start().await, path, token, dir };
+
+    let bytes = photo(40);
+    let (conversation, message) = e.send_photo("3EB0SEND01", bytes.clone()).await;
+    let stored = e.event(&conversation, "AttachmentStored", &message).await;
+    let sha = stored["media"]["sha256"].as_str().unwrap().to_string();
+    let replies = "/api/conversations/".to_string() + &conversation + "/messages";
+
+    // Refused, nothing recorded: a hash never stored, another tenant as sender, a malformed hash.
+    let queued_before = e.count_all(&conversation, "ReplyQueued").await;
+    let unknown = aisales::media::sha256_hex(b"never stored");
+    let r = e
+        .app
+        .request(Method::POST, &replies, Some(e.t.owner()))
+        .json(&json!({"text": "", "attachment": {"sha256": unknown}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let other = crate::helpers::create_tenant(&e.app.pool, "Другой магазин").await;
+    let r = e
+        .app
+        .request(Method::POST, &replies, Some(other.owner()))
+        .json(&json!({"text": "чужое", "attachment": {"sha256": sha}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "another tenant cannot send into this conversation");
+    let r = e
+        .app
+        .request(Method::POST, &replies, Some(e.t.owner()))
+        .json(&json!({"text": "x", "attachment": {"sha256": "../../etc/passwd"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(e.count_all(&conversation, "ReplyQueued").await, queued_before, "nothing recorded");
+
+    // The provider takes the file, but its answer never reaches the worker: it is killed first.
+    e.green.hang_next(Duration::from_secs(60));
+    let worker = || {
+        let mut cmd = e.app.command(&[("MEDIA_STORE", store.as_str())]);
+        cmd.args(["worker", "message-send"]);
+        cmd
+    };
+    let mut first = crate::helpers::ChildGuard::spawn(worker());
+    let caption = "Это ваш СТС? Подберём коробку по нему";
+    let r = e
+        .app
+        .request(Method::POST, &replies, Some(e.t.owner()))
+        .json(&json!({"text": caption, "attachment": {"sha256": sha, "file_name": "sts.jpg"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let queued: Value = sqlx::query_scalar(
+        "SELECT payload->'ReplyQueued' FROM events WHERE aggregate_id = $1 AND event_type = 'ReplyQueued' \
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&conversation)
+    .fetch_one(&e.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(queued["attachment"]["sha256"], sha.as_str(), "the reply event names the file: {queued}");
+    assert_eq!(queued["attachment"]["mime_type"], "image/jpeg");
+    assert_eq!(queued["text"], caption);
+    eventually(Duration::from_secs(30), "the provider to take the file", || async {
+        (e.green.sent_files().len() == 1).then_some(())
+    })
+    .await;
+    first.kill();
+
+    // A new worker finds the file in the provider's journal and records it without sending again.
+    let _second = crate::helpers::ChildGuard::spawn(worker());
+    let sent = crate::helpers::outbound(&e.app, e.t.owner(), &conversation, "sent").await;
+    let files = e.green.sent_files();
+    assert_eq!(files.len(), 1, "exactly one upload");
+    assert_eq!(sent["provider_message_id"], files[0].id_message.as_str());
+    assert_eq!(files[0].chat_id, CHAT);
+    assert_eq!(files[0].file_name, "sts.jpg");
+    assert_eq!(files[0].caption, caption);
+    assert_eq!(files[0].bytes, bytes, "the stored file itself");
+    let reconciled: bool = sqlx::query_scalar(
+        "SELECT (payload->'ReplySent'->>'reconciled')::boolean FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'",
+    )
+    .bind(&conversation)
+    .fetch_one(&e.app.pool)
+    .await
+    .unwrap();
+    assert!(reconciled, "recorded from the provider's journal, not sent again");
+
+    // A file without a caption, sent normally, also once.
+    let r = e
+        .app
+        .request(Method::POST, &replies, Some(e.t.owner()))
+        .json(&json!({"attachment": {"sha256": sha}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually(Duration::from_secs(30), "the second file", || async {
+        (e.green.sent_files().len() == 2).then_some(())
+    })
+    .await;
+    let second = &e.green.sent_files()[1];
+    assert_eq!(second.caption, "");
+    assert_eq!(second.file_name, format!("{}.jpg", &sha[..12]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(e.green.sent_files().len(), 2, "each file sent once");
+    assert_eq!(e.green.sent_messages().len(), 2, "and nothing else");
+}
+
+/// Telegram gets a photo through `sendPhoto` and any other file through `sendDocument`
+/// (multipart); WhatsApp Cloud gets the file uploaded to `/{phone_number_id}/media` and then an
+/// `image` or `document` message naming the uploaded id. Each file once, with its caption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_go_to_telegram_as_photo_or_document_and_to_whatsapp_by_uploaded_media_id() {
+    use crate::fakes::telegram::{FakeTelegram, telegram_text_update};
+    use crate::fakes::whatsapp::{FakeWhatsApp, whatsapp_signature, whatsapp_text_webhook};
+    let green = FakeGreenApi::start().await;
+    let telegram = FakeTelegram::start().await;
+    let whatsapp = FakeWhatsApp::start().await;
+    let dir = std::env::temp_dir().join(format!("aisales-media-test-{}", uuid::Uuid::now_v7()));
+    let app = app_with(&fast(&[
+        ("GREEN_API_URL", green.url()),
+        ("TELEGRAM_API_URL", telegram.url()),
+        ("WHATSAPP_API_URL", whatsapp.api_url()),
+        ("MEDIA_STORE", dir.display().to_string()),
+    ]))
+    .await;
+    app.start_background();
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &green).await;
+    let e = Env { app, t, green, ai: FakeOpenAi::start().await, path, token, dir };
+
+    // Two files of the shop's store: a photo and a PDF (as customers sent them on MAX).
+    let jpeg = photo(70);
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec();
+    let (c, m1) = e.send_photo("3EB0FILE01", jpeg.clone()).await;
+    let photo_sha = e.event(&c, "AttachmentStored", &m1).await["media"]["sha256"].as_str().unwrap().to_string();
+    let (c, m2) = e.send_photo("3EB0FILE02", pdf.clone()).await;
+    let stored = e.event(&c, "AttachmentStored", &m2).await;
+    assert_eq!(stored["media"]["mime_type"], "application/pdf");
+    let pdf_sha = stored["media"]["sha256"].as_str().unwrap().to_string();
+
+    // A Telegram customer and a WhatsApp customer write.
+    let acc = e
+        .app
+        .post_json("/api/channels", e.t.owner(), json!({"kind": "telegram", "bot_token": FakeTelegram::TOKEN}))
+        .await;
+    let webhook_secret = crate::helpers::secret(&e.app, e.t.id, acc["id"].as_str().unwrap(), "webhook_secret").await;
+    let r = e
+        .app
+        .client
+        .post(format!("{}/webhooks/telegram/{}", e.app.address, e.t.id))
+        .header("x-telegram-bot-api-secret-token", &webhook_secret)
+        .json(&telegram_text_update(3001, 555333, 555333, "Пётр", 9, "Пришлите фото коробки"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    let tg = answer["result"]["messages"][0]["conversation_id"].as_str().unwrap().to_string();
+    e.app
+        .post_json(
+            "/api/channels",
+            e.t.owner(),
+            json!({"kind": "whatsapp", "phone_number_id": FakeWhatsApp::PHONE_NUMBER_ID, "access_token": FakeWhatsApp::ACCESS_TOKEN,
+                   "app_secret": "app-secret-123", "verify_token": "verify-me"}),
+        )
+        .await;
+    let body = serde_json::to_vec(&whatsapp_text_webhook(
+        FakeWhatsApp::PHONE_NUMBER_ID,
+        "79161234567",
+        "Анна",
+        "wamid.HBgLFILE1",
+        "Пришлите счёт",
+    ))
+    .unwrap();
+    let r = e
+        .app
+        .client
+        .post(format!("{}/webhooks/whatsapp/{}", e.app.address, e.t.id))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", whatsapp_signature(&body, "app-secret-123"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    let wa = answer["result"]["messages"][0]["conversation_id"].as_str().unwrap().to_string();
+
+    let send = |conversation: String, body: Value| {
+        let e = &e;
+        async move {
+            e.app.post_json(&format!("/api/conversations/{conversation}/messages"), e.t.owner(), body).await;
+        }
+    };
+    send(tg.clone(), json!({"text": "Вот фото", "attachment": {"sha256": photo_sha}})).await;
+    send(tg.clone(), json!({"text": "", "attachment": {"sha256": pdf_sha, "file_name": "schet.pdf"}})).await;
+    send(wa.clone(), json!({"text": "Фото коробки", "attachment": {"sha256": photo_sha}})).await;
+    send(wa.clone(), json!({"text": "Счёт", "attachment": {"sha256": pdf_sha, "file_name": "schet.pdf"}})).await;
+    eventually(Duration::from_secs(30), "four files sent", || async {
+        (telegram.sent_files().len() == 2 && whatsapp.sent_files().len() == 2).then_some(())
+    })
+    .await;
+
+    let mut tg_files = telegram.sent_files();
+    tg_files.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(tg_files[0].0, "sendDocument");
+    assert_eq!((tg_files[0].1, tg_files[0].2.as_str(), tg_files[0].3.as_str()), (555333, "schet.pdf", ""));
+    assert_eq!(tg_files[0].4, pdf);
+    assert_eq!(tg_files[1].0, "sendPhoto");
+    assert_eq!((tg_files[1].1, tg_files[1].3.as_str()), (555333, "Вот фото"));
+    assert_eq!(tg_files[1].4, jpeg);
+
+    let mut wa_files = whatsapp.sent_files();
+    wa_files.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(wa_files[0].0, "79161234567");
+    assert_eq!((wa_files[0].1.as_str(), wa_files[0].2.as_str()), ("document", "Счёт"));
+    assert_eq!(wa_files[0].3.as_deref(), Some("schet.pdf"));
+    assert_eq!(wa_files[0].4, pdf);
+    assert_eq!(
+        (wa_files[1].1.as_str(), wa_files[1].2.as_str(), wa_files[1].3.as_deref()),
+        ("image", "Фото коробки", None)
+    );
+    assert_eq!(wa_files[1].4, jpeg);
+    assert_eq!(whatsapp.uploads(), 2, "one upload per file");
+
+    for conversation in [&tg, &wa] {
+        eventually(Duration::from_secs(30), "both replies recorded as sent", || async {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'ReplySent'")
+                    .bind(conversation)
+                    .fetch_one(&e.app.pool)
+                    .await
+                    .unwrap();
+            (n == 2).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(telegram.sent_files().len() + whatsapp.sent_files().len(), 4, "each file once");
 }

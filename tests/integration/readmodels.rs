@@ -410,7 +410,11 @@ fn random_command(state: &Conversation, tenant: Uuid, account: Uuid, customer: U
             status: aisales_domain::conversation::DeliveryStatus::Delivered,
             at: Utc::now(),
         },
-        76..80 => C::Reply { reply_id: Uuid::now_v7(), text: format!("Ответ {n}"), send_after: Utc::now() },
+        76..80 => {
+            C::Reply {
+                reply_id: Uuid::now_v7(), text: format!("Ответ {n}"), send_after: Utc::now(), attachment: None
+            }
+        }
         80..84 => C::Escalate { reason: "random".into(), suggestion_id: None },
         84..87 => C::Resolve,
         87..90 => C::Reopen,

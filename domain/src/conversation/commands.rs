@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, Status};
+use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyAttachment, Status};
 use crate::media::{MediaRefusal, NotReadReason, PhotoReading, StoredMedia};
 use crate::reply::Decision;
 use crate::vehicle_lookup::{IdType, VehicleData, VehicleId};
@@ -195,8 +195,10 @@ pub enum ConversationCommand {
     },
     Reply {
         reply_id: Uuid,
+        /// The text, or the caption of `attachment` (which may then be empty).
         text: String,
         send_after: DateTime<Utc>,
+        attachment: Option<ReplyAttachment>,
     },
     StartSend {
         reply_id: Uuid,

@@ -58,6 +58,7 @@ impl Conversation {
                         text: s.text.clone(),
                         origin: ReplyOrigin::Suggestion,
                         send_after,
+                        attachment: None,
                     },
                 ])
             }
@@ -73,6 +74,7 @@ impl Conversation {
                         text,
                         origin: ReplyOrigin::Edited,
                         send_after,
+                        attachment: None,
                     },
                 ])
             }
@@ -81,8 +83,10 @@ impl Conversation {
                 self.pending_suggestion(suggestion_id)?;
                 Ok(vec![E::SuggestionRejected { suggestion_id, reason }])
             }
-            C::Reply { reply_id, text, send_after } => {
-                let text = check_text(&text)?;
+            C::Reply { reply_id, text, send_after, attachment } => {
+                // A file may go without a caption.
+                let text =
+                    if attachment.is_some() && text.trim().is_empty() { String::new() } else { check_text(&text)? };
                 let mut out = Vec::new();
                 if self.status == Status::Resolved {
                     out.push(E::ConversationReopened { reason: "operator replied".into() });
@@ -104,6 +108,7 @@ impl Conversation {
                     text,
                     origin: ReplyOrigin::Operator,
                     send_after,
+                    attachment,
                 });
                 Ok(out)
             }
@@ -346,6 +351,7 @@ impl Conversation {
             text,
             origin: ReplyOrigin::Lead,
             send_after: m.send_after,
+            attachment: None,
         });
         Ok(out)
     }
@@ -546,6 +552,7 @@ impl Conversation {
                     text,
                     origin: ReplyOrigin::Auto,
                     send_after: d.send_after,
+                    attachment: None,
                 });
             }
             _ => {}

@@ -12,7 +12,7 @@ use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyOrigin, Status};
+use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyAttachment, ReplyOrigin, Status};
 use crate::codec::EventSchema;
 use crate::media::{MediaRefusal, NotReadReason, PhotoReading, StoredMedia};
 use crate::reply::Decision;
@@ -109,6 +109,9 @@ pub enum ConversationEvent {
         text: String,
         origin: ReplyOrigin,
         send_after: DateTime<Utc>,
+        /// A stored file sent with the reply (its text is then the caption).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<ReplyAttachment>,
     },
     /// A worker is about to hand the reply to the provider (the durable claim of that send).
     ReplySendStarted { reply_id: Uuid, attempt: u32, started_at: DateTime<Utc> },

@@ -94,7 +94,7 @@ impl Conversation {
                 self.set_suggestion(suggestion_id, SuggestionStatus::Rejected)
             }
             E::OperatorReplied { .. } => {}
-            E::ReplyQueued { reply_id, text, send_after, .. } => {
+            E::ReplyQueued { reply_id, text, send_after, attachment, .. } => {
                 self.replies.insert(
                     reply_id,
                     ReplyState {
@@ -104,6 +104,7 @@ impl Conversation {
                         provider_message_id: None,
                         text,
                         not_before: Some(send_after),
+                        attachment,
                     },
                 );
                 self.prune_replies();

@@ -21,8 +21,8 @@ pub use commands::{
 pub use events::{ConversationEvent, message_received_v1_to_v2, reply_delivered_v1_to_v2};
 pub use state::{Conversation, LookupProgress, LookupRef, ReplyState, SuggestionState, provider_key};
 pub use types::{
-    Attachment, AttachmentKind, ChannelKind, DeliveryStatus, MessageKind, ReplyOrigin, ReplyStatus, Status,
-    SuggestionStatus, UnknownChannelKind,
+    Attachment, AttachmentKind, ChannelKind, DeliveryStatus, MessageKind, ReplyAttachment, ReplyOrigin, ReplyStatus,
+    Status, SuggestionStatus, UnknownChannelKind,
 };
 
 pub use crate::reply::Decision;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::commands::{ConversationCommand, ConversationError};
 use super::events::ConversationEvent;
-use super::types::{ChannelKind, ReplyStatus, Status, SuggestionStatus};
+use super::types::{ChannelKind, ReplyAttachment, ReplyStatus, Status, SuggestionStatus};
 
 /// Provider message ids remembered for deduplication.
 pub(super) const RECENT_PROVIDER_IDS: usize = 512;
@@ -44,6 +44,9 @@ pub struct ReplyState {
     /// backoff (or the provider's Retry-After) of a scheduled retry.
     #[serde(default)]
     pub not_before: Option<DateTime<Utc>>,
+    /// A stored file sent with the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<ReplyAttachment>,
 }
 
 /// Where a vehicle lookup of the conversation stands, as the conversation knows it.

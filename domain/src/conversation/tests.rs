@@ -246,7 +246,13 @@ fn resolving_rejects_pending_drafts() {
 #[test]
 fn a_reply_is_sent_once() {
     let mut c = started();
-    run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Добрый день".into(), send_after: t(1) }).unwrap();
+    run(
+        &mut c,
+        ConversationCommand::Reply {
+            reply_id: id(20), text: "Добрый день".into(), send_after: t(1), attachment: None
+        },
+    )
+    .unwrap();
     assert_eq!(c.replies[&id(20)].status, ReplyStatus::Queued);
     let start = ConversationCommand::StartSend { reply_id: id(20), at: t(2) };
     run(&mut c, start.clone()).unwrap();
@@ -287,7 +293,11 @@ fn a_reply_is_sent_once() {
 #[test]
 fn transient_failures_are_retried_and_permanent_ones_are_final() {
     let mut c = started();
-    run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Ответ".into(), send_after: t(1) }).unwrap();
+    run(
+        &mut c,
+        ConversationCommand::Reply { reply_id: id(20), text: "Ответ".into(), send_after: t(1), attachment: None },
+    )
+    .unwrap();
     run(&mut c, ConversationCommand::StartSend { reply_id: id(20), at: t(2) }).unwrap();
     run(&mut c, ConversationCommand::ScheduleRetry { reply_id: id(20), retry_at: t(30), reason: "503".into() })
         .unwrap();
@@ -328,13 +338,20 @@ fn operator_reply_on_a_resolved_conversation_reopens_it_and_rejects_drafts() {
     let mut c = started();
     let request = c.pending_request.unwrap();
     run(&mut c, drafted(request, 10, Decision::NeedApproval, None)).unwrap();
-    let events =
-        run(&mut c, ConversationCommand::Reply { reply_id: id(20), text: "Сам отвечу".into(), send_after: t(1) })
-            .unwrap();
+    let events = run(
+        &mut c,
+        ConversationCommand::Reply {
+            reply_id: id(20), text: "Сам отвечу".into(), send_after: t(1), attachment: None
+        },
+    )
+    .unwrap();
     assert_eq!(names(&events), ["SuggestionRejected", "OperatorReplied", "ReplyQueued"]);
     run(&mut c, ConversationCommand::Resolve).unwrap();
-    let events =
-        run(&mut c, ConversationCommand::Reply { reply_id: id(21), text: "Ещё".into(), send_after: t(2) }).unwrap();
+    let events = run(
+        &mut c,
+        ConversationCommand::Reply { reply_id: id(21), text: "Ещё".into(), send_after: t(2), attachment: None },
+    )
+    .unwrap();
     assert_eq!(names(&events), ["ConversationReopened", "StatusChanged", "OperatorReplied", "ReplyQueued"]);
 }
 
@@ -358,7 +375,11 @@ fn state_stays_bounded_in_long_conversations() {
     let mut c = started();
     for i in 0..2000u128 {
         let reply = id(100_000 + i);
-        run(&mut c, ConversationCommand::Reply { reply_id: reply, text: "ok".into(), send_after: t(1) }).unwrap();
+        run(
+            &mut c,
+            ConversationCommand::Reply { reply_id: reply, text: "ok".into(), send_after: t(1), attachment: None },
+        )
+        .unwrap();
         run(&mut c, ConversationCommand::StartSend { reply_id: reply, at: t(2) }).unwrap();
         run(
             &mut c,
@@ -614,7 +635,12 @@ fn provider_keys_are_stable_fnv1a() {
 #[test]
 fn operator_text_with_control_characters_is_refused() {
     let mut c = started();
-    let reply = |text: &str| ConversationCommand::Reply { reply_id: id(30), text: text.into(), send_after: t(5) };
+    let reply = |text: &str| ConversationCommand::Reply {
+        reply_id: id(30),
+        text: text.into(),
+        send_after: t(5),
+        attachment: None,
+    };
     for bad in ["x\u{0}", "a\u{1b}[31mb", "\u{7}ring", "tab\u{b}vertical"] {
         assert!(
             matches!(run(&mut c, reply(bad)), Err(ConversationError::ControlCharacter)),

@@ -326,3 +326,20 @@ mod tests {
         }
     }
 }
+
+/// A stored file sent with a reply: named by its content hash in the tenant's media store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyAttachment {
+    pub sha256: String,
+    pub mime_type: String,
+    pub size: u64,
+    /// The name the customer sees (documents); made from the hash when not given.
+    pub file_name: String,
+}
+
+impl ReplyAttachment {
+    /// Whether the file is sent as a photo (rather than as a document).
+    pub fn is_photo(&self) -> bool {
+        matches!(self.mime_type.as_str(), "image/jpeg" | "image/png" | "image/webp")
+    }
+}

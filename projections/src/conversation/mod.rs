@@ -256,6 +256,7 @@ pub(crate) mod log {
             text: text.into(),
             origin,
             send_after: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
+            attachment: None,
         }
     }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::super::{
-    Answer, DEFAULT_TIMEOUT, SendError, SentMessage, at, excerpt, exchange, retry_after_header, str_at, time_at,
+    Answer, DEFAULT_TIMEOUT, OutgoingFile, SendError, SentMessage, at, excerpt, exchange, multipart,
+    retry_after_header, str_at, time_at,
 };
 use super::{ChatId, normalize_chat_id};
 
@@ -103,6 +104,35 @@ impl GreenApiClient {
         match str_at(&value, &["idMessage"]) {
             Some(id) => Ok(SentMessage { provider_message_id: id.to_string() }),
             None => Err(SendError::permanent("GREEN-API accepted the message but returned no idMessage")),
+        }
+    }
+
+    /// Sends a file with its caption (`sendFileByUpload`, multipart). The chat id is normalised
+    /// first ([`ChatId::parse`]).
+    pub async fn send_file_by_upload(
+        &self,
+        creds: &GreenApiCredentials,
+        chat_id: &str,
+        file: &OutgoingFile<'_>,
+    ) -> Result<SentMessage, SendError> {
+        let chat = ChatId::parse(chat_id).map_err(|_| SendError::permanent("invalid chat id"))?;
+        let mut fields = vec![("chatId", chat.as_str()), ("fileName", file.file_name)];
+        if !file.caption.is_empty() {
+            fields.push(("caption", file.caption));
+        }
+        let (content_type, body) = multipart(&fields, "file", file);
+        let request = self
+            .http
+            .post(self.url(creds, "sendFileByUpload"))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let answer = exchange(request, self.timeout.max(Duration::from_secs(60))).await;
+        let value = ok_json(answer).inspect_err(|e| {
+            tracing::warn!(op = "sendFileByUpload", chat = %chat.masked(), error = %e, "GREEN-API send failed");
+        })?;
+        match str_at(&value, &["idMessage"]) {
+            Some(id) => Ok(SentMessage { provider_message_id: id.to_string() }),
+            None => Err(SendError::permanent("GREEN-API accepted the file but returned no idMessage")),
         }
     }
 

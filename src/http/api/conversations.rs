@@ -274,15 +274,36 @@ pub struct TextBody {
     text: String,
 }
 
-/// `POST /api/conversations/{id}/messages`: the operator's own reply.
+/// A stored file of the caller's tenant sent with a reply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentBody {
+    sha256: String,
+    file_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    #[serde(default)]
+    text: String,
+    attachment: Option<AttachmentBody>,
+}
+
+/// `POST /api/conversations/{id}/messages` with `{"text"}` and optionally
+/// `"attachment": {"sha256", "file_name"}` (a file of the tenant's media store; the text is then
+/// its caption and may be empty): the operator's own reply.
 pub async fn reply(
     State(state): State<AppState>,
     caller: Caller,
     CommandMeta(meta): CommandMeta,
     Path(id): Path<Uuid>,
-    ApiJson(body): ApiJson<TextBody>,
+    ApiJson(body): ApiJson<ReplyBody>,
 ) -> Result<Response, ApiError> {
-    let (done, q) = commands::reply(&state, caller.tenant_id, id, body.text, &meta).await?;
+    let file = body
+        .attachment
+        .map(|a| crate::application::conversations::FileRef { sha256: a.sha256, file_name: a.file_name });
+    let (done, q) = commands::reply_with_file(&state, caller.tenant_id, id, body.text, file, &meta).await?;
     Ok(accepted(&done, ReplyCreated { message_id: q.reply_id }))
 }
 

@@ -105,7 +105,7 @@ pub async fn file(
         "thumbnail" => (thumbnail.ok_or(ApiError::NotFound("thumbnail"))?, "image/jpeg".to_string()),
         _ => return Err(ApiError::BadRequest("variant must be original or thumbnail".into())),
     };
-    let store = MediaStore::from_settings(&state.ctx.settings.media)?;
+    let store = MediaStore::shared(&state.ctx.settings.media)?;
     let bytes = store.get(caller.tenant_id, &name).await?.ok_or(ApiError::NotFound("media"))?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();

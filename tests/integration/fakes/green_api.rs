@@ -1,5 +1,5 @@
-//! A fake GREEN-API account (MAX instance): `sendMessage`, `getStateInstance`, `setSettings`,
-//! `getSettings`, `lastOutgoingMessages`, with the real paths
+//! A fake GREEN-API account (MAX instance): `sendMessage`, `sendFileByUpload` (multipart),
+//! `getStateInstance`, `setSettings`, `getSettings`, `lastOutgoingMessages`, with the real paths
 //! (`[/v3]/waInstance{id}/{method}/{token}`), status codes and error bodies.
 
 use std::ops::Deref;
@@ -18,6 +18,18 @@ struct Sent {
     text: String,
     id_message: String,
     timestamp: i64,
+    /// A file sent with `sendFileByUpload`: its name and bytes (`text` is then the caption).
+    file: Option<(String, Vec<u8>)>,
+}
+
+/// A file the fake received.
+#[derive(Debug, Clone)]
+pub struct SentFile {
+    pub chat_id: String,
+    pub file_name: String,
+    pub caption: String,
+    pub bytes: Vec<u8>,
+    pub id_message: String,
 }
 
 struct GreenState {
@@ -111,6 +123,23 @@ impl FakeGreenApi {
     /// What was sent, oldest first: `(chat_id, text, id_message)`.
     pub fn sent_messages(&self) -> Vec<(String, String, String)> {
         lock(&self.state).sent.iter().map(|s| (s.chat_id.clone(), s.text.clone(), s.id_message.clone())).collect()
+    }
+
+    /// The files sent with `sendFileByUpload`, oldest first.
+    pub fn sent_files(&self) -> Vec<SentFile> {
+        lock(&self.state)
+            .sent
+            .iter()
+            .filter_map(|s| {
+                s.file.as_ref().map(|(name, bytes)| SentFile {
+                    chat_id: s.chat_id.clone(),
+                    file_name: name.clone(),
+                    caption: s.text.clone(),
+                    bytes: bytes.clone(),
+                    id_message: s.id_message.clone(),
+                })
+            })
+            .collect()
     }
 
     /// From now on `checkWhatsapp` says `phone` (digits) has no account.
@@ -208,6 +237,7 @@ fn handle(state: &Mutex<GreenState>, req: &RecordedRequest) -> Reply {
     let mut state = lock(state);
     match (method.to_ascii_lowercase().as_str(), verb) {
         ("sendmessage", "POST") => send_message(&mut state, &req.body),
+        ("sendfilebyupload", "POST") => send_file_by_upload(&mut state, req),
         ("checkwhatsapp", "POST") => {
             let Some(phone) = req.body.get("phoneNumber").and_then(Value::as_u64) else {
                 return validation("'phoneNumber' must be a number");
@@ -265,11 +295,57 @@ fn send_message(state: &mut GreenState, body: &Value) -> Reply {
         text: message.to_string(),
         id_message: id_message.clone(),
         timestamp: Utc::now().timestamp(),
+        file: None,
     });
     Reply::json(200, json!({"idMessage": id_message}))
 }
 
+/// `sendFileByUpload`: multipart with `chatId`, `file`, optional `fileName` and `caption`.
+fn send_file_by_upload(state: &mut GreenState, req: &RecordedRequest) -> Reply {
+    let Some(parts) = req.multipart() else {
+        return validation("'file' is required");
+    };
+    let field = |name: &str| parts.iter().find(|p| p.name == name);
+    let Some(chat_id) = field("chatId").map(|p| p.text()) else { return validation("'chatId' is required") };
+    let Some(file) = field("file").filter(|p| !p.data.is_empty()) else { return validation("'file' is required") };
+    if !acceptable_chat_id(&chat_id) {
+        return validation("'chatId' must be one of the next formats: 'phone_number@c.us' or 'chatId'");
+    }
+    if state.state_instance != "authorized" {
+        return Reply::text(400, "instance is starting or not authorized");
+    }
+    let name = field("fileName").map(|p| p.text()).or_else(|| file.file_name.clone()).unwrap_or_default();
+    let caption = field("caption").map(|p| p.text()).unwrap_or_default();
+    let id_message = format!("BAE5{:012X}", 0x5B_0000_0000 + next_seq());
+    state.sent.push(Sent {
+        chat_id: chat_id.clone(),
+        text: caption,
+        id_message: id_message.clone(),
+        timestamp: Utc::now().timestamp(),
+        file: Some((name.clone(), file.data.clone())),
+    });
+    Reply::json(
+        200,
+        json!({"idMessage": id_message, "urlFile": format!("https://sw-media-out.green-api.com/{}/{name}", FakeGreenApi::ID_INSTANCE)}),
+    )
+}
+
 fn journal_entry(sent: &Sent) -> Value {
+    if let Some((name, _)) = &sent.file {
+        let image = name.ends_with(".jpg") || name.ends_with(".png");
+        return json!({
+            "type": "outgoing",
+            "idMessage": sent.id_message,
+            "timestamp": sent.timestamp,
+            "typeMessage": if image { "imageMessage" } else { "documentMessage" },
+            "chatId": sent.chat_id,
+            "downloadUrl": format!("https://sw-media-out.green-api.com/{}/{name}", FakeGreenApi::ID_INSTANCE),
+            "caption": sent.text,
+            "fileName": name,
+            "statusMessage": "sent",
+            "sendByApi": true,
+        });
+    }
     let mut entry = json!({
         "type": "outgoing",
         "idMessage": sent.id_message,

@@ -54,10 +54,70 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The body as JSON; `Value::Null` when it is empty or not JSON.
     pub body: Value,
+    /// The body as sent (a multipart upload).
+    pub raw: Bytes,
     pub at: DateTime<Utc>,
 }
 
+/// One part of a `multipart/form-data` body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub data: Vec<u8>,
+}
+
+impl Part {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+}
+
+fn disposition_param(line: &str, key: &str) -> Option<String> {
+    let at = line.find(&format!("{key}=\""))? + key.len() + 2;
+    let end = line[at..].find('"')? + at;
+    Some(line[at..end].to_string())
+}
+
 impl RecordedRequest {
+    /// The parts of a `multipart/form-data` body (`None` when the body is not one), parsed as
+    /// a provider does: the boundary from the content type, headers of each part, then its data.
+    pub fn multipart(&self) -> Option<Vec<Part>> {
+        let ct = self.header("content-type")?;
+        let boundary = ct.strip_prefix("multipart/form-data")?.split("boundary=").nth(1)?.trim_matches('"');
+        let delimiter = format!("--{boundary}").into_bytes();
+        let body = &self.raw[..];
+        let mut parts = Vec::new();
+        let mut at = find(body, &delimiter, 0)? + delimiter.len();
+        loop {
+            if body.get(at..at + 2) == Some(b"--") {
+                return Some(parts);
+            }
+            at += 2; // CRLF after the delimiter
+            let head_end = find(body, b"\r\n\r\n", at)?;
+            let head = String::from_utf8_lossy(&body[at..head_end]).into_owned();
+            let next = find(body, &[b"\r\n".as_slice(), &delimiter].concat(), head_end + 4)?;
+            let mut part = Part { name: String::new(), file_name: None, content_type: None, data: Vec::new() };
+            for line in head.split("\r\n") {
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with("content-disposition:") {
+                    part.name = disposition_param(line, "name")?;
+                    part.file_name = disposition_param(line, "filename");
+                } else if let Some(v) = lower.strip_prefix("content-type:") {
+                    part.content_type = Some(v.trim().to_string());
+                }
+            }
+            part.data = body[head_end + 4..next].to_vec();
+            parts.push(part);
+            at = next + 2 + delimiter.len();
+        }
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -279,6 +339,7 @@ async fn serve(
         query: uri.query().map(String::from),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body,
         at: Utc::now(),
     };
     lock(&shared.requests).push(request.clone());

@@ -1,4 +1,5 @@
-//! A fake Telegram Bot API: `POST /bot{token}/sendMessage` and `setWebhook` with the real
+//! A fake Telegram Bot API: `POST /bot{token}/sendMessage`, `sendPhoto` and `sendDocument`
+//! (multipart uploads) and `setWebhook` with the real
 //! `{"ok":true,"result":…}` answers and `{"ok":false,"error_code":…,"description":…}` errors.
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,8 @@ struct TelegramState {
     sent_by: Vec<String>,
     blocked: HashSet<i64>,
     webhook: Option<(String, String)>,
+    /// Files uploaded with `sendPhoto` / `sendDocument`: `(method, chat_id, file name, caption, bytes)`.
+    files: Vec<(String, i64, String, String, Vec<u8>)>,
 }
 
 /// A fake bot.
@@ -58,6 +61,11 @@ impl FakeTelegram {
     /// What was sent, oldest first: `(chat_id, text, message_id)`.
     pub fn sent_messages(&self) -> Vec<(i64, String, i64)> {
         lock(&self.state).sent.clone()
+    }
+
+    /// Files sent, oldest first: `(method, chat_id, file name, caption, bytes)`.
+    pub fn sent_files(&self) -> Vec<(String, i64, String, String, Vec<u8>)> {
+        lock(&self.state).files.clone()
     }
 
     /// The bot token of every send, oldest first.
@@ -106,9 +114,49 @@ fn handle(state: &Mutex<TelegramState>, req: &RecordedRequest) -> Reply {
             }
             reply
         }
+        "sendPhoto" | "sendDocument" => send_file(&mut lock(state), method, req),
         "setWebhook" => set_webhook(&mut lock(state), &req.body),
         _ => FakeTelegram::error(404, "Not Found", None),
     }
+}
+
+/// `sendPhoto` (field `photo`) / `sendDocument` (field `document`) with an uploaded file.
+fn send_file(state: &mut TelegramState, method: &str, req: &RecordedRequest) -> Reply {
+    let bad = |description: &str| FakeTelegram::error(400, description, None);
+    let Some(parts) = req.multipart() else { return bad("Bad Request: there is no file in the request") };
+    let field = |name: &str| parts.iter().find(|p| p.name == name);
+    let Some(chat_id) = field("chat_id").and_then(|p| p.text().parse::<i64>().ok()) else {
+        return bad("Bad Request: chat not found");
+    };
+    let file_field = if method == "sendPhoto" { "photo" } else { "document" };
+    let Some(file) = field(file_field).filter(|p| !p.data.is_empty()) else {
+        return bad(&format!("Bad Request: there is no {file_field} in the request"));
+    };
+    if state.blocked.contains(&chat_id) {
+        return FakeTelegram::error(403, "Forbidden: bot was blocked by the user", None);
+    }
+    let caption = field("caption").map(|p| p.text()).unwrap_or_default();
+    let next = state.next_message_id.entry(chat_id).or_insert(100);
+    *next += 1;
+    let message_id = *next;
+    let name = file.file_name.clone().unwrap_or_default();
+    state.files.push((method.to_string(), chat_id, name.clone(), caption.clone(), file.data.clone()));
+    let media = if method == "sendPhoto" {
+        json!({"photo": [{"file_id": format!("AgACAgIAAxk{message_id}"), "file_unique_id": "AQAD", "width": 320, "height": 240}]})
+    } else {
+        json!({"document": {"file_name": name, "file_id": format!("BQACAgIAAxk{message_id}"), "file_unique_id": "AgAD"}})
+    };
+    let mut result = json!({
+        "message_id": message_id,
+        "from": {"id": FakeTelegram::BOT_ID, "is_bot": true, "first_name": "Автозапчасти", "username": "autoparts_test_bot"},
+        "chat": {"id": chat_id, "first_name": "Иван", "type": "private"},
+        "date": Utc::now().timestamp(),
+        "caption": caption,
+    });
+    for (k, v) in media.as_object().unwrap() {
+        result[k] = v.clone();
+    }
+    Reply::json(200, json!({"ok": true, "result": result}))
 }
 
 /// `setWebhook` as Telegram checks it: an HTTPS URL, and a secret token of 1–256 characters

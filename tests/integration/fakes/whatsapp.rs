@@ -1,5 +1,6 @@
-//! A fake WhatsApp Cloud API: `POST /{version}/{phone-number-id}/messages` with a Bearer token,
-//! the real success body and Graph API error bodies.
+//! A fake WhatsApp Cloud API: `POST /{version}/{phone-number-id}/messages` (text, and `image` or
+//! `document` naming an uploaded media id) and `POST /{version}/{phone-number-id}/media`
+//! (multipart upload) with a Bearer token, the real success bodies and Graph API error bodies.
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,14 @@ struct WhatsAppState {
     sent: Vec<(String, String, String)>,
     /// The business number each send went out from, in the order of `sent`.
     sent_from: Vec<String>,
+    /// Uploaded media by id: `(file name, mime type, bytes)`.
+    uploads: std::collections::HashMap<String, (String, String, Vec<u8>)>,
+    /// File messages sent: `(to, type, caption, filename, bytes of the named upload)`.
+    files: Vec<SentFile>,
 }
+
+/// A file message the fake sent: `(to, type, caption, filename, bytes of the named upload)`.
+pub type SentFile = (String, String, String, Option<String>, Vec<u8>);
 
 /// A fake WhatsApp Business number.
 pub struct FakeWhatsApp {
@@ -66,6 +74,16 @@ impl FakeWhatsApp {
         lock(&self.state).sent.clone()
     }
 
+    /// File messages sent, oldest first: `(to, type, caption, filename, bytes)`.
+    pub fn sent_files(&self) -> Vec<SentFile> {
+        lock(&self.state).files.clone()
+    }
+
+    /// How many files were uploaded to `/media`.
+    pub fn uploads(&self) -> usize {
+        lock(&self.state).uploads.len()
+    }
+
     /// The business number (`phone_number_id`) of every send, oldest first.
     pub fn sent_from(&self) -> Vec<String> {
         lock(&self.state).sent_from.clone()
@@ -90,7 +108,7 @@ impl FakeWhatsApp {
 
 fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
     let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let [version, phone_number_id, "messages"] = parts.as_slice() else {
+    let [version, phone_number_id, edge @ ("messages" | "media")] = parts.as_slice() else {
         return FakeWhatsApp::error(400, 2500, &format!("Unknown path components: {}", req.path), None);
     };
     if !version.starts_with('v') || req.method != "POST" {
@@ -105,9 +123,21 @@ fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
         );
         return FakeWhatsApp::error(400, 100, &message, Some(33));
     }
-    let body = &req.body;
     let required =
         |name: &str| FakeWhatsApp::error(400, 100, &format!("(#100) The parameter {name} is required."), None);
+    if *edge == "media" {
+        let Some(parts) = req.multipart() else { return required("file") };
+        let field = |name: &str| parts.iter().find(|p| p.name == name);
+        if field("messaging_product").map(|p| p.text()).as_deref() != Some("whatsapp") {
+            return required("messaging_product");
+        }
+        let Some(file) = field("file").filter(|p| !p.data.is_empty()) else { return required("file") };
+        let mime = field("type").map(|p| p.text()).or_else(|| file.content_type.clone()).unwrap_or_default();
+        let id = format!("{}", 1_037_543_291_543_000 + next_seq());
+        lock(state).uploads.insert(id.clone(), (file.file_name.clone().unwrap_or_default(), mime, file.data.clone()));
+        return Reply::json(200, json!({"id": id}));
+    }
+    let body = &req.body;
     if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
         return required("messaging_product");
     }
@@ -117,8 +147,35 @@ fn handle(state: &Mutex<WhatsAppState>, req: &RecordedRequest) -> Reply {
     else {
         return required("to");
     };
-    if body.get("type").and_then(Value::as_str).unwrap_or("text") != "text" {
-        return FakeWhatsApp::error(400, 100, "(#100) Param type must be one of {TEXT} in this fake", None);
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or("text");
+    if kind == "image" || kind == "document" {
+        let Some(media_id) = body.pointer(&format!("/{kind}/id")).and_then(Value::as_str) else {
+            return required(&format!("{kind}['id']"));
+        };
+        let mut state = lock(state);
+        let Some((_, _, bytes)) = state.uploads.get(media_id).cloned() else {
+            return FakeWhatsApp::error(400, 131053, "Media upload error: the media id is not valid", None);
+        };
+        let caption = body.pointer(&format!("/{kind}/caption")).and_then(Value::as_str).unwrap_or_default();
+        let filename = body.pointer(&format!("/{kind}/filename")).and_then(Value::as_str).map(String::from);
+        let wa_id: String = to.chars().filter(char::is_ascii_digit).collect();
+        let raw_id = format!("{wa_id}:{}:{}", Utc::now().timestamp_millis(), next_seq());
+        let wamid = format!("wamid.HBgL{}", base64::engine::general_purpose::STANDARD.encode(raw_id));
+        state.files.push((to.to_string(), kind.to_string(), caption.to_string(), filename, bytes));
+        state.sent.push((to.to_string(), caption.to_string(), wamid.clone()));
+        state.sent_from.push(phone_number_id.to_string());
+        return Reply::json(
+            200,
+            json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": wa_id}], "messages": [{"id": wamid}]}),
+        );
+    }
+    if kind != "text" {
+        return FakeWhatsApp::error(
+            400,
+            100,
+            "(#100) Param type must be one of {TEXT, IMAGE, DOCUMENT} in this fake",
+            None,
+        );
     }
     let Some(text) = body.pointer("/text/body").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
         return required("text['body']");

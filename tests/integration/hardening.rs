@@ -611,7 +611,6 @@ async fn another_tenant_gets_404_from_every_command_route_and_changes_nothing() 
         (format!("/api/conversations/{c}/mute"), json!({"muted": true})),
         (format!("/api/conversations/{c}/assign"), json!({"operator": null})),
         (format!("/api/conversations/{c}/read"), json!({})),
-        (format!("/api/conversations/{c}/suggestions"), json!({})),
         (format!("/api/conversations/{c}/replies/{reply_id}/retry"), json!({})),
         (format!("/api/suggestions/{suggestion}/edit"), json!({"text": "чужой текст"})),
         (format!("/api/channels/{account}/webhook"), json!({})),

@@ -372,39 +372,13 @@ impl WhatsAppClient {
         to: &str,
         text: &str,
     ) -> Result<SentMessage, SendError> {
-        let url = format!("{}/{}/messages", self.base_url.trim_end_matches('/'), phone_number_id.trim());
-        let mut body = json!({
+        let body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "type": "text",
             "text": {"preview_url": false, "body": text},
         });
-        // A customer known only by the business-scoped user id (`CC.digits`) is addressed with
-        // `recipient`; everyone else by phone number in `to`.
-        let to = match phone_digits(to) {
-            Some(phone) => {
-                body["to"] = json!(phone);
-                phone
-            }
-            None if is_user_id(to) => {
-                body["recipient"] = json!(to.trim());
-                to.trim().to_string()
-            }
-            None => return Err(SendError::permanent("invalid recipient phone number")),
-        };
-        let request = self.http.post(url).bearer_auth(access_token.expose_secret()).json(&body);
-        let answer = exchange(request, self.timeout).await?;
-        if answer.status.is_success() {
-            let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-            let id = at(&value, &["messages"]).and_then(Value::as_array).and_then(|m| m.first());
-            return match id.and_then(|m| str_at(m, &["id"])) {
-                Some(id) => Ok(SentMessage { provider_message_id: id.to_string() }),
-                None => Err(SendError::permanent("WhatsApp accepted the message but returned no message id")),
-            };
-        }
-        let error = classify(answer.status.as_u16(), &answer.headers, &answer.body);
-        tracing::warn!(op = "messages", to = %mask_phone(&to), error = %error, "WhatsApp send failed");
-        Err(error)
+        self.post_message(access_token, phone_number_id, to, body).await
     }
 
     /// Sends a file: uploads it (`POST /{phone_number_id}/media`, multipart), then sends an
@@ -454,6 +428,19 @@ impl WhatsAppClient {
         }
         let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "type": kind});
         body[kind] = object;
+        self.post_message(access_token, phone_number_id, to, body).await
+    }
+
+    /// `POST /{phone_number_id}/messages` with `body` addressed to `to`: a customer known only by the
+    /// business-scoped user id (`CC.digits`) goes in `recipient`, everyone else by phone number in
+    /// `to`. Returns the wamid.
+    async fn post_message(
+        &self,
+        access_token: &SecretString,
+        phone_number_id: &str,
+        to: &str,
+        mut body: Value,
+    ) -> Result<SentMessage, SendError> {
         let to = match phone_digits(to) {
             Some(phone) => {
                 body["to"] = json!(phone);
@@ -465,11 +452,8 @@ impl WhatsAppClient {
             }
             None => return Err(SendError::permanent("invalid recipient phone number")),
         };
-        let request = self
-            .http
-            .post(format!("{base}/{}/messages", phone_number_id.trim()))
-            .bearer_auth(access_token.expose_secret())
-            .json(&body);
+        let url = format!("{}/{}/messages", self.base_url.trim_end_matches('/'), phone_number_id.trim());
+        let request = self.http.post(url).bearer_auth(access_token.expose_secret()).json(&body);
         let answer = exchange(request, self.timeout).await?;
         if answer.status.is_success() {
             let value: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);

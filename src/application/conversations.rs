@@ -339,6 +339,9 @@ pub async fn request_suggestion(
     conversation: Uuid,
     meta: &EventMetadata,
 ) -> Result<(Done, Uuid), CommandError> {
+    if tenant_of(&ctx.pool, conversation).await? != Some(tenant) {
+        return Err(CommandError::NotFound("conversation"));
+    }
     let last: Option<Uuid> = sqlx::query_scalar(
         "SELECT message_id FROM rm_messages WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'in' \
          ORDER BY created_at DESC, message_id DESC LIMIT 1",

@@ -611,11 +611,12 @@ async fn another_tenant_gets_404_from_every_command_route_and_changes_nothing() 
         (format!("/api/conversations/{c}/mute"), json!({"muted": true})),
         (format!("/api/conversations/{c}/assign"), json!({"operator": null})),
         (format!("/api/conversations/{c}/read"), json!({})),
+        (format!("/api/conversations/{c}/suggestions"), json!({})),
         (format!("/api/conversations/{c}/replies/{reply_id}/retry"), json!({})),
         (format!("/api/suggestions/{suggestion}/edit"), json!({"text": "чужой текст"})),
         (format!("/api/channels/{account}/webhook"), json!({})),
-        (format!("/api/vehicle-lookups/{lookup}/correct"), json!({"gearbox_model": "A245E"})),
-        (format!("/api/vehicle-lookups/{lookup}/confirm-gearbox"), json!({})),
+        (format!("/api/vehicle-lookups/{lookup}/correct"), json!({"value": "JTNBK40K203012346"})),
+        (format!("/api/vehicle-lookups/{lookup}/confirm-gearbox"), json!({"model": "A245E"})),
     ];
     for (route, body) in &routes {
         let r = app.request(Method::POST, route, Some(other.owner())).json(body).send().await.unwrap();

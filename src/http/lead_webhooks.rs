@@ -37,7 +37,13 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
             match s[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < s.len() => {
-                    let hex = std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                    // Two hex digits exactly: `from_str_radix` alone would also take a sign (`%+1`).
+                    let digits = &s[i + 1..i + 3];
+                    let hex = digits
+                        .iter()
+                        .all(u8::is_ascii_hexdigit)
+                        .then(|| std::str::from_utf8(digits).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+                        .flatten();
                     match hex {
                         Some(b) => {
                             out.push(b);
@@ -119,5 +125,14 @@ mod tests {
             ]
         );
         assert_eq!(form_pairs(b"a=100%").unwrap(), [("a".to_string(), "100%".to_string())]);
+        assert_eq!(
+            form_pairs(b"a=%+1&b=%-f&c=%zz&d=%4").unwrap(),
+            [
+                ("a".to_string(), "% 1".to_string()),
+                ("b".to_string(), "%-f".to_string()),
+                ("c".to_string(), "%zz".to_string()),
+                ("d".to_string(), "%4".to_string())
+            ]
+        );
     }
 }

@@ -96,11 +96,8 @@ fn search_results() {
     });
 }
 
-/// Site pages: a page of about ten thousand nested elements overflows the stack in the listing
-/// parsers (the HTML reader itself copes), so this target is left out of the normal run until
-/// that is fixed; `scripts/fuzz.sh` runs it.
+/// Site pages, including pages nested far past [`aisales::price::sites::MAX_NESTING`].
 #[test]
-#[ignore = "a deeply nested page overflows the stack in parse_listings (docs/operations.md, Fuzzing)"]
 fn site_pages() {
     let url = reqwest::Url::parse("https://www.farpost.ru/search").expect("a URL");
     run("site_pages", text(), |s| {

@@ -405,34 +405,57 @@ fn is_block(name: &str) -> bool {
     )
 }
 
-fn text_lines(el: ElementRef<'_>, current: &mut String, lines: &mut Vec<String>) {
-    for child in el.children() {
-        match child.value() {
-            Node::Text(text) => current.push_str(text),
-            Node::Element(e) => {
-                let name = e.name();
-                if matches!(name, "script" | "style" | "noscript" | "template" | "svg" | "head" | "select" | "option") {
-                    continue;
-                }
-                let Some(child_el) = ElementRef::wrap(child) else {
-                    continue;
-                };
-                let block = is_block(name);
-                if block {
-                    lines.push(std::mem::take(current));
-                } else if matches!(name, "td" | "th") {
-                    current.push(' ');
-                }
-                text_lines(child_el, current, lines);
-                if block {
-                    lines.push(std::mem::take(current));
-                } else if matches!(name, "td" | "th") {
-                    current.push(' ');
-                }
+pub(super) fn text_lines(el: ElementRef<'_>, current: &mut String, lines: &mut Vec<String>) {
+    // Walked without recursion: a page may nest elements tens of thousands deep.
+    let root = *el;
+    let breaks = |node: &scraper::Node, current: &mut String, lines: &mut Vec<String>| {
+        if let Node::Element(e) = node {
+            if is_block(e.name()) {
+                lines.push(std::mem::take(current));
+            } else if matches!(e.name(), "td" | "th") {
+                current.push(' ');
             }
-            _ => {}
         }
+    };
+    let mut next = root.first_child();
+    while let Some(node) = next {
+        let entered = match node.value() {
+            Node::Text(text) => {
+                current.push_str(text);
+                false
+            }
+            Node::Element(e) if !is_hidden(e.name()) => {
+                breaks(node.value(), current, lines);
+                true
+            }
+            _ => false,
+        };
+        if entered {
+            if let Some(child) = node.first_child() {
+                next = Some(child);
+                continue;
+            }
+            breaks(node.value(), current, lines);
+        }
+        let mut at = node;
+        next = loop {
+            if let Some(sibling) = at.next_sibling() {
+                break Some(sibling);
+            }
+            match at.parent() {
+                Some(parent) if parent.id() != root.id() => {
+                    breaks(parent.value(), current, lines);
+                    at = parent;
+                }
+                _ => break None,
+            }
+        };
     }
+}
+
+/// Elements whose content is never shown as text.
+fn is_hidden(name: &str) -> bool {
+    matches!(name, "script" | "style" | "noscript" | "template" | "svg" | "head" | "select" | "option")
 }
 
 /// The first listing of each URL and title (structured data often repeats a product).

@@ -117,8 +117,23 @@ pub fn site_of(url: &Url) -> String {
 
 /// Reads the listings of a page. `page_url` is the page's real URL (links are made absolute
 /// against it and the site is its domain), `html` the decoded document.
+/// A page nested deeper than this many elements has no listings: real listing pages stay far
+/// below it (browsers' own HTML parsers stop nesting at 512), and the card heuristics look at an
+/// element's whole subtree, which on such a page would cost the square of its size.
+pub const MAX_NESTING: usize = 512;
+
 pub fn parse_listings(page_url: &Url, html: &str) -> Vec<RawListing> {
+    // The HTML reader spends time in proportion to size × depth, so a page whose tags alone
+    // nest far too deep is not even read.
+    if tag_nesting(html, 4 * MAX_NESTING) > 4 * MAX_NESTING {
+        tracing::warn!(site = %site_of(page_url), "page nested deeper than {MAX_NESTING} elements; not read");
+        return Vec::new();
+    }
     let doc = Html::parse_document(html);
+    if nested_deeper_than(&doc, MAX_NESTING) {
+        tracing::warn!(site = %site_of(page_url), "page nested deeper than {MAX_NESTING} elements; not read");
+        return Vec::new();
+    }
     let page = Page::new(page_url, &doc);
     let own = match page.family {
         SiteFamily::Avito => avito::parse(&page),
@@ -131,6 +146,91 @@ pub fn parse_listings(page_url: &Url, html: &str) -> Vec<RawListing> {
         return own;
     }
     generic::parse(&page)
+}
+
+/// How deep the elements of `html` nest, read from its tags alone (stopping once past `stop_at`):
+/// elements that HTML closes by itself (void ones, `p`, `li`, table cells, …) and raw text
+/// (`script`, `style`, comments) do not count, so a well-formed page never reads deeper than its
+/// tree, and unbalanced closing tags only make the figure smaller.
+pub(crate) fn tag_nesting(html: &str, stop_at: usize) -> usize {
+    const NOT_NESTING: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param",
+        "keygen", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup",
+        "rp", "rt", "html", "head", "body",
+    ];
+    const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"];
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    let name_at = |from: usize| {
+        let end = bytes[from..].iter().position(|b| !b.is_ascii_alphanumeric()).map_or(bytes.len(), |n| from + n);
+        (html[from..end].to_ascii_lowercase(), end)
+    };
+    let find = |from: usize, needle: &[u8]| {
+        bytes[from..].windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle)).map(|n| from + n)
+    };
+    while let Some(lt) = bytes[i..].iter().position(|&b| b == b'<').map(|n| i + n) {
+        let next = bytes.get(lt + 1).copied().unwrap_or(0);
+        if bytes[lt..].starts_with(b"<!--") {
+            i = find(lt + 4, b"-->").map_or(bytes.len(), |n| n + 3);
+        } else if next == b'/' && bytes.get(lt + 2).is_some_and(u8::is_ascii_alphabetic) {
+            let (name, end) = name_at(lt + 2);
+            if !NOT_NESTING.contains(&name.as_str()) {
+                depth = depth.saturating_sub(1);
+            }
+            i = find(end, b">").map_or(bytes.len(), |n| n + 1);
+        } else if next.is_ascii_alphabetic() {
+            let (name, end) = name_at(lt + 1);
+            let close = find(end, b">").unwrap_or(bytes.len());
+            let self_closing = close > 0 && bytes.get(close - 1) == Some(&b'/');
+            i = (close + 1).min(bytes.len());
+            if RAW_TEXT.contains(&name.as_str()) {
+                let closing = format!("</{name}");
+                i = find(i, closing.as_bytes()).unwrap_or(bytes.len());
+            } else if !self_closing && !NOT_NESTING.contains(&name.as_str()) {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > stop_at {
+                    return deepest;
+                }
+            }
+        } else if next == b'!' || next == b'?' {
+            i = find(lt + 1, b">").map_or(bytes.len(), |n| n + 1);
+        } else {
+            i = lt + 1;
+        }
+    }
+    deepest
+}
+
+/// Whether any node of `doc` lies more than `limit` levels below the root (walked without
+/// recursion, stopping at the first such node).
+fn nested_deeper_than(doc: &Html, limit: usize) -> bool {
+    let root = doc.tree.root();
+    let mut next = root.first_child().map(|c| (c, 1usize));
+    while let Some((node, depth)) = next {
+        if depth > limit {
+            return true;
+        }
+        if let Some(child) = node.first_child() {
+            next = Some((child, depth + 1));
+            continue;
+        }
+        let mut at = node;
+        let mut level = depth;
+        next = loop {
+            if let Some(sibling) = at.next_sibling() {
+                break Some((sibling, level));
+            }
+            match at.parent() {
+                Some(parent) if parent.id() != root.id() => {
+                    at = parent;
+                    level -= 1;
+                }
+                _ => break None,
+            }
+        };
+    }
+    false
 }
 
 /// A parsed page and what every parser needs to know about it.

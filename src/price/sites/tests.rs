@@ -609,3 +609,43 @@ fn bare_amounts_are_roubles_only_on_rouble_sites() {
     let russian = parse_listings(&Url::parse("https://cvt-parts.example.ru/").unwrap(), shop);
     assert_eq!(russian[0].structured_price, Some(StructuredPrice { amount: 950, currency: "RUB".into() }));
 }
+
+#[test]
+fn a_page_nested_twenty_thousand_deep_is_refused_without_exhausting_the_stack() {
+    let nested = |depth: usize| {
+        format!(
+            "<html><body>{}<p>Коробка АКПП A245E контрактная, цена 45 000 ₽</p>{}</body></html>",
+            "<div class=\"price\">".repeat(depth),
+            "</div>".repeat(depth)
+        )
+    };
+    for url in ["https://www.farpost.ru/search", "https://gearbox-parts.example.ru/catalog"] {
+        let url = Url::parse(url).unwrap();
+        assert_eq!(parse_listings(&url, &nested(20_000)), vec![], "{url}");
+        // Past the limit yet not far past it: read, then refused on the tree's depth.
+        assert_eq!(parse_listings(&url, &nested(MAX_NESTING + 10)), vec![], "{url}");
+        let at_the_limit = nested(MAX_NESTING - 4);
+        assert!(nested_deeper_than(&Html::parse_document(&at_the_limit), MAX_NESTING - 1));
+        assert!(!nested_deeper_than(&Html::parse_document(&at_the_limit), MAX_NESTING));
+    }
+    // The text walk of the generic reader needs no stack either (it is also used below the limit).
+    let doc = Html::parse_document(&nested(5_000));
+    let body = doc.root_element();
+    let (mut current, mut lines) = (String::new(), Vec::new());
+    super::generic::text_lines(body, &mut current, &mut lines);
+    assert!(lines.iter().chain([&current]).any(|l| l.contains("45 000 ₽")));
+}
+
+#[test]
+fn tag_nesting_counts_what_nests_and_skips_what_html_closes_itself() {
+    assert_eq!(tag_nesting("<html><body><div><div><span>x</span></div></div></body></html>", 100), 3);
+    assert_eq!(tag_nesting(&"<p>unclosed paragraph ".repeat(5000), 100), 0, "p closes itself");
+    assert_eq!(tag_nesting(&"<li>item<br><img src=a.png>".repeat(5000), 100), 0);
+    assert_eq!(tag_nesting("<div><script>if (a<b) { '<div><div>' }</script><!-- <div><div> --></div>", 100), 1);
+    assert_eq!(tag_nesting("<div/><DIV><Div></div></DIV>", 100), 2, "self-closed, any case");
+    assert_eq!(tag_nesting("</div></div><div>a < b</div>", 100), 1, "stray closers never go below zero");
+    assert_eq!(tag_nesting(&"<div>".repeat(1_000_000), 2048), 2049, "stops once past the limit");
+    assert_eq!(tag_nesting("<div", 10), 1);
+    assert_eq!(tag_nesting("<", 10), 0);
+    assert_eq!(tag_nesting("<!-- never closed <div>", 10), 0);
+}

@@ -72,6 +72,8 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::OperatorAssigned { .. } => "an operator took the conversation (or gave it back)",
         C::ConversationRead => "an operator read the conversation",
         C::LeadLinked { .. } => "a lead's first message went into this conversation (the customer's reply answers it)",
+        C::TeamNotified { .. } => "the escalation bot told the team of an escalation",
+        C::TeamNotificationFailed { .. } => "the escalation bot could not tell the team of an escalation",
         C::AttachmentStored { .. } => {
             "an attachment was downloaded from the provider and stored, content-addressed (sha256, size, type, thumbnail)"
         }
@@ -341,6 +343,8 @@ fn conversation_samples() -> Vec<C> {
             sha256: String::new(),
             reason: crate::media::NotReadReason::NoAiKey,
         },
+        C::TeamNotified { escalation: 1, chat_id: String::new() },
+        C::TeamNotificationFailed { escalation: 1, error: String::new() },
     ]
 }
 

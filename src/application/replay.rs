@@ -405,5 +405,9 @@ pub fn describe(e: &E) -> String {
             reading.candidates.first().map(|c| format!(": {} {}", c.kind.as_str(), c.value)).unwrap_or_default()
         ),
         E::PhotoNotRead { index, reason, .. } => format!("photo {index} not read ({reason:?})"),
+        E::TeamNotified { escalation, .. } => format!("the team was told of escalation #{escalation}"),
+        E::TeamNotificationFailed { escalation, error } => {
+            format!("the team could not be told of escalation #{escalation}: {error}")
+        }
     }
 }

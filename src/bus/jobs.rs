@@ -259,17 +259,15 @@ pub enum LeadJob {
     NoReply { lead_id: Uuid, check: u32 },
     /// Tell the team through the escalation bot (`notice`: `failed:<round>`, `no_reply:<check>`).
     Notify { lead_id: Uuid, notice: String },
+    /// Tell the team through the same bot that a conversation was escalated (`escalation`: the
+    /// sequence number of its `ConversationEscalated`).
+    NotifyEscalation { conversation_id: Uuid, escalation: u64, reason: String },
 }
 
 impl LeadJob {
-    /// The lead the job is about.
-    pub fn lead_id(&self) -> Uuid {
-        match self {
-            LeadJob::Outreach { lead_id, .. }
-            | LeadJob::Confirm { lead_id, .. }
-            | LeadJob::NoReply { lead_id, .. }
-            | LeadJob::Notify { lead_id, .. } => *lead_id,
-        }
+    /// The id of the escalation notice of a conversation.
+    pub fn escalation_job_id(conversation_id: Uuid, escalation: u64) -> String {
+        format!("escalation-notify:{conversation_id}:{escalation}")
     }
 
     /// The id of the confirm job of an attempt's message.
@@ -286,6 +284,9 @@ impl JobPayload for LeadJob {
             LeadJob::Confirm { reply_id, .. } => Self::confirm_job_id(*reply_id),
             LeadJob::NoReply { lead_id, check } => format!("lead-no-reply:{lead_id}:{check}"),
             LeadJob::Notify { lead_id, notice } => format!("lead-notify:{lead_id}:{notice}"),
+            LeadJob::NotifyEscalation { conversation_id, escalation, .. } => {
+                Self::escalation_job_id(*conversation_id, *escalation)
+            }
         }
     }
 }

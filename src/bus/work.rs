@@ -315,6 +315,17 @@ fn conversation_changes(e: &StoredEvent, conversation: Uuid, ev: &CE) -> Vec<Cha
         CE::PhotoRead { message_id, index, .. } | CE::PhotoNotRead { message_id, index, .. } => {
             vec![Done { job_id: MediaJob::read_job_id(*message_id, *index) }]
         }
+        CE::ConversationEscalated { reason, .. } => vec![Change::request(
+            LeadJob::NotifyEscalation {
+                conversation_id: conversation,
+                escalation: e.sequence as u64,
+                reason: reason.clone(),
+            },
+            e.recorded_at,
+        )],
+        CE::TeamNotified { escalation, .. } | CE::TeamNotificationFailed { escalation, .. } => {
+            vec![Done { job_id: LeadJob::escalation_job_id(conversation, *escalation) }]
+        }
         _ => vec![],
     }
 }

@@ -17,7 +17,10 @@
 //! * `notify` — the escalation bot's message to the team's chat (failed lead, no reply); retried by
 //!   the bus, then recorded as failed.
 
-use aisales_domain::conversation::{ChannelKind, Conversation, ConversationCommand, LeadMessage, ReplyStatus};
+use aisales_domain::codec::EventSchema;
+use aisales_domain::conversation::{
+    ChannelKind, Conversation, ConversationCommand, ConversationEvent, LeadMessage, ReplyStatus,
+};
 use aisales_domain::lead::{
     self as dl, FailureReason, Lead, LeadCommand, LeadError, LeadStatus, OutreachAccount, PlannedAttempt, Recipient,
 };
@@ -431,38 +434,117 @@ impl LeadsHandler {
         }
         let tenant = self.tenant(lead.tenant_id).await?;
         let at = clock::now(lead.tenant_id);
-        let failed = |error: String| LeadCommand::RecordNotifyFailed { notice: notice.to_string(), error, at };
-        let Some(text) = self.notice_text(&lead, notice, &tenant) else {
-            return self.record(job, lead_id, failed(format!("unknown notice {notice}"))).await;
+        let kind = notice.split(':').next().unwrap_or("notice");
+        let outcome = match self.notice_text(&lead, notice, &tenant) {
+            Some(text) => self.tell_team(&tenant, kind, &text).await?,
+            None => Err(format!("unknown notice {notice}")),
         };
+        let cmd = match outcome {
+            Ok(chat_id) => LeadCommand::RecordNotified { notice: notice.to_string(), chat_id, at },
+            Err(error) => LeadCommand::RecordNotifyFailed { notice: notice.to_string(), error, at },
+        };
+        self.record(job, lead_id, cmd).await
+    }
+
+    /// Tells the team of an escalated conversation: who, on which channel, why, and what the
+    /// customer wrote last before it.
+    async fn notify_escalation(
+        &self,
+        job: &Job,
+        conversation_id: Uuid,
+        escalation: u64,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let conversation = self.services.store.load::<Conversation>(&conversation_id.to_string()).await?.state;
+        if !conversation.started || conversation.team_notices.contains(&escalation) {
+            return Ok(());
+        }
+        let tenant = self.tenant(conversation.tenant_id).await?;
+        let last_message = self.last_customer_text(conversation_id, escalation).await?;
+        let text = dl::texts::escalation_notice(&dl::texts::EscalatedConversation {
+            client_name: conversation.customer_name.as_deref(),
+            phone: conversation.customer_phone.as_deref(),
+            channel: conversation.channel.unwrap_or(ChannelKind::GreenApi),
+            reason,
+            last_message: last_message.as_deref(),
+        });
+        let cmd = match self.tell_team(&tenant, "escalation", &text).await? {
+            Ok(chat_id) => ConversationCommand::RecordTeamNotified { escalation, chat_id },
+            Err(error) => ConversationCommand::RecordTeamNotifyFailed { escalation, error },
+        };
+        self.record_on_conversation(job, conversation_id, cmd).await
+    }
+
+    /// The text of the customer's last message before the event at `before` (read from the
+    /// events, which never lag).
+    async fn last_customer_text(&self, conversation_id: Uuid, before: u64) -> anyhow::Result<Option<String>> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT event_type, event_version, payload::text FROM events \
+             WHERE aggregate_type = 'conversation' AND aggregate_id = $1 AND event_type = 'MessageReceived' \
+             AND sequence < $2 ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(conversation_id.to_string())
+        .bind(i64::try_from(before).unwrap_or(i64::MAX))
+        .fetch_optional(&self.services.pool)
+        .await?;
+        let Some((event_type, version, payload)) = row else { return Ok(None) };
+        Ok(match ConversationEvent::decode(&event_type, &version, &payload)? {
+            ConversationEvent::MessageReceived { text, .. } => Some(text),
+            _ => None,
+        })
+    }
+
+    async fn record_on_conversation(
+        &self,
+        job: &Job,
+        conversation_id: Uuid,
+        cmd: ConversationCommand,
+    ) -> anyhow::Result<()> {
+        self.services
+            .store
+            .execute::<Conversation>(&conversation_id.to_string(), cmd, &(), &self.meta(job))
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("conversation {conversation_id}: {e}"))
+    }
+
+    /// Sends `text` to the tenant's team chat through its escalation bot: `Ok(Ok(chat id))` when
+    /// sent, `Ok(Err(why))` when it cannot be (nothing configured, refused for good: recorded),
+    /// `Err` when it may work later (the bus retries, then `dead_letter` records it).
+    async fn tell_team(
+        &self,
+        tenant: &crate::tenancy::Tenant,
+        kind: &str,
+        text: &str,
+    ) -> anyhow::Result<Result<String, String>> {
         let Some(chat_id) = tenant.settings.leads.escalation_chat_id.clone().filter(|c| !c.trim().is_empty()) else {
-            return self.record(job, lead_id, failed("no escalation chat is configured".into())).await;
+            return Ok(Err("no escalation chat is configured".into()));
         };
         let token = {
             let mut conn = self.services.pool.acquire().await?;
-            match crate::infra::crypto::get(&mut conn, &self.keys, Some(lead.tenant_id), BOT_TOKEN_SECRET).await {
+            match crate::infra::crypto::get(&mut conn, &self.keys, Some(tenant.id), BOT_TOKEN_SECRET).await {
                 Ok(t) => SecretString::from(t),
                 Err(crate::infra::crypto::SecretError::Missing { .. }) => {
-                    return self.record(job, lead_id, failed("no escalation bot token is configured".into())).await;
+                    return Ok(Err("no escalation bot token is configured".into()));
                 }
                 Err(e) => return Err(e.into()),
             }
         };
-        let kind = notice.split(':').next().unwrap_or("notice");
-        match self.clients.telegram.send_notice(&token, &chat_id, &text).await {
+        let counted = |outcome: &'static str| {
+            metrics::counter!("aisales_lead_notices_total", "notice" => kind.to_string(), "outcome" => outcome)
+                .increment(1)
+        };
+        match self.clients.telegram.send_notice(&token, &chat_id, text).await {
             Ok(_) => {
-                metrics::counter!("aisales_lead_notices_total", "notice" => kind.to_string(), "outcome" => "sent")
-                    .increment(1);
-                self.record(job, lead_id, LeadCommand::RecordNotified { notice: notice.to_string(), chat_id, at }).await
+                counted("sent");
+                Ok(Ok(chat_id))
             }
-            // Retried by the bus (redelivery), then recorded by `dead_letter`.
             Err(SendError::Transient { reason, .. }) | Err(SendError::Unconfirmed { reason }) => {
                 anyhow::bail!("the escalation bot could not send: {reason}")
             }
             Err(SendError::Permanent { reason }) => {
-                metrics::counter!("aisales_lead_notices_total", "notice" => kind.to_string(), "outcome" => "failed")
-                    .increment(1);
-                self.record(job, lead_id, failed(reason)).await
+                counted("failed");
+                Ok(Err(reason))
             }
         }
     }
@@ -481,6 +563,9 @@ impl JobHandler for LeadsHandler {
             }
             LeadJob::NoReply { lead_id, check } => self.no_reply(job, lead_id, check).await,
             LeadJob::Notify { lead_id, notice } => self.notify(job, lead_id, &notice).await,
+            LeadJob::NotifyEscalation { conversation_id, escalation, reason } => {
+                self.notify_escalation(job, conversation_id, escalation, &reason).await
+            }
         }
     }
 
@@ -499,6 +584,10 @@ impl JobHandler for LeadsHandler {
             LeadJob::Notify { lead_id, notice } => {
                 self.record(job, lead_id, LeadCommand::RecordNotifyFailed { notice, error: reason.to_string(), at })
                     .await
+            }
+            LeadJob::NotifyEscalation { conversation_id, escalation, .. } => {
+                let cmd = ConversationCommand::RecordTeamNotifyFailed { escalation, error: reason.to_string() };
+                self.record_on_conversation(job, conversation_id, cmd).await
             }
         }
     }

@@ -497,3 +497,94 @@ async fn control_characters_in_a_form_post_are_dropped_and_the_lead_goes_on() {
     assert_eq!(lead["name"], "Иван 🚗");
     assert_eq!(lead["car"], "Kia[31m Rio 2015");
 }
+
+/// The sequence numbers of a conversation's events of one type, with their payloads.
+async fn conversation_events(app: &TestApp, conversation: &str, event_type: &str) -> Vec<(i64, Value)> {
+    sqlx::query_as::<_, (i64, Value)>(
+        "SELECT sequence, payload::jsonb -> $2 FROM events WHERE aggregate_type = 'conversation' \
+         AND aggregate_id = $1 AND event_type = $2 ORDER BY sequence",
+    )
+    .bind(conversation)
+    .bind(event_type)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_escalated_conversation_reaches_the_team_once_through_the_bot_and_without_a_bot_the_reason_is_recorded() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url())])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    // The bot's first try meets a provider outage: retried, then sent once.
+    tg.fail_next_telegram(1, 502, "Bad Gateway", None);
+    let body = green_api_incoming_text(
+        FakeGreenApi::ID_INSTANCE,
+        CHAT,
+        "Пётр",
+        "ESC-1",
+        "Коробка пинается на холодную, нужен мастер",
+    );
+    assert!(post_green(&app, &s.green_path, &s.green_token, &body).await.status().is_success());
+    let conversation = eventually(Duration::from_secs(20), "the conversation", || async {
+        let v = try_get(&app, "/api/conversations", s.t.owner()).await?;
+        v["items"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+    app.drain().await;
+    let r = app
+        .request(Method::POST, &format!("/api/conversations/{conversation}/escalate"), Some(s.t.owner()))
+        .json(&json!({"reason": "Клиент просит мастера"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let ours = || {
+        tg.sent_messages().into_iter().filter(|(_, text, _)| text.contains("Клиент просит мастера")).collect::<Vec<_>>()
+    };
+    let sent =
+        eventually(Duration::from_secs(20), "the team's notice", || async { Some(ours()).filter(|s| !s.is_empty()) })
+            .await;
+    assert_eq!(sent[0].0.to_string(), TEAM_CHAT);
+    assert!(sent[0].1.contains("Диалог требует внимания оператора"), "{}", sent[0].1);
+    assert!(sent[0].1.contains("пинается на холодную"), "the customer's last message is quoted: {}", sent[0].1);
+    app.drain().await;
+    assert_eq!(ours().len(), 1, "told once");
+    // Every escalation of the conversation is recorded as told, by its sequence number.
+    let escalations: Vec<i64> =
+        conversation_events(&app, &conversation, "ConversationEscalated").await.into_iter().map(|e| e.0).collect();
+    let told = eventually(Duration::from_secs(20), "every escalation told", || async {
+        let told = conversation_events(&app, &conversation, "TeamNotified").await;
+        (told.len() == escalations.len()).then_some(told)
+    })
+    .await;
+    let told_of: Vec<i64> = told.iter().map(|(_, p)| p["escalation"].as_i64().unwrap()).collect();
+    assert_eq!(told_of, escalations);
+    assert_eq!(told[0].1["chat_id"], TEAM_CHAT);
+
+    // A tenant without a bot: nothing sent, and the audit says why.
+    let other = tenant(&app).await;
+    let green = FakeGreenApi::start().await;
+    let (_, path, token) = green_account(&app, &other, &green).await;
+    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, CHAT, "Анна", "ESC-2", "Позовите человека");
+    assert!(post_green(&app, &path, &token, &body).await.status().is_success());
+    let conversation = eventually(Duration::from_secs(20), "the other conversation", || async {
+        let v = try_get(&app, "/api/conversations", other.owner()).await?;
+        v["items"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+    let r = app
+        .request(Method::POST, &format!("/api/conversations/{conversation}/escalate"), Some(other.owner()))
+        .json(&json!({"reason": "Нужен человек"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let failed = eventually(Duration::from_secs(20), "the failure recorded", || async {
+        Some(conversation_events(&app, &conversation, "TeamNotificationFailed").await).filter(|f| !f.is_empty())
+    })
+    .await;
+    assert_eq!(failed[0].1["error"], "no escalation chat is configured");
+    assert!(tg.sent_messages().iter().all(|(_, text, _)| !text.contains("Нужен человек")));
+}

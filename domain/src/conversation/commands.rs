@@ -265,6 +265,17 @@ pub enum ConversationCommand {
     },
     /// Records what reading a stored photo came to (once), and starts what it found.
     RecordPhotoReading(Box<PhotoReport>),
+    /// Records that the escalation bot told the team of the escalation at sequence `escalation`
+    /// (once per escalation).
+    RecordTeamNotified {
+        escalation: u64,
+        chat_id: String,
+    },
+    /// Records that the team could not be told of the escalation at sequence `escalation`.
+    RecordTeamNotifyFailed {
+        escalation: u64,
+        error: String,
+    },
 }
 
 /// Why a command was refused.

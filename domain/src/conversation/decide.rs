@@ -261,6 +261,16 @@ impl Conversation {
                 }])
             }
             C::RecordPhotoReading(report) => Ok(self.record_photo(*report)),
+            C::RecordTeamNotified { escalation, chat_id } => Ok(if self.team_notices.contains(&escalation) {
+                vec![]
+            } else {
+                vec![E::TeamNotified { escalation, chat_id }]
+            }),
+            C::RecordTeamNotifyFailed { escalation, error } => Ok(if self.team_notices.contains(&escalation) {
+                vec![]
+            } else {
+                vec![E::TeamNotificationFailed { escalation, error: clean_customer(&error) }]
+            }),
         }
     }
 

@@ -154,6 +154,12 @@ pub enum ConversationEvent {
     /// A stored photo was not read (no AI key, switched off for the tenant, an answer that was not
     /// the JSON asked for).
     PhotoNotRead { message_id: Uuid, index: u32, sha256: String, reason: NotReadReason },
+    /// The team was told through the escalation bot about the escalation recorded at
+    /// `escalation` (the sequence number of its `ConversationEscalated`).
+    TeamNotified { escalation: u64, chat_id: String },
+    /// The escalation bot could not tell the team (no bot configured, or the bot's sends failed
+    /// after their retries).
+    TeamNotificationFailed { escalation: u64, error: String },
 }
 
 impl DomainEvent for ConversationEvent {

@@ -54,6 +54,9 @@ impl Conversation {
             E::PhotoRead { message_id, index, .. } | E::PhotoNotRead { message_id, index, .. } => {
                 self.photos_recorded.insert((message_id, index));
             }
+            E::TeamNotified { escalation, .. } | E::TeamNotificationFailed { escalation, .. } => {
+                self.team_notices.insert(escalation);
+            }
             E::VehicleIdDetected { .. } | E::TransmissionCodeDetected { .. } => {}
             E::VehicleLookupRequested { lookup_id, value, .. } => {
                 let r = self.vehicle_lookups.entry(lookup_id).or_insert(LookupRef {

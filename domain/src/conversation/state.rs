@@ -106,6 +106,10 @@ pub struct Conversation {
     /// Photos (message id, index) whose reading is recorded.
     #[serde(default)]
     pub photos_recorded: BTreeSet<(Uuid, u32)>,
+    /// Escalations (sequence numbers of their `ConversationEscalated`) whose team notification
+    /// is recorded, sent or failed.
+    #[serde(default)]
+    pub team_notices: BTreeSet<u64>,
 }
 
 crate::impl_aggregate!(Conversation, "conversation", ConversationCommand, ConversationEvent, ConversationError);

@@ -16,7 +16,7 @@
 //! connection dropped, a deadlock, a timeout) are never parked: the batch fails and is retried, as
 //! before.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -41,14 +41,37 @@ pub struct Parked {
     pub retried_at: Option<DateTime<Utc>>,
 }
 
-/// The aggregates `projector` has parked, as `(aggregate_type, aggregate_id)`.
-pub async fn parked_set(conn: &mut PgConnection, projector: &str) -> sqlx::Result<HashSet<(String, String)>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT aggregate_type, aggregate_id FROM projector_parked WHERE projector = $1")
-            .bind(projector)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().collect())
+/// The aggregates `projector` has parked, as `(aggregate_type, aggregate_id)`, each with the
+/// position of its first event not applied: that event and every later one of the aggregate are
+/// skipped.
+pub async fn parked_set(conn: &mut PgConnection, projector: &str) -> sqlx::Result<HashMap<(String, String), Position>> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT aggregate_type, aggregate_id, tx_id::text::bigint, global_position FROM projector_parked \
+          WHERE projector = $1",
+    )
+    .bind(projector)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(t, id, tx, g)| ((t, id), Position::new(tx, g))).collect())
+}
+
+/// Parks for `to` what `from` has parked, from the same first events (a verification generation
+/// skips what the live one skips, so that the two compare).
+pub async fn copy(conn: &mut PgConnection, from: &str, to: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO projector_parked \
+           (projector, aggregate_type, aggregate_id, tenant_id, tx_id, global_position, sequence, event_type, error, \
+            attempts, parked_at, retried_at) \
+         SELECT $2, aggregate_type, aggregate_id, tenant_id, tx_id, global_position, sequence, event_type, error, \
+                attempts, parked_at, retried_at \
+           FROM projector_parked WHERE projector = $1 \
+         ON CONFLICT (projector, aggregate_type, aggregate_id) DO NOTHING",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Parks the aggregate of `event` for `projector` (a second failure of a parked aggregate keeps the

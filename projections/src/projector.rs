@@ -192,10 +192,13 @@ async fn apply_or_park(
     let name = projector.name();
     let mut parked = parking::parked_set(conn, name).await?;
     let key = |e: &StoredEvent| (e.aggregate_type.clone(), e.aggregate_id.clone());
-    let events = if parked.is_empty() || !events.iter().any(|e| parked.contains(&key(e))) {
+    let skipped = |parked: &std::collections::HashMap<(String, String), Position>, e: &StoredEvent| {
+        parked.get(&key(e)).is_some_and(|first| e.position() >= *first)
+    };
+    let events = if parked.is_empty() || !events.iter().any(|e| skipped(&parked, e)) {
         events
     } else {
-        Batch::owned(events.iter().filter(|e| !parked.contains(&key(e))).cloned().collect())
+        Batch::owned(events.iter().filter(|e| !skipped(&parked, e)).cloned().collect())
     };
     if events.is_empty() {
         return Ok((events, 0));
@@ -219,7 +222,7 @@ async fn apply_or_park(
     let mut done = Vec::with_capacity(events.len());
     let mut newly = 0;
     for event in events.iter() {
-        if parked.contains(&key(event)) {
+        if skipped(&parked, event) {
             continue;
         }
         match projector.apply(conn, std::slice::from_ref(event)).await {
@@ -242,7 +245,7 @@ async fn apply_or_park(
                     "event cannot be applied; aggregate parked for this projector"
                 );
                 parking::park(conn, name, event, &message).await?;
-                parked.insert(key(event));
+                parked.insert(key(event), event.position());
                 newly += 1;
             }
         }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use aisales_domain::conversation::{ConversationEvent as E, Decision};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -158,7 +158,11 @@ impl Tally {
         match d.event {
             E::MessageReceived { received_at, .. } => {
                 s.messages_in += 1;
-                let w = Waiting { conversation_id: d.conversation_id, tenant_id: tenant, waiting_since: *received_at };
+                // Kept at the column's precision (microseconds): a wait read back from
+                // `rm_stats_waiting` in a later batch and one kept in memory within a batch must
+                // give the same response time, or a rebuild would differ from the live model.
+                let waiting_since = received_at.trunc_subsecs(6);
+                let w = Waiting { conversation_id: d.conversation_id, tenant_id: tenant, waiting_since };
                 match self.waiting.get_mut(&d.conversation_id) {
                     Some(known) => {
                         known.get_or_insert(w);
@@ -206,7 +210,7 @@ mod tests {
     use std::collections::HashMap;
 
     use aisales_domain::conversation::{ConversationEvent as E, Decision};
-    use chrono::{Duration, NaiveDate};
+    use chrono::{DateTime, Duration, NaiveDate, SubsecRound};
     use uuid::Uuid;
 
     use super::{DailyStats, ResponseTime, Tally, Waiting, replied};
@@ -321,6 +325,29 @@ mod tests {
             HashMap::from([(B, Waiting { conversation_id: B, tenant_id: log.tenant, waiting_since: t0 })]),
             "the first message of the batch (a stored wait, older, wins over it)"
         );
+    }
+
+    #[test]
+    fn a_wait_gives_the_same_time_in_one_batch_as_read_back_from_its_row() {
+        let mut log = Log::new();
+        // Nanoseconds that a microsecond column cannot keep, where the millisecond rounds apart.
+        let t0 = log.clock.trunc_subsecs(0) + Duration::nanoseconds(999);
+        log.push(A, received(Uuid::from_u128(1), "Ау", None, t0))
+            .push(A, sent(Uuid::from_u128(2), t0 + Duration::milliseconds(6_426) - Duration::nanoseconds(999)));
+        let whole = tally(&log, HashMap::new());
+        let mut first = Log::new();
+        first.push(A, received(Uuid::from_u128(1), "Ау", None, t0));
+        let stored = tally(&first, HashMap::new()).started.remove(&A).unwrap();
+        // What the column gives back: microseconds, the rest dropped (as the driver writes it).
+        let read_back = Waiting {
+            waiting_since: DateTime::from_timestamp_micros(stored.waiting_since.timestamp_micros()).unwrap(),
+            ..stored
+        };
+        let mut second = Log::new();
+        second.push(A, sent(Uuid::from_u128(2), t0 + Duration::milliseconds(6_426) - Duration::nanoseconds(999)));
+        let split = tally(&second, HashMap::from([(A, read_back)]));
+        assert_eq!(whole.times[0].seconds, split.times[0].seconds);
+        assert_eq!(whole.times[0].seconds, 6.426);
     }
 
     #[test]

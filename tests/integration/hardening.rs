@@ -72,7 +72,7 @@ async fn operator_text_with_a_nul_is_refused_and_customer_text_is_cleaned() {
 
 /// Writes an event into the log as an old release could have stored it: a customer message whose
 /// text holds a NUL (the `json` column takes it; a `jsonb` read model cannot).
-async fn store_poisoned_message(app: &TestApp, conversation: &str) {
+pub(crate) async fn store_poisoned_message(app: &TestApp, conversation: &str) {
     let (kind, sequence, payload, metadata, tenant): (String, i64, String, String, Uuid) = sqlx::query_as(
         "SELECT aggregate_type, sequence, payload::text, metadata::text, tenant_id FROM events \
           WHERE aggregate_id = $1 AND event_type = 'MessageReceived' ORDER BY sequence DESC LIMIT 1",

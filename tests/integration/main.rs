@@ -5,6 +5,7 @@ mod audit_chain;
 mod browser;
 mod bus;
 mod channels;
+mod chaos;
 mod cli;
 mod conversations;
 mod dashboard;

@@ -277,9 +277,27 @@ pub(crate) fn render_location(name: Option<&str>, address: Option<&str>, lat: f6
 pub(crate) fn vcard_phones(vcard: &str) -> Vec<String> {
     vcard
         .lines()
-        .filter(|l| l.trim_start().to_ascii_uppercase().starts_with("TEL"))
-        .filter_map(|l| l.rsplit_once(':').map(|(_, v)| v.trim().to_string()))
-        .filter(|v| !v.is_empty())
+        .filter_map(|line| {
+            // `TEL`, `TEL;type=CELL`, or grouped as WhatsApp writes them: `item1.TEL;waid=…:+7 …`.
+            // (A card may also leave out the colon and the value: `item1.TEL;waid=7920…`.)
+            let line = line.trim();
+            let property = line.split_once(':').map_or(line, |(p, _)| p);
+            let mut parts = property.split(';');
+            let name = parts.next()?.rsplit('.').next()?;
+            if !name.eq_ignore_ascii_case("TEL") {
+                return None;
+            }
+            let value = line.split_once(':').map(|(_, v)| v.trim()).unwrap_or_default();
+            let value = value.get(..4).filter(|p| p.eq_ignore_ascii_case("tel:")).map_or(value, |_| value[4..].trim());
+            if value.chars().filter(char::is_ascii_digit).count() >= 3 {
+                return Some(value.to_string());
+            }
+            // Only the WhatsApp id is given: it is the number.
+            parts.find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                (k.trim().eq_ignore_ascii_case("waid") && !v.trim().is_empty()).then(|| v.trim().to_string())
+            })
+        })
         .collect()
 }
 
@@ -469,8 +487,14 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert_eq!(
-            vcard_phones("BEGIN:VCARD\nTEL;type=CELL;waid=7900:+7 900\ntel:123\nEND:VCARD"),
-            vec!["+7 900", "123"]
+            vcard_phones("BEGIN:VCARD\nTEL;type=CELL;waid=7900:+7 900\ntel:123\nTEL;VALUE=uri:tel:+7901\nEND:VCARD"),
+            vec!["+7 900", "123", "+7901"]
+        );
+        assert_eq!(
+            vcard_phones(
+                "BEGIN:VCARD\nitem1.TEL;waid=79001234569:+7 900 123-45-69\nitem2.TEL;waid=79001234570:\nTELEX:1\nEND:VCARD"
+            ),
+            vec!["+7 900 123-45-69", "79001234570"]
         );
         assert_eq!(excerpt("a\n  b\tc"), "a b c");
         assert_eq!(excerpt(&"я".repeat(400)).chars().count(), REASON_MAX_CHARS + 1);

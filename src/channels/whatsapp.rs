@@ -310,7 +310,8 @@ fn parse_status(s: &Value) -> Result<Result<DeliveryStatus, Notification>, Parse
     let status = match raw {
         "sent" => DeliveryState::Sent,
         "delivered" => DeliveryState::Delivered,
-        "read" => DeliveryState::Read,
+        // `played`: a voice message was listened to, which is more than read.
+        "read" | "played" => DeliveryState::Read,
         "failed" => DeliveryState::Failed { reason: status_errors(s) },
         other => return Ok(Err(Notification::Unknown { kind: format!("status/{other}") })),
     };

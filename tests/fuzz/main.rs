@@ -6,6 +6,7 @@
 //! `scripts/fuzz.sh` gives each target a time budget (`FUZZ_SECONDS`).
 
 mod channels;
+mod corpus;
 mod detect;
 mod leads;
 mod prices;

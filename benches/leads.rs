@@ -12,7 +12,8 @@
 //! (seconds, default 600), BENCH_NICENESS (the projector's and workers' `BACKGROUND_NICENESS`,
 //! default 0), BENCH_OUTREACH (`during`, the default: outreach runs while the posts arrive; or
 //! `after`: the projector and workers start once every post has been answered, which measures the
-//! form endpoint alone), BENCH_KEEP_DB=1.
+//! form endpoint alone), BENCH_WORKER_CONCURRENCY (jobs each worker runs at once, default 32),
+//! BENCH_KEEP_DB=1.
 
 mod support;
 
@@ -79,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let warmup: u64 = env_or("BENCH_WARMUP", 2);
     let contact_timeout: u64 = env_or("BENCH_CONTACT_TIMEOUT", 600);
     let niceness: u32 = env_or("BENCH_NICENESS", 0);
+    let worker_concurrency: u32 = env_or("BENCH_WORKER_CONCURRENCY", 32);
     let outreach_after = std::env::var("BENCH_OUTREACH").is_ok_and(|v| v == "after");
     let db = TestDb::create().await?;
     println!("database {}", db.name);
@@ -125,24 +127,22 @@ async fn main() -> anyhow::Result<()> {
         ("PORT", port.to_string()),
         ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "0".into()),
         ("DATABASE_MAX_CONNECTIONS", "24".into()),
-        ("WORKER_CONCURRENCY", "32".into()),
+        ("WORKER_CONCURRENCY", worker_concurrency.to_string()),
     ];
-    let with_metrics = |e: &Vec<(&'static str, String)>| {
-        let mut e = e.clone();
-        e.push(("METRICS_PORT", support::free_port().to_string()));
-        e
-    };
     let server = Aisales::spawn("server", &["serve"], &env)?;
-    let background = {
-        let mut env = with_metrics(&env);
+    // Each background process gets its own metrics port (one shared port would stop all but the
+    // first to bind it).
+    let background = || {
+        let mut env = env.clone();
+        env.push(("METRICS_PORT", support::free_port().to_string()));
         env.push(("BACKGROUND_NICENESS", niceness.to_string()));
         env
     };
     let start_background = || -> anyhow::Result<[Aisales; 3]> {
         Ok([
-            Aisales::spawn("projector", &["projector"], &background)?,
-            Aisales::spawn("worker-leads", &["worker", "leads"], &background)?,
-            Aisales::spawn("worker-send", &["worker", "message-send"], &background)?,
+            Aisales::spawn("projector", &["projector"], &background())?,
+            Aisales::spawn("worker-leads", &["worker", "leads"], &background())?,
+            Aisales::spawn("worker-send", &["worker", "message-send"], &background())?,
         ])
     };
     let mut background_processes = if outreach_after { None } else { Some(start_background()?) };
@@ -200,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     report(
         "posts offered",
         format!(
-            "{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured); outreach {}, background niceness {niceness}",
+            "{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured); outreach {}, background niceness {niceness}, worker concurrency {worker_concurrency}",
             if outreach_after { "after the posts" } else { "during the posts" }
         ),
     );

@@ -20,7 +20,8 @@ use super::{
 use crate::infra::redact::mask_phone;
 
 /// Message types that are known and deliberately not stored.
-const IGNORED_TYPES: &[&str] = &["reaction", "sticker", "system", "request_welcome", "ephemeral", "unsupported"];
+const IGNORED_TYPES: &[&str] =
+    &["reaction", "sticker", "system", "request_welcome", "ephemeral", "unsupported", "revoke"];
 
 /// Graph API error codes worth retrying: throttling, pair rate limits and temporary outages.
 const TRANSIENT_CODES: &[u64] = &[1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131056, 133004, 133005];
@@ -183,6 +184,29 @@ pub fn parse_routed(body: &[u8]) -> Result<Vec<ForNumber>, ParseError> {
         .collect())
 }
 
+/// A customer's edit of an earlier message (`type: edit`): the edited message, read like any other
+/// under the edit's own id, sender and time, as a new message naming the original (`edit_of`), as
+/// Telegram edits are.
+fn parse_edit(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage, Notification>, ParseError> {
+    let original =
+        str_at(m, &["edit", "original_message_id"]).ok_or(ParseError::Field("messages.edit.original_message_id"))?;
+    let Some(Value::Object(inner)) = at(m, &["edit", "message"]) else {
+        return Ok(Err(Notification::Unknown { kind: "message/edit".into() }));
+    };
+    if inner.get("type").and_then(Value::as_str) == Some("edit") {
+        return Ok(Err(Notification::Unknown { kind: "message/edit".into() }));
+    }
+    let mut edited = inner.clone();
+    for key in ["id", "from", "from_user_id", "user_id", "timestamp"] {
+        match m.get(key) {
+            Some(v) => edited.insert(key.to_string(), v.clone()),
+            None => edited.remove(key),
+        };
+    }
+    Ok(parse_message(&Value::Object(edited), contacts)?
+        .map(|message| InboundMessage { edit_of: Some(original.to_string()), ..message }))
+}
+
 /// A coordinate given as a number or as a numeric string.
 fn coordinate(m: &Value, field: &str) -> Option<f64> {
     let v = at(m, &["location", field])?;
@@ -205,6 +229,9 @@ fn parse_message(m: &Value, contacts: &[Value]) -> Result<Result<InboundMessage,
     let from = phone_from.or(user_id).ok_or(ParseError::Field("messages.from"))?;
     let sent_at = time_at(m, &["timestamp"]).ok_or(ParseError::Field("messages.timestamp"))?;
     let kind = str_at(m, &["type"]).ok_or(ParseError::Field("messages.type"))?;
+    if kind == "edit" {
+        return parse_edit(m, contacts);
+    }
     let mut attachments = Vec::new();
     let (text, kind) = match kind {
         "text" => {
@@ -803,6 +830,27 @@ mod tests {
         assert_eq!(location(json!("55.75"), json!(" 37.61 ")), "Геопозиция: Склад (55.750000, 37.610000)");
         assert_eq!(location(json!("север"), json!(37.61)), "Геопозиция: Склад (координаты не прочитаны)");
         assert_eq!(location(json!({}), Value::Null), "Геопозиция: Склад (координаты не прочитаны)");
+    }
+
+    #[test]
+    fn an_edit_is_a_new_message_naming_the_original_and_a_deletion_is_ignored() {
+        let edit = |inner: Value| {
+            parse_json(body(json!({"messaging_product": "whatsapp", "metadata": meta(),
+                "messages": [{"from": "79001234567", "id": "wamid.e2", "timestamp": "1714650100", "type": "edit",
+                              "edit": {"original_message_id": "wamid.e1", "message": inner}}]})))
+        };
+        let n = edit(json!({"type": "text", "text": {"body": "Нужна АКПП U660E, не U760E"}, "id": "M0"}));
+        let m = &messages(&n)[0];
+        assert_eq!((m.provider_message_id.as_str(), m.edit_of.as_deref()), ("wamid.e2", Some("wamid.e1")));
+        assert_eq!((m.chat_id.as_str(), m.text.as_str()), ("79001234567", "Нужна АКПП U660E, не U760E"));
+        assert_eq!(m.sent_at.timestamp(), 1714650100);
+        let n = edit(json!({"type": "image", "image": {"id": "55", "mime_type": "image/jpeg", "caption": "Шильдик"}}));
+        assert_eq!(messages(&n)[0].attachments[0].file_id.as_deref(), Some("55"));
+        assert!(matches!(&edit(json!("not an object"))[0], Notification::Unknown { .. }));
+        let revoked = parse_json(body(json!({"messaging_product": "whatsapp", "metadata": meta(),
+            "messages": [{"from": "79001234567", "id": "wamid.r", "timestamp": "1714650200", "type": "revoke",
+                          "revoke": {"original_message_id": "wamid.e1"}}]})));
+        assert!(matches!(&revoked[0], Notification::Ignored { .. }), "{revoked:?}");
     }
 
     #[test]

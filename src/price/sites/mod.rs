@@ -149,7 +149,7 @@ pub fn parse_listings(page_url: &Url, html: &str) -> Vec<RawListing> {
 }
 
 /// How deep the elements of `html` nest, read from its tags alone (stopping once past `stop_at`):
-/// elements that HTML closes by itself (void ones, `p`, `li`, table cells, …) and raw text
+/// elements that HTML closes by itself (void ones, `p`, `li`, table cells, a new `a`, …) and raw text
 /// (`script`, `style`, comments) do not count, so a well-formed page never reads deeper than its
 /// tree, and unbalanced closing tags only make the figure smaller.
 pub(crate) fn tag_nesting(html: &str, stop_at: usize) -> usize {
@@ -157,6 +157,9 @@ pub(crate) fn tag_nesting(html: &str, stop_at: usize) -> usize {
         "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param",
         "keygen", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup",
         "rp", "rt", "html", "head", "body",
+        // A new one closes an open one (HTML's parsing rules), so sloppy pages that never close them
+        // do not nest them either.
+        "a", "nobr", "button", "form",
     ];
     const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"];
     let bytes = html.as_bytes();

@@ -641,6 +641,7 @@ fn tag_nesting_counts_what_nests_and_skips_what_html_closes_itself() {
     assert_eq!(tag_nesting("<html><body><div><div><span>x</span></div></div></body></html>", 100), 3);
     assert_eq!(tag_nesting(&"<p>unclosed paragraph ".repeat(5000), 100), 0, "p closes itself");
     assert_eq!(tag_nesting(&"<li>item<br><img src=a.png>".repeat(5000), 100), 0);
+    assert_eq!(tag_nesting(&"<a href=/x>never closed ".repeat(5000), 100), 0, "a new link closes the last");
     assert_eq!(tag_nesting("<div><script>if (a<b) { '<div><div>' }</script><!-- <div><div> --></div>", 100), 1);
     assert_eq!(tag_nesting("<div/><DIV><Div></div></DIV>", 100), 2, "self-closed, any case");
     assert_eq!(tag_nesting("</div></div><div>a < b</div>", 100), 1, "stray closers never go below zero");

@@ -12,13 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
 
-require_cargo
-ensure_postgres
-ensure_redis
-ensure_database aisales
+ensure_test_services
 
-export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://aisales:aisales@127.0.0.1:5432/postgres}
-export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/}
 export CHAOS_SECONDS=${1:-180}
 export CHAOS_FULL=1
 profile=()

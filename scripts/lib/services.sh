@@ -85,3 +85,14 @@ require_cargo() {
         echo "cargo is not installed: install Rust 1.89 or newer with rustup (https://rustup.rs)" >&2; return 1
     fi
 }
+
+# What the tests and benchmarks need: cargo, PostgreSQL with the aisales role and database, Redis,
+# and TEST_DATABASE_URL / TEST_REDIS_URL pointing at them (unless already set).
+ensure_test_services() {
+    require_cargo
+    ensure_postgres
+    ensure_redis
+    ensure_database aisales
+    export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://aisales:aisales@127.0.0.1:5432/postgres}
+    export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/}
+}

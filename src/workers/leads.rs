@@ -1,7 +1,7 @@
 //! The leads worker: writes the first message to a lead, follows up when nobody answers, and tells
 //! the team through the escalation bot.
 //!
-//! One kind, four jobs (`payload.action`), each a timer of the lead kept in `work_items`:
+//! One kind, five jobs (`payload.action`), each kept in `work_items`:
 //!
 //! * `outreach` — runs the lead's round when it is due (at once, or at the opening when the lead
 //!   came outside working hours): claims it (`OutreachStarted`), plans the channels
@@ -16,6 +16,8 @@
 //! * `no_reply` — fires the check; the lead says whether it still applies.
 //! * `notify` — the escalation bot's message to the team's chat (failed lead, no reply); retried by
 //!   the bus, then recorded as failed.
+//! * `notify_escalation` — the same bot's message about an escalated conversation, once per
+//!   escalation; the outcome is recorded on the conversation.
 
 use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::{
@@ -380,18 +382,7 @@ impl LeadsHandler {
             send_after: chrono::Utc::now(),
             at: now,
         };
-        let meta = self.meta(job);
-        self.services
-            .store
-            .execute::<Conversation>(
-                &conversation.to_string(),
-                ConversationCommand::WriteToLead(Box::new(message)),
-                &(),
-                &meta,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("conversation {conversation}: {e}"))?;
-        Ok(())
+        self.record_on_conversation(job, conversation, ConversationCommand::WriteToLead(Box::new(message))).await
     }
 
     // ----------------------------------------------------------------------------------------
@@ -494,6 +485,7 @@ impl LeadsHandler {
         })
     }
 
+    /// Runs `cmd` on the conversation as this job (a refusal is an error of the job).
     async fn record_on_conversation(
         &self,
         job: &Job,

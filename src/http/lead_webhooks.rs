@@ -37,13 +37,9 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
             match s[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < s.len() => {
-                    // Two hex digits exactly: `from_str_radix` alone would also take a sign (`%+1`).
-                    let digits = &s[i + 1..i + 3];
-                    let hex = digits
-                        .iter()
-                        .all(u8::is_ascii_hexdigit)
-                        .then(|| std::str::from_utf8(digits).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
-                        .flatten();
+                    // Two hex digits exactly (`%+1` is no escape).
+                    let digit = |b: u8| char::from(b).to_digit(16);
+                    let hex = digit(s[i + 1]).zip(digit(s[i + 2])).map(|(h, l)| (h * 16 + l) as u8);
                     match hex {
                         Some(b) => {
                             out.push(b);

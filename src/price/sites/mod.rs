@@ -115,24 +115,26 @@ pub fn site_of(url: &Url) -> String {
     host.strip_prefix("www.").map(str::to_string).unwrap_or(host)
 }
 
-/// Reads the listings of a page. `page_url` is the page's real URL (links are made absolute
-/// against it and the site is its domain), `html` the decoded document.
 /// A page nested deeper than this many elements has no listings: real listing pages stay far
 /// below it (browsers' own HTML parsers stop nesting at 512), and the card heuristics look at an
 /// element's whole subtree, which on such a page would cost the square of its size.
 pub const MAX_NESTING: usize = 512;
 
+/// Reads the listings of a page. `page_url` is the page's real URL (links are made absolute
+/// against it and the site is its domain), `html` the decoded document.
 pub fn parse_listings(page_url: &Url, html: &str) -> Vec<RawListing> {
+    let too_deep = || {
+        tracing::warn!(site = %site_of(page_url), "page nested deeper than {MAX_NESTING} elements; not read");
+        Vec::new()
+    };
     // The HTML reader spends time in proportion to size × depth, so a page whose tags alone
     // nest far too deep is not even read.
     if tag_nesting(html, 4 * MAX_NESTING) > 4 * MAX_NESTING {
-        tracing::warn!(site = %site_of(page_url), "page nested deeper than {MAX_NESTING} elements; not read");
-        return Vec::new();
+        return too_deep();
     }
     let doc = Html::parse_document(html);
     if nested_deeper_than(&doc, MAX_NESTING) {
-        tracing::warn!(site = %site_of(page_url), "page nested deeper than {MAX_NESTING} elements; not read");
-        return Vec::new();
+        return too_deep();
     }
     let page = Page::new(page_url, &doc);
     let own = match page.family {

@@ -10,7 +10,14 @@ use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
 use crate::helpers::{TestApp, app_with, eventually, fast, green_account, post_green, suggestions, tenant, try_get};
 
 /// Posts one customer message; returns its conversation id.
-async fn customer_writes(app: &TestApp, path: &str, token: &str, chat: &str, id: &str, text: &str) -> String {
+pub(crate) async fn customer_writes(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    chat: &str,
+    id: &str,
+    text: &str,
+) -> String {
     let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, chat, "Иван", id, text);
     let r = post_green(app, path, token, &body).await;
     assert_eq!(r.status(), StatusCode::OK);

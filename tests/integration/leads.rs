@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::green_api::{FakeGreenApi, green_api_incoming_text};
 use crate::fakes::telegram::FakeTelegram;
+use crate::hardening::customer_writes;
 use crate::helpers::{
     ChildGuard, TestApp, TestTenant, app_with, create_tenant, create_user, eventually, fast, green_account, post_green,
     tenant, try_get,
@@ -519,18 +520,14 @@ async fn an_escalated_conversation_reaches_the_team_once_through_the_bot_and_wit
     let s = shop(&app).await;
     // The bot's first try meets a provider outage: retried, then sent once.
     tg.fail_next_telegram(1, 502, "Bad Gateway", None);
-    let body = green_api_incoming_text(
-        FakeGreenApi::ID_INSTANCE,
+    let conversation = customer_writes(
+        &app,
+        &s.green_path,
+        &s.green_token,
         CHAT,
-        "Пётр",
         "ESC-1",
         "Коробка пинается на холодную, нужен мастер",
-    );
-    assert!(post_green(&app, &s.green_path, &s.green_token, &body).await.status().is_success());
-    let conversation = eventually(Duration::from_secs(20), "the conversation", || async {
-        let v = try_get(&app, "/api/conversations", s.t.owner()).await?;
-        v["items"][0]["id"].as_str().map(str::to_string)
-    })
+    )
     .await;
     app.drain().await;
     let r = app
@@ -567,13 +564,7 @@ async fn an_escalated_conversation_reaches_the_team_once_through_the_bot_and_wit
     let other = tenant(&app).await;
     let green = FakeGreenApi::start().await;
     let (_, path, token) = green_account(&app, &other, &green).await;
-    let body = green_api_incoming_text(FakeGreenApi::ID_INSTANCE, CHAT, "Анна", "ESC-2", "Позовите человека");
-    assert!(post_green(&app, &path, &token, &body).await.status().is_success());
-    let conversation = eventually(Duration::from_secs(20), "the other conversation", || async {
-        let v = try_get(&app, "/api/conversations", other.owner()).await?;
-        v["items"][0]["id"].as_str().map(str::to_string)
-    })
-    .await;
+    let conversation = customer_writes(&app, &path, &token, CHAT, "ESC-2", "Позовите человека").await;
     let r = app
         .request(Method::POST, &format!("/api/conversations/{conversation}/escalate"), Some(other.owner()))
         .json(&json!({"reason": "Нужен человек"}))

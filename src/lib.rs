@@ -18,6 +18,7 @@ pub mod http;
 pub mod infra;
 pub mod media;
 pub mod price;
+pub mod privacy;
 pub mod process;
 pub mod projection;
 pub mod store;

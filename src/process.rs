@@ -1,4 +1,4 @@
-//! What a process runs: supervised long-lived tasks (HTTP server, projectors, sweeper, workers),
+//! What a process runs: supervised long-lived tasks (HTTP server, projectors, sweeper, retention, workers),
 //! with their options built from the settings in one place, for the CLI and the tests alike.
 
 use std::sync::Arc;
@@ -119,7 +119,17 @@ pub fn spawn_projectors(
     let token = sup.token();
     sup.spawn(
         "work sweeper",
-        crate::bus::sweeper::run(pool, crate::infra::db::connect_options(settings)?, redis, sweeper, token),
+        crate::bus::sweeper::run(pool.clone(), crate::infra::db::connect_options(settings)?, redis, sweeper, token),
+    );
+    let token = sup.token();
+    sup.spawn(
+        "retention",
+        crate::privacy::retention::run(
+            pool,
+            crate::infra::db::connect_options(settings)?,
+            retention_options(settings),
+            token,
+        ),
     );
     Ok(())
 }
@@ -157,6 +167,14 @@ pub fn worker_options(settings: &Settings, kind: crate::bus::Kind) -> crate::bus
         max_deliveries: settings.bus.max_deliveries,
         job_timeout: settings.bus.job_timeout,
         shutdown_grace: settings.shutdown_grace,
+    }
+}
+
+/// The options of the scheduled retention pass, from the settings.
+pub fn retention_options(settings: &Settings) -> crate::privacy::retention::RetentionOptions {
+    crate::privacy::retention::RetentionOptions {
+        interval: settings.retention_interval,
+        instance: crate::infra::instance_name("retention"),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The `aisales` command line: one binary, one subcommand per process role or operator task.
 
 mod channels;
+mod customers;
 mod detect;
 mod leads;
 mod migrate;
 mod prices;
+mod privacy;
 mod projections;
 mod replay;
 mod roles;
@@ -15,6 +17,7 @@ mod tenants;
 pub use channels::{ChannelCommand, ChannelTop};
 pub use leads::{LeadFormCommand, LeadFormTop};
 pub use prices::PricesCommand;
+pub use privacy::PrivacyCommand;
 pub use projections::ProjectionsCommand;
 pub use replay::ReplayCommand;
 pub use roles::ServeArgs;
@@ -89,6 +92,12 @@ pub enum Command {
     /// The tenant's own price list (`aisales prices import --tenant ID FILE.csv`).
     #[command(subcommand)]
     Prices(PricesCommand),
+    /// Customer data rights (`aisales privacy retention [--tenant ID] [--dry-run]`).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+    /// A customer's data requests (`aisales customer export --tenant T ID`).
+    #[command(subcommand)]
+    Customer(customers::CustomerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +238,8 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::Detect { .. } => Ok(()),
         Command::LeadForm(LeadFormTop::Add(cmd)) => leads::lead_form_add(settings, cmd).await,
         Command::Prices(cmd) => prices::run(&settings, cmd).await,
+        Command::Privacy(cmd) => privacy::run(&settings, cmd).await,
+        Command::Customer(cmd) => customers::run(&settings, cmd).await,
     }
 }
 

@@ -319,6 +319,10 @@ impl Settings {
                 .unwrap_or_else(|| ai_model.clone()),
         };
 
+        let retention_interval = Duration::from_secs(
+            r.parse::<u64>("RETENTION_INTERVAL_SECS", "a number of seconds").unwrap_or(3600).max(1),
+        );
+
         if !r.problems.is_empty() {
             return Err(ConfigError { problems: r.problems });
         }
@@ -369,6 +373,7 @@ impl Settings {
             warnings: r.warnings,
             prices,
             media,
+            retention_interval,
         })
     }
 }

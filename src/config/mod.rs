@@ -198,6 +198,9 @@ pub struct Settings {
 
     /// Customers' files: where they are stored, the limits, the lifetime of signed links.
     pub media: MediaSettings,
+
+    /// How often the retention pass runs (`privacy::retention`).
+    pub retention_interval: Duration,
 }
 
 /// Settings of stored media.

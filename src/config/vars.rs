@@ -130,6 +130,9 @@ pub const VARS: &[VarSpec] = vars![
         ("PRICE_LOOKUP_TIMEOUT_SECS", "60", "bound of one whole price search over every source"),
         ("PRICE_PAGE_CONCURRENCY", "4", "listing pages one price search reads at once"),
     ],
+    "Privacy" => [
+        ("RETENTION_INTERVAL_SECS", "3600", "how often the projector role deletes vehicle-lookup evidence older than each tenant's retention (docs/privacy.md)"),
+    ],
 ];
 
 /// The documented `.env` template (`.env.example` is exactly this text).

@@ -20,14 +20,53 @@ pub struct Tenant {
     pub working_hours_end: NaiveTime,
     pub working_days: Vec<String>,
     pub settings: AgentSettings,
+    pub retention: Retention,
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
 
-type TenantRow = (Uuid, String, String, NaiveTime, NaiveTime, Vec<String>, serde_json::Value, String, DateTime<Utc>);
+/// How long the tenant keeps personal data that lives outside the event log (`docs/privacy.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// Vehicle-lookup evidence older than this many days is deleted by the retention pass.
+    pub lookup_evidence_days: u32,
+    /// Customers inactive for this many months are erased by customer erasure; `None`: never.
+    pub erase_inactive_customers_months: Option<u32>,
+}
+
+/// The days `lookup_evidence_days` may take (the migration checks the same range).
+pub const LOOKUP_EVIDENCE_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
+/// The months `erase_inactive_customers_months` may take (the migration checks the same range).
+pub const INACTIVE_CUSTOMER_MONTHS: std::ops::RangeInclusive<u32> = 1..=600;
+
+type TenantRow = (
+    Uuid,
+    String,
+    String,
+    NaiveTime,
+    NaiveTime,
+    Vec<String>,
+    serde_json::Value,
+    i32,
+    Option<i32>,
+    String,
+    DateTime<Utc>,
+);
 
 fn tenant_from(row: TenantRow) -> Tenant {
-    let (id, name, timezone, working_hours_start, working_hours_end, working_days, settings, status, created_at) = row;
+    let (
+        id,
+        name,
+        timezone,
+        working_hours_start,
+        working_hours_end,
+        working_days,
+        settings,
+        evidence_days,
+        inactive_months,
+        status,
+        created_at,
+    ) = row;
     Tenant {
         id,
         name,
@@ -37,13 +76,18 @@ fn tenant_from(row: TenantRow) -> Tenant {
         working_days,
         // Stored settings were validated on write; unknown or missing fields take their defaults.
         settings: serde_json::from_value(settings).unwrap_or_default(),
+        // Both columns are checked positive by the database.
+        retention: Retention {
+            lookup_evidence_days: evidence_days.unsigned_abs(),
+            erase_inactive_customers_months: inactive_months.map(i32::unsigned_abs),
+        },
         status,
         created_at,
     }
 }
 
-const TENANT_COLUMNS: &str =
-    "id, name, timezone, working_hours_start, working_hours_end, working_days, settings, status, created_at";
+const TENANT_COLUMNS: &str = "id, name, timezone, working_hours_start, working_hours_end, working_days, settings, \
+     lookup_evidence_retention_days, erase_inactive_customers_months, status, created_at";
 
 pub async fn create_tenant(conn: &mut PgConnection, name: &str) -> sqlx::Result<Tenant> {
     let row: TenantRow =
@@ -74,6 +118,26 @@ pub struct TenantPatch {
     pub working_days: Option<Vec<String>>,
     /// Merged into the stored settings (JSON merge: objects merge, other values replace).
     pub settings: Option<serde_json::Value>,
+    pub retention: Option<RetentionPatch>,
+}
+
+/// Changes to a tenant's retention (absent fields are kept).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPatch {
+    pub lookup_evidence_days: Option<u32>,
+    /// A number of months, or `null` to erase no customer for inactivity.
+    #[serde(default, deserialize_with = "present")]
+    pub erase_inactive_customers_months: Option<Option<u32>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); an absent one stays `None` by default.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Why a tenant update was refused.
@@ -138,9 +202,32 @@ pub async fn update_tenant(
         parsed.validate().map_err(|e| TenantPatchError::Invalid(format!("settings.{e}")))?;
         t.settings = parsed;
     }
+    if let Some(r) = patch.retention {
+        if let Some(days) = r.lookup_evidence_days {
+            if !LOOKUP_EVIDENCE_DAYS.contains(&days) {
+                return Err(TenantPatchError::Invalid(format!(
+                    "retention.lookup_evidence_days must be {} to {}",
+                    LOOKUP_EVIDENCE_DAYS.start(),
+                    LOOKUP_EVIDENCE_DAYS.end()
+                )));
+            }
+            t.retention.lookup_evidence_days = days;
+        }
+        if let Some(months) = r.erase_inactive_customers_months {
+            if months.is_some_and(|m| !INACTIVE_CUSTOMER_MONTHS.contains(&m)) {
+                return Err(TenantPatchError::Invalid(format!(
+                    "retention.erase_inactive_customers_months must be {} to {}, or null to keep customers",
+                    INACTIVE_CUSTOMER_MONTHS.start(),
+                    INACTIVE_CUSTOMER_MONTHS.end()
+                )));
+            }
+            t.retention.erase_inactive_customers_months = months;
+        }
+    }
     sqlx::query(
         "UPDATE tenants SET name = $2, timezone = $3, working_hours_start = $4, working_hours_end = $5, \
-         working_days = $6, settings = $7, updated_at = now() WHERE id = $1",
+         working_days = $6, settings = $7, lookup_evidence_retention_days = $8, \
+         erase_inactive_customers_months = $9, updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(&t.name)
@@ -149,6 +236,8 @@ pub async fn update_tenant(
     .bind(t.working_hours_end)
     .bind(&t.working_days)
     .bind(serde_json::to_value(&t.settings).expect("settings serialize"))
+    .bind(t.retention.lookup_evidence_days as i32)
+    .bind(t.retention.erase_inactive_customers_months.map(|m| m as i32))
     .execute(&mut *conn)
     .await?;
     Ok(Some(t))

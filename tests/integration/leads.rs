@@ -21,11 +21,11 @@ use crate::helpers::{
     tenant, try_get,
 };
 
-const PHONE: &str = "+7 (999) 123-45-67";
-const CHAT: &str = "79991234567@c.us";
+pub(crate) const PHONE: &str = "+7 (999) 123-45-67";
+pub(crate) const CHAT: &str = "79991234567@c.us";
 const TEAM_CHAT: &str = "-1001234567890";
 
-fn marquiz(phone: &str) -> Value {
+pub(crate) fn marquiz(phone: &str) -> Value {
     json!({
         "contacts": {"name": "Иван", "phone": phone},
         "answers": [
@@ -40,12 +40,12 @@ fn marquiz(phone: &str) -> Value {
 }
 
 /// A tenant open every hour of every day, with the escalation bot pointed at the fake Telegram.
-struct Shop {
-    t: TestTenant,
-    green: FakeGreenApi,
-    green_path: String,
-    green_token: String,
-    form_path: String,
+pub(crate) struct Shop {
+    pub(crate) t: TestTenant,
+    pub(crate) green: FakeGreenApi,
+    pub(crate) green_path: String,
+    pub(crate) green_token: String,
+    pub(crate) form_path: String,
     form_id: String,
 }
 
@@ -58,7 +58,7 @@ fn all_week() -> Value {
     })
 }
 
-async fn shop(app: &TestApp) -> Shop {
+pub(crate) async fn shop(app: &TestApp) -> Shop {
     shop_with_hours(app, all_week()).await
 }
 
@@ -82,7 +82,7 @@ async fn shop_with_hours(app: &TestApp, hours: Value) -> Shop {
     Shop { t, green, green_path, green_token, form_path: url, form_id }
 }
 
-async fn post_form(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post_form(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.client.post(format!("{}{path}", app.address)).json(body).send().await.unwrap()
 }
 
@@ -100,7 +100,7 @@ async fn lead_with_status(app: &TestApp, token: &str, id: &str, status: &str) ->
 }
 
 /// The board once it lists `n` leads for `query`.
-async fn board(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
+pub(crate) async fn board(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
     eventually(Duration::from_secs(20), &format!("{n} lead(s) for {query}"), || async {
         let v = try_get(app, &format!("/api/leads{query}"), token).await?;
         let items = v["items"].as_array().cloned().unwrap_or_default();

@@ -229,28 +229,7 @@ async fn another_tenants_ids_answer_404_like_missing_ones() {
 
 /// A vehicle lookup of tenant `tenant`, with one evidence file, projected into the read model.
 async fn lookup_of(app: &crate::helpers::TestApp, tenant: Uuid) -> (Uuid, Uuid) {
-    use aisales_domain::vehicle_lookup::{
-        IdType, LookupSource, NewRequest, VehicleId, VehicleLookup, VehicleLookupCommand, lookup_id,
-    };
-    let conversation = Uuid::now_v7();
-    let id = VehicleId::parse(IdType::Vin, "JTNBK40K203012345").unwrap();
-    let lookup = lookup_id(tenant, Some(conversation), &id);
-    let request = NewRequest {
-        request_id: Uuid::now_v7(),
-        tenant_id: tenant,
-        conversation_id: Some(conversation),
-        message_id: None,
-        id,
-        source: LookupSource::Operator,
-        requested_by: "test".into(),
-        at: chrono::Utc::now(),
-    };
-    let meta = aisales::store::EventMetadata::system(Some(tenant), "test");
-    app.state
-        .store
-        .execute::<VehicleLookup>(&lookup.to_string(), VehicleLookupCommand::Request(Box::new(request)), &(), &meta)
-        .await
-        .unwrap();
+    let lookup = crate::retention::projected_lookup(app, tenant).await;
     let evidence = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO lookup_evidence (id, tenant_id, lookup_id, round, attempt, kind, content_type, content, size_bytes) \
@@ -263,18 +242,6 @@ async fn lookup_of(app: &crate::helpers::TestApp, tenant: Uuid) -> (Uuid, Uuid) 
     .execute(&app.pool)
     .await
     .unwrap();
-    let projector = aisales_projections::vehicle_lookup_views::VehicleLookups::new(aisales_projections::Target::LIVE);
-    // Events become readable once older transactions (of any database) have ended.
-    crate::helpers::eventually(std::time::Duration::from_secs(20), "the lookup in the read model", || async {
-        aisales_projections::apply_next_batch(&app.pool, &projector, None).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_vehicle_lookups WHERE lookup_id = $1")
-            .bind(lookup)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        (n == 1).then_some(())
-    })
-    .await;
     (lookup, evidence)
 }
 

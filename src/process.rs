@@ -103,7 +103,7 @@ impl Default for Supervisor {
 
 pub fn spawn_projectors(
     sup: &mut Supervisor,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     pool: sqlx::PgPool,
     redis: crate::infra::redis::Redis,
 ) -> anyhow::Result<()> {
@@ -119,13 +119,19 @@ pub fn spawn_projectors(
     let token = sup.token();
     sup.spawn(
         "work sweeper",
-        crate::bus::sweeper::run(pool.clone(), crate::infra::db::connect_options(settings)?, redis, sweeper, token),
+        crate::bus::sweeper::run(
+            pool.clone(),
+            crate::infra::db::connect_options(settings)?,
+            redis.clone(),
+            sweeper,
+            token,
+        ),
     );
     let token = sup.token();
     sup.spawn(
         "retention",
         crate::privacy::retention::run(
-            pool,
+            crate::application::Context::new(settings.clone(), pool, redis),
             crate::infra::db::connect_options(settings)?,
             retention_options(settings),
             token,

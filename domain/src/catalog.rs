@@ -74,6 +74,9 @@ fn conversation_meaning(e: &C) -> &'static str {
         C::LeadLinked { .. } => "a lead's first message went into this conversation (the customer's reply answers it)",
         C::TeamNotified { .. } => "the escalation bot told the team of an escalation",
         C::TeamNotificationFailed { .. } => "the escalation bot could not tell the team of an escalation",
+        C::CustomerErased { .. } => {
+            "the customer's data was erased (their key destroyed): every customer-data field of the conversation reads [erased]"
+        }
         C::AttachmentStored { .. } => {
             "an attachment was downloaded from the provider and stored, content-addressed (sha256, size, type, thumbnail)"
         }
@@ -106,7 +109,7 @@ fn vehicle_lookup_meaning(e: &V) -> &'static str {
     }
 }
 
-fn vehicle_lookup_samples() -> Vec<V> {
+pub(crate) fn vehicle_lookup_samples() -> Vec<V> {
     let t = Utc.timestamp_opt(0, 0).unwrap();
     let id = Uuid::nil();
     let result = LookupResult {
@@ -183,6 +186,15 @@ fn vehicle_lookup_samples() -> Vec<V> {
     ]
 }
 
+/// One sample of every probe event.
+pub(crate) fn probe_samples() -> Vec<P> {
+    let t = Utc.timestamp_opt(0, 0).unwrap();
+    vec![
+        P::PingRequested { ping_id: Uuid::nil(), at: t },
+        P::PongRecorded { ping_id: Uuid::nil(), worker: String::new(), at: t },
+    ]
+}
+
 fn probe_meaning(e: &P) -> &'static str {
     match e {
         P::PingRequested { .. } => "a no-op job was asked for (bus health check)",
@@ -191,7 +203,7 @@ fn probe_meaning(e: &P) -> &'static str {
 }
 
 /// One sample of every event (the values are irrelevant; the shapes are what is documented).
-fn conversation_samples() -> Vec<C> {
+pub(crate) fn conversation_samples() -> Vec<C> {
     let t = Utc.timestamp_opt(0, 0).unwrap();
     let id = Uuid::nil();
     vec![
@@ -345,6 +357,12 @@ fn conversation_samples() -> Vec<C> {
         },
         C::TeamNotified { escalation: 1, chat_id: String::new() },
         C::TeamNotificationFailed { escalation: 1, error: String::new() },
+        C::CustomerErased {
+            customer_id: Uuid::nil(),
+            erased_by: String::new(),
+            cause: crate::pii::ErasureCause::Request,
+            erased_at: Utc.timestamp_opt(0, 0).unwrap(),
+        },
     ]
 }
 
@@ -395,11 +413,7 @@ pub fn catalog() -> Vec<EventDoc> {
             meaning: e.meaning(),
         });
     }
-    let t = Utc.timestamp_opt(0, 0).unwrap();
-    for e in [
-        P::PingRequested { ping_id: Uuid::nil(), at: t },
-        P::PongRecorded { ping_id: Uuid::nil(), worker: String::new(), at: t },
-    ] {
+    for e in probe_samples() {
         let name = e.event_type();
         out.push(EventDoc {
             aggregate: "probe",

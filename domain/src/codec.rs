@@ -23,6 +23,17 @@ pub trait EventSchema: DomainEvent + Serialize + DeserializeOwned + 'static {
         &[]
     }
 
+    /// Which string fields of each event type hold customer data ([`crate::pii`]); an aggregate
+    /// whose events hold none declares every string field safe.
+    fn fields() -> &'static [crate::pii::Fields] {
+        &[]
+    }
+
+    /// The customer-data paths of `event_type`.
+    fn pii_paths(event_type: &str) -> &'static [&'static str] {
+        crate::pii::pii_paths(Self::fields(), event_type)
+    }
+
     /// The event's type name: its serde variant name.
     fn name(&self) -> &'static str {
         variant_name(self)

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod detect;
 pub mod lead;
 pub mod media;
+pub mod pii;
 pub mod price;
 pub mod price_lookup;
 pub mod probe;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 
 use crate::codec::EventSchema;
+use crate::pii::Fields;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,6 +35,15 @@ impl DomainEvent for ProbeEvent {
 
 impl EventSchema for ProbeEvent {
     const AGGREGATE: &'static str = "probe";
+
+    /// No customer data.
+    fn fields() -> &'static [Fields] {
+        static FIELDS: &[Fields] = &[
+            Fields { event: "PingRequested", pii: &[], safe: &["at", "ping_id"] },
+            Fields { event: "PongRecorded", pii: &[], safe: &["at", "ping_id", "worker"] },
+        ];
+        FIELDS
+    }
 }
 
 /// Errors of [`Probe`].

@@ -164,12 +164,13 @@ pub fn read_after_sql() -> String {
 /// Reads up to `limit` events after `after`, in global order, stopping before the oldest
 /// transaction still in flight.
 pub async fn read_after(conn: &mut PgConnection, after: Position, limit: i64) -> sqlx::Result<Vec<StoredEvent>> {
-    sqlx::query_as::<_, StoredEvent>(&read_after_sql())
+    let rows = sqlx::query_as::<_, StoredEvent>(&read_after_sql())
         .bind(after.tx_id.to_string())
         .bind(after.global_position)
         .bind(limit)
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await;
+    opened(conn, rows).await
 }
 
 /// Like [`read_after`], but never past `upto` (inclusive).
@@ -186,14 +187,15 @@ pub async fn read_between(
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY events.tx_id, events.global_position LIMIT $3"
     );
-    sqlx::query_as::<_, StoredEvent>(&sql)
+    let rows = sqlx::query_as::<_, StoredEvent>(&sql)
         .bind(after.tx_id.to_string())
         .bind(after.global_position)
         .bind(limit)
         .bind(upto.tx_id.to_string())
         .bind(upto.global_position)
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await;
+    opened(conn, rows).await
 }
 
 /// Reads events after `after` in plain `global_position` order, ignoring transactions in flight.
@@ -208,7 +210,9 @@ pub async fn read_after_naive(
 ) -> sqlx::Result<Vec<StoredEvent>> {
     let sql =
         format!("SELECT {SELECT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2");
-    sqlx::query_as::<_, StoredEvent>(&sql).bind(after_global_position).bind(limit).fetch_all(conn).await
+    let rows =
+        sqlx::query_as::<_, StoredEvent>(&sql).bind(after_global_position).bind(limit).fetch_all(&mut *conn).await;
+    opened(conn, rows).await
 }
 
 /// All events of one aggregate, in sequence order, up to and including `until_sequence` when given.
@@ -222,12 +226,13 @@ pub async fn read_stream(
         "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
          AND sequence <= $3 ORDER BY sequence"
     );
-    sqlx::query_as::<_, StoredEvent>(&sql)
+    let rows = sqlx::query_as::<_, StoredEvent>(&sql)
         .bind(aggregate_type)
         .bind(aggregate_id)
         .bind(until_sequence.unwrap_or(i64::MAX))
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await;
+    opened(conn, rows).await
 }
 
 /// Up to `limit` events of one aggregate after `after_sequence`, in sequence order.
@@ -242,13 +247,14 @@ pub async fn read_stream_page(
         "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
          AND sequence > $3 ORDER BY sequence LIMIT $4"
     );
-    sqlx::query_as::<_, StoredEvent>(&sql)
+    let rows = sqlx::query_as::<_, StoredEvent>(&sql)
         .bind(aggregate_type)
         .bind(aggregate_id)
         .bind(after_sequence)
         .bind(limit)
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await;
+    opened(conn, rows).await
 }
 
 /// The events of one aggregate from `from` (inclusive) to `upto` (inclusive), in global order.
@@ -265,15 +271,23 @@ pub async fn read_aggregate_between(
            AND (tx_id, global_position) <= ($5::text::xid8, $6) \
          ORDER BY events.tx_id, events.global_position"
     );
-    sqlx::query_as::<_, StoredEvent>(&sql)
+    let rows = sqlx::query_as::<_, StoredEvent>(&sql)
         .bind(aggregate_type)
         .bind(aggregate_id)
         .bind(from.tx_id.to_string())
         .bind(from.global_position)
         .bind(upto.tx_id.to_string())
         .bind(upto.global_position)
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await;
+    opened(conn, rows).await
+}
+
+/// Events read on `conn` with their sealed customer data opened ([`crate::pii`]).
+async fn opened(conn: &mut PgConnection, rows: sqlx::Result<Vec<StoredEvent>>) -> sqlx::Result<Vec<StoredEvent>> {
+    let mut rows = rows?;
+    crate::pii::open_events(&mut *conn, &mut rows).await.map_err(|e| sqlx::Error::Decode(e.into()))?;
+    Ok(rows)
 }
 
 /// The newest position that readers may see now, or `None` when the log is empty.

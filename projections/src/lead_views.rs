@@ -1,6 +1,10 @@
 //! The leads board (`rm_leads`): one row per lead with its status, kind, contacts, the car and
 //! gearbox it asks about, how it was reached (channel, conversation), why it failed, and the times
 //! the funnel statistics count (received → contacted → replied → won).
+//!
+//! A lead whose customer is erased (`LeadErased`) is written again from its events as they now read,
+//! its customer data `[erased]` ([`erasure`](crate::conversation::erasure)), so that its row is the
+//! one a rebuild makes.
 
 use std::collections::HashMap;
 
@@ -12,6 +16,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::conversation::erasure::read_erased;
 use crate::conversation::{Change, record_changes};
 use crate::events::StoredEvent;
 use crate::projector::{Projector, Target};
@@ -184,6 +189,11 @@ impl LeadRow {
             }
             E::LeadAssigned { operator, .. } => self.assigned_to = operator.clone(),
             E::TeamNotified { .. } | E::TeamNotificationFailed { .. } => {}
+            // The lead takes no more commands: no round or check is due any more.
+            E::LeadErased { .. } => {
+                self.due_at = None;
+                self.no_reply_due_at = None;
+            }
         }
     }
 }
@@ -232,38 +242,128 @@ impl Projector for Leads {
         let keys: Vec<Uuid> = items.iter().map(|(_, id, _)| *id).collect();
         let mut rows: HashMap<Uuid, LeadRow> =
             rows::load(conn, &table, "lead_id", &keys, |r: &LeadRow| r.lead_id).await?;
-        let mut touched = Vec::new();
-        let mut changes = Vec::new();
-        for (e, id, event) in items {
-            let row = match rows.entry(id) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => match LeadRow::open(id, &event, e.recorded_at) {
-                    Some(row) => v.insert(row),
-                    None => continue,
-                },
-            };
-            if e.sequence > row.last_sequence {
-                row.apply(&event, e.recorded_at, e.sequence);
-            }
-            touched.push(id);
-            changes.push(Change {
-                tenant_id: row.tenant_id,
-                entity: "lead",
-                entity_id: id,
-                conversation_id: row.conversation_id,
-                change: "updated",
-                position: e.position().to_string(),
-            });
-        }
+        let changes = fold(&mut rows, &items);
+        let mut touched: Vec<Uuid> = changes.iter().map(|c| c.entity_id).collect();
         touched.sort();
         touched.dedup();
         let out: Vec<&LeadRow> = touched.iter().filter_map(|id| rows.get(id)).collect();
         rows::upsert(conn, &table, &["lead_id"], rows::columns::<LeadRow>(), &out).await?;
-        record_changes(conn, self.target, &changes).await
+        record_changes(conn, self.target, &changes).await?;
+        rewrite_erased(conn, &table, &items).await
     }
+}
+
+/// Folds lead events (in global order) into `rows`: a lead's row opens with `LeadReceived` and
+/// takes each later event once. Returns what the live-update feed hears: one change per event that
+/// changed a row.
+fn fold(rows: &mut HashMap<Uuid, LeadRow>, items: &[(&StoredEvent, Uuid, E)]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (e, id, event) in items {
+        let row = match rows.entry(*id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => match LeadRow::open(*id, event, e.recorded_at) {
+                Some(row) => v.insert(row),
+                None => continue,
+            },
+        };
+        if e.sequence > row.last_sequence {
+            row.apply(event, e.recorded_at, e.sequence);
+        }
+        changes.push(Change {
+            tenant_id: row.tenant_id,
+            entity: "lead",
+            entity_id: *id,
+            conversation_id: row.conversation_id,
+            change: "updated",
+            position: e.position().to_string(),
+        });
+    }
+    changes
+}
+
+/// Writes the row of each lead the batch erases again, folded from its events (up to its last one
+/// in the batch) as they now read. The feed heard of it with the erasure.
+async fn rewrite_erased(conn: &mut PgConnection, table: &str, items: &[(&StoredEvent, Uuid, E)]) -> anyhow::Result<()> {
+    let mut last: HashMap<Uuid, i64> =
+        items.iter().filter(|(_, _, event)| matches!(event, E::LeadErased { .. })).map(|(_, id, _)| (*id, 0)).collect();
+    for (e, id, _) in items {
+        if let Some(l) = last.get_mut(id) {
+            *l = (*l).max(e.sequence);
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let mut stream = Vec::new();
+    for (id, until) in last {
+        stream.extend(read_erased::<E>(conn, id, until).await?);
+    }
+    let mut erased = Vec::with_capacity(stream.len());
+    for e in &stream {
+        erased.push((e, e.aggregate_id.parse::<Uuid>()?, decode(e)?));
+    }
+    let mut rows = HashMap::new();
+    fold(&mut rows, &erased);
+    let out: Vec<&LeadRow> = rows.values().collect();
+    rows::upsert(conn, table, &["lead_id"], rows::columns::<LeadRow>(), &out).await
 }
 
 /// Every lead projector, writing into `target`.
 pub fn all(target: Target) -> Vec<Box<dyn Projector>> {
     vec![Box::new(Leads::new(target))]
+}
+
+#[cfg(test)]
+mod tests {
+    use aisales_domain::lead::{Fingerprint, LeadEvent as E, LeadFormKind, LeadKind, SubmissionFormat};
+    use aisales_domain::pii::ErasureCause;
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::LeadRow;
+
+    #[test]
+    fn an_erased_lead_has_nothing_due() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let received = E::LeadReceived {
+            tenant_id: Uuid::from_u128(0x7e),
+            form_id: Uuid::from_u128(1),
+            form_kind: LeadFormKind::Marquiz,
+            submission_id: Uuid::from_u128(2),
+            format: SubmissionFormat::Marquiz,
+            fingerprint: Fingerprint::default(),
+            kind: LeadKind::Gearbox,
+            fields: Box::default(),
+            text: "Здравствуйте".into(),
+            received_at: t,
+        };
+        let lead = Uuid::from_u128(3);
+        let mut row = LeadRow::open(lead, &received, t).unwrap();
+        let events = [
+            received,
+            E::OutreachScheduled {
+                round: 1,
+                due_at: t + Duration::hours(10),
+                outside_hours: true,
+                note: None,
+                requested_by: "form".into(),
+                scheduled_at: t,
+            },
+            E::NoReplyCheckScheduled {
+                check: 1,
+                conversation_id: Uuid::from_u128(4),
+                channel: aisales_domain::conversation::ChannelKind::Telegram,
+                due_at: t + Duration::hours(1),
+                after_secs: 3600,
+            },
+        ];
+        for (n, e) in events.iter().enumerate() {
+            row.apply(e, t, n as i64 + 1);
+        }
+        assert!(row.due_at.is_some() && row.no_reply_due_at.is_some());
+        let erased = E::LeadErased { erased_by: "user:olga".into(), cause: ErasureCause::Request, erased_at: t };
+        row.apply(&erased, t + Duration::hours(2), 4);
+        assert_eq!((row.due_at, row.no_reply_due_at, row.last_sequence), (None, None, 4));
+        assert_eq!(row.status, "scheduled", "its status stays");
+    }
 }

@@ -2,6 +2,7 @@
 //! Read models of aisales and the projectors that keep them.
 //!
 //! * [`events`] reads the event log in its global, gap-safe order.
+//! * [`pii`] seals customer data in events with the customer's key and opens it on every read.
 //! * [`checkpoint`] keeps one checkpoint row per projector.
 //! * [`projector`] defines a projector and applies one batch exactly once.
 //! * The read models themselves live in their own modules, one projector each: the
@@ -13,6 +14,7 @@ pub mod events;
 pub mod feed;
 pub mod lead_views;
 pub mod parking;
+pub mod pii;
 pub mod price_lookups;
 pub mod projector;
 pub mod rows;

@@ -29,6 +29,11 @@ impl IdentityCache {
         self.0.get(&(tenant, channel.as_str(), account, external_id.to_string()))
     }
 
+    /// Forgets the identity cached for `external_id` on `account` (its customer was erased).
+    pub fn forget(&self, tenant: Uuid, channel: ChannelKind, account: Uuid, external_id: &str) {
+        self.0.remove(&(tenant, channel.as_str(), account, external_id.to_string()));
+    }
+
     /// Caches an identity found another way (an alias).
     pub fn remember(&self, tenant: Uuid, channel: ChannelKind, account: Uuid, external_id: &str, identity: Identity) {
         self.0.insert((tenant, channel.as_str(), account, external_id.to_string()), identity);

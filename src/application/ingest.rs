@@ -50,7 +50,38 @@ fn metadata(tenant: Uuid, kind: ChannelKind, provider_id: &str, request_id: Opti
 
 /// Stores one customer message in its conversation (creating customer and conversation on first
 /// contact).
+///
+/// A customer whose data was erased has no identity any more, so their next message starts a new
+/// customer; this process may still hold the old identity in its cache, which the erased
+/// conversation refuses: the identity is then forgotten and resolved again.
 pub async fn message(
+    ctx: &Context,
+    account: &ChannelAccount,
+    m: InboundMessage,
+    debounce_secs: u32,
+    request_id: Option<String>,
+) -> anyhow::Result<Ingested> {
+    match message_once(ctx, account, m.clone(), debounce_secs, request_id.clone()).await {
+        Err(e) if erased(&e) => {
+            let clean = aisales_domain::text::clean_customer(&m.chat_id);
+            for id in [Some(&clean), m.sender_alias.as_ref()].into_iter().flatten() {
+                ctx.identities.forget(account.tenant_id, account.kind, account.id, id);
+            }
+            message_once(ctx, account, m, debounce_secs, request_id).await
+        }
+        r => r,
+    }
+}
+
+/// Whether a command failed because the conversation's customer was erased.
+fn erased(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ExecuteError<ConversationError>>(),
+        Some(ExecuteError::Rejected(ConversationError::Erased))
+    )
+}
+
+async fn message_once(
     ctx: &Context,
     account: &ChannelAccount,
     mut m: InboundMessage,

@@ -45,9 +45,12 @@ pub struct Context {
 
 impl Context {
     pub fn new(settings: Arc<Settings>, pool: PgPool, redis: Redis) -> Self {
+        let keys = Arc::new(Keyring::from_settings(&settings));
+        // Customer data in events is sealed with keys this keyring wraps (first install wins).
+        aisales_projections::pii::install(keys.clone());
         Context {
             store: EventStore::new(pool.clone()),
-            keys: Arc::new(Keyring::from_settings(&settings)),
+            keys,
             tenancy: Arc::default(),
             identities: Arc::default(),
             settings,

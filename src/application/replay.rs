@@ -409,5 +409,12 @@ pub fn describe(e: &E) -> String {
         E::TeamNotificationFailed { escalation, error } => {
             format!("the team could not be told of escalation #{escalation}: {error}")
         }
+        E::CustomerErased { erased_by, cause, .. } => {
+            let why = match cause {
+                aisales_domain::pii::ErasureCause::Request => "on request",
+                aisales_domain::pii::ErasureCause::Inactive => "after inactivity",
+            };
+            format!("the customer's data was erased {why} by {erased_by}")
+        }
     }
 }

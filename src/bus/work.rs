@@ -482,12 +482,19 @@ impl Projector for WorkProjector {
             }
         }
         let mut all = Vec::new();
+        let mut erased = Vec::new();
         for e in events {
             for c in changes(e)? {
                 all.push((e, c));
             }
+            if matches!(
+                (e.aggregate_type.as_str(), e.event_type.as_str()),
+                ("conversation", "CustomerErased") | ("lead", "LeadErased")
+            ) {
+                erased.push(e);
+            }
         }
-        if all.is_empty() {
+        if all.is_empty() && erased.is_empty() {
             return Ok(());
         }
         let keys: Vec<String> = all.iter().map(|(_, c)| c.job_id().to_string()).collect();
@@ -590,6 +597,29 @@ impl Projector for WorkProjector {
         touched.dedup();
         let out: Vec<&WorkRow> = touched.iter().filter_map(|k| rows.get(k)).collect();
         rows::upsert(conn, "work_items", &["job_id"], COLUMNS, &out).await?;
+        // An erased customer's conversation or lead takes no more commands: its outstanding jobs
+        // are over, and what they quote of the customer (an escalation's reason, an error) goes.
+        for e in &erased {
+            sqlx::query(
+                "UPDATE work_items SET \
+                    status = CASE WHEN status IN ('requested', 'started') THEN 'done' ELSE status END, \
+                    payload = CASE WHEN payload ? 'reason' THEN jsonb_set(payload, '{reason}', to_jsonb($3::text)) \
+                                   ELSE payload END, \
+                    last_error = CASE WHEN last_error IS NULL THEN NULL ELSE $3 END, \
+                    updated_at = $4 \
+                  WHERE aggregate_type = $1 AND aggregate_id = $2",
+            )
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(aisales_domain::pii::ERASED)
+            .bind(e.recorded_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let erased_aggregate = |r: &WorkRow| {
+            erased.iter().any(|e| e.aggregate_type == r.aggregate_type && e.aggregate_id == r.aggregate_id)
+        };
+        let out: Vec<&WorkRow> = out.into_iter().filter(|r| !erased_aggregate(r)).collect();
         // Requested again (a retry, a reschedule): the last dispatch no longer counts. The jobs
         // already due are marked dispatched in this same transaction and pushed right after it
         // commits (one statement, no second transaction to wait for); if the push fails they are

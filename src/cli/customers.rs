@@ -1,4 +1,4 @@
-//! `aisales customer export --tenant T ID [--output FILE]`: a customer's data requests.
+//! `aisales customer export|erase --tenant T ID`: a customer's data requests.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,12 +22,21 @@ pub enum CustomerCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Erase a customer: destroy their data keys, so every customer-data field of their events
+    /// reads `[erased]`, and delete what names them outside the events. Prints what was done;
+    /// repeating it is harmless.
+    Erase {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The customer's id.
+        id: uuid::Uuid,
+    },
 }
 
-pub(super) async fn run(settings: &Settings, cmd: CustomerCommand) -> anyhow::Result<()> {
+pub(super) async fn run(settings: std::sync::Arc<Settings>, cmd: CustomerCommand) -> anyhow::Result<()> {
     match cmd {
         CustomerCommand::Export { tenant, id, output } => {
-            let pool = crate::infra::db::pool(settings)?;
+            let pool = crate::infra::db::pool(&settings)?;
             require_tenant(&pool, tenant).await?;
             let document = crate::privacy::export::customer_export(&pool, tenant, id, chrono::Utc::now())
                 .await?
@@ -38,6 +47,23 @@ pub(super) async fn run(settings: &Settings, cmd: CustomerCommand) -> anyhow::Re
                     .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?,
                 None => writeln!(std::io::stdout().lock(), "{text}")?,
             }
+            Ok(())
+        }
+        CustomerCommand::Erase { tenant, id } => {
+            let pool = crate::infra::db::pool(&settings)?;
+            require_tenant(&pool, tenant).await?;
+            let redis = crate::infra::redis::Redis::new(&settings)?;
+            let ctx = crate::application::Context::new(settings.clone(), pool, redis);
+            let erasure = crate::privacy::erase::erase_customer(
+                &ctx,
+                tenant,
+                id,
+                "cli:erase",
+                aisales_domain::pii::ErasureCause::Request,
+            )
+            .await?
+            .ok_or_else(|| UsageError(format!("tenant {tenant} has no customer {id}")))?;
+            println!("{}", serde_json::to_string(&erasure)?);
             Ok(())
         }
     }

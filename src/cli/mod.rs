@@ -104,6 +104,9 @@ pub enum Command {
 pub enum EventsCommand {
     /// Print the event catalog (Markdown; `docs/events.md` is this output).
     Catalog,
+    /// Print which fields of each event type hold customer data (Markdown;
+    /// `docs/privacy-fields.md` is this output).
+    PrivacyFields,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +132,10 @@ pub fn main() -> ExitCode {
     };
     if let Command::Events(EventsCommand::Catalog) = cli.command {
         print!("{}", aisales_domain::catalog::markdown());
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Events(EventsCommand::PrivacyFields) = cli.command {
+        print!("{}", aisales_domain::pii::markdown());
         return ExitCode::SUCCESS;
     }
     if let Command::Config(ConfigCommand::Example) = cli.command {
@@ -217,6 +224,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Every command that reads or writes events seals and opens customer data with this keyring.
+    aisales_projections::pii::install(Arc::new(crate::infra::crypto::Keyring::from_settings(&settings)));
     match command {
         Command::Serve(args) => roles::serve(settings, args.all).await,
         Command::Migrate => migrate::migrate(&settings).await,
@@ -239,7 +248,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         Command::LeadForm(LeadFormTop::Add(cmd)) => leads::lead_form_add(settings, cmd).await,
         Command::Prices(cmd) => prices::run(&settings, cmd).await,
         Command::Privacy(cmd) => privacy::run(&settings, cmd).await,
-        Command::Customer(cmd) => customers::run(&settings, cmd).await,
+        Command::Customer(cmd) => customers::run(settings, cmd).await,
     }
 }
 

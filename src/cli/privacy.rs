@@ -18,6 +18,13 @@ pub enum PrivacyCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Seal the customer data of events stored before sealing existed (the one rewrite of stored
+    /// events; docs/privacy.md). Resumable: a second run goes on where the first stopped.
+    Migrate {
+        /// Events per batch (each batch is one transaction).
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 pub(super) async fn run(settings: &Settings, cmd: PrivacyCommand) -> anyhow::Result<()> {
@@ -39,6 +46,15 @@ pub(super) async fn run(settings: &Settings, cmd: PrivacyCommand) -> anyhow::Res
                 "{verb} the evidence of {} lookup(s): {} row(s), {} byte(s)",
                 summary.lookups, summary.rows, summary.bytes
             );
+            Ok(())
+        }
+        PrivacyCommand::Migrate { batch } => {
+            let pool = crate::infra::db::pool(settings)?;
+            let report = crate::privacy::migrate::run(&pool, batch, |r| {
+                eprintln!("sealed {} of {} event(s) read, up to position {}", r.sealed, r.scanned, r.position);
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
     }

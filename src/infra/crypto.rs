@@ -119,6 +119,63 @@ impl Keyring {
     }
 }
 
+/// Customer data keys are wrapped by the master keyring, bound to their tenant and subject.
+impl aisales_projections::pii::KeyWrap for Keyring {
+    fn wrap(&self, tenant: Uuid, subject: Uuid, key: &[u8; 32]) -> (String, Vec<u8>, Vec<u8>) {
+        let sealed = self.seal(Some(tenant), &data_key_name(subject), key);
+        (sealed.key_id, sealed.nonce, sealed.ciphertext)
+    }
+
+    fn unwrap(
+        &self,
+        tenant: Uuid,
+        subject: Uuid,
+        key_id: &str,
+        nonce: &[u8],
+        wrapped: &[u8],
+    ) -> anyhow::Result<[u8; 32]> {
+        let sealed = Sealed { key_id: key_id.to_string(), nonce: nonce.to_vec(), ciphertext: wrapped.to_vec() };
+        let key = self.open(Some(tenant), &data_key_name(subject), &sealed)?;
+        key.try_into().map_err(|_| anyhow::anyhow!("the data key of subject {subject} is not 32 bytes"))
+    }
+}
+
+/// The name a data key is wrapped under (associated data).
+fn data_key_name(subject: Uuid) -> String {
+    format!("data-key:{subject}")
+}
+
+/// Re-wraps every live data key under the current master key, in the caller's transaction.
+/// Returns how many were re-wrapped.
+pub async fn rewrap_data_keys(conn: &mut PgConnection, keys: &Keyring) -> Result<usize, SecretError> {
+    /// Subject, tenant, master key id, nonce and wrapped key.
+    type Wrapped = (Uuid, Uuid, String, Vec<u8>, Vec<u8>);
+    let rows: Vec<Wrapped> = sqlx::query_as(
+        "SELECT subject_id, tenant_id, key_id, nonce, wrapped FROM data_keys \
+          WHERE wrapped IS NOT NULL AND key_id <> $1 FOR UPDATE",
+    )
+    .bind(keys.current_key_id())
+    .fetch_all(&mut *conn)
+    .await?;
+    for (subject, tenant, key_id, nonce, wrapped) in &rows {
+        let name = data_key_name(*subject);
+        let key = keys.open(
+            Some(*tenant),
+            &name,
+            &Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: wrapped.clone() },
+        )?;
+        let sealed = keys.seal(Some(*tenant), &name, &key);
+        sqlx::query("UPDATE data_keys SET key_id = $2, nonce = $3, wrapped = $4 WHERE subject_id = $1")
+            .bind(subject)
+            .bind(&sealed.key_id)
+            .bind(&sealed.nonce)
+            .bind(&sealed.ciphertext)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(rows.len())
+}
+
 /// A masked rendering of a secret for display: its last four characters only.
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();

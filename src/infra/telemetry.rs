@@ -121,6 +121,10 @@ fn describe_metrics() {
         "HTTP request latency by method and matched route"
     );
     describe_gauge!("aisales_http_requests_in_flight", "HTTP requests being served");
+    describe_counter!(
+        "aisales_customer_erasures_total",
+        "Customer erasures by whether the customer was erased already (already=true: nothing new was done)"
+    );
     describe_counter!("aisales_event_store_appends_total", "Successful appends to the event store by aggregate type");
     describe_counter!("aisales_event_store_events_appended_total", "Events appended by aggregate type");
     describe_counter!("aisales_event_store_conflicts_total", "Appends rejected because another writer appended first");

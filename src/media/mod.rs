@@ -130,6 +130,17 @@ impl MediaStore {
         Ok(())
     }
 
+    /// Deletes the tenant's file named `sha256` (nothing when it is not there).
+    pub async fn delete(&self, tenant: Uuid, sha256: &str) -> anyhow::Result<()> {
+        if !is_sha256(sha256) {
+            return Ok(());
+        }
+        match self.inner.delete(&Self::path(tenant, sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The tenant's file named `sha256`, if stored.
     pub async fn get(&self, tenant: Uuid, sha256: &str) -> anyhow::Result<Option<Bytes>> {
         if !is_sha256(sha256) {

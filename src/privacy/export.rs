@@ -170,23 +170,38 @@ async fn conversation(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, id: U
     }))
 }
 
-/// The stored events of one aggregate of the tenant, in order.
+/// The events of one aggregate of the tenant, in order, with their customer data opened.
 async fn events(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
     aggregate_type: &str,
     id: Uuid,
 ) -> sqlx::Result<Vec<Value>> {
-    sqlx::query_scalar(
-        "SELECT jsonb_build_object('sequence', sequence, 'type', event_type, 'version', event_version, \
-                'recorded_at', recorded_at, 'payload', payload::jsonb, 'metadata', metadata::jsonb) \
+    type Row = (i64, String, String, DateTime<Utc>, String, String);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sequence, event_type, event_version, recorded_at, payload::text, metadata::text \
            FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND tenant_id = $3 ORDER BY sequence",
     )
     .bind(aggregate_type)
     .bind(id.to_string())
     .bind(tenant_id)
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (sequence, event_type, version, recorded_at, payload, metadata) in rows {
+        let payload = aisales_projections::pii::opened(&mut **tx, &event_type, payload)
+            .await
+            .map_err(|e| sqlx::Error::Decode(e.into()))?;
+        out.push(json!({
+            "sequence": sequence,
+            "type": event_type,
+            "version": version,
+            "recorded_at": recorded_at,
+            "payload": serde_json::from_str::<Value>(&payload).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            "metadata": serde_json::from_str::<Value>(&metadata).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        }));
+    }
+    Ok(out)
 }
 
 /// Rows of `query` (one JSON value per row), bound to the tenant and a list of ids.

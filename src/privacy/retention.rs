@@ -175,7 +175,7 @@ pub struct RetentionOptions {
 /// it tries again every minute (or every `interval`, when shorter); a process that takes it over
 /// runs a pass at once.
 pub async fn run(
-    pool: PgPool,
+    ctx: crate::application::Context,
     connect: PgConnectOptions,
     options: RetentionOptions,
     cancel: CancellationToken,
@@ -202,7 +202,11 @@ pub async fn run(
             let p = Pass::new(Utc::now(), SCHEDULED_ACTOR);
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = pass(&pool, &p, |_| {}) => r,
+                r = async {
+                    let s = pass(&ctx.pool, &p, |_| {}).await?;
+                    erase_inactive(&ctx, p.now, None, SCHEDULED_ACTOR, |_| {}).await?;
+                    Ok::<_, anyhow::Error>(s)
+                } => r,
             };
             match outcome {
                 Ok(s) => {
@@ -232,6 +236,51 @@ pub async fn run(
         let _ = c.close().await;
     }
     Ok(())
+}
+
+/// Customers of tenants that erase inactive customers (`erase_inactive_customers_months`) whose
+/// last message is older than that, not erased yet, at most this many per tenant and pass.
+const INACTIVE_BATCH: i64 = 500;
+
+/// Erases the customers inactive for longer than their tenant keeps data ([`super::erase`], cause
+/// `inactive`); `each` hears every erasure. Returns how many were erased.
+pub async fn erase_inactive(
+    ctx: &crate::application::Context,
+    now: DateTime<Utc>,
+    tenant: Option<Uuid>,
+    actor: &str,
+    mut each: impl FnMut(&super::erase::Erasure),
+) -> anyhow::Result<usize> {
+    let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT c.tenant_id, c.customer_id FROM tenants t \
+           JOIN LATERAL (SELECT tenant_id, customer_id FROM rm_customers \
+                          WHERE tenant_id = t.id AND chat_id <> $3 \
+                            AND last_seen_at < $1 - make_interval(months => t.erase_inactive_customers_months) \
+                          ORDER BY last_seen_at LIMIT $4) c ON true \
+          WHERE t.erase_inactive_customers_months IS NOT NULL AND ($2::uuid IS NULL OR t.id = $2)",
+    )
+    .bind(now)
+    .bind(tenant)
+    .bind(aisales_domain::pii::ERASED)
+    .bind(INACTIVE_BATCH)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let mut erased = 0;
+    for (tenant, customer) in due {
+        if let Some(e) =
+            super::erase::erase_customer(ctx, tenant, customer, actor, aisales_domain::pii::ErasureCause::Inactive)
+                .await?
+        {
+            if !e.already_erased {
+                erased += 1;
+            }
+            each(&e);
+        }
+    }
+    if erased > 0 {
+        tracing::info!(customers = erased, "inactive customers erased");
+    }
+    Ok(erased)
 }
 
 /// A connection holding the retention lease, or `None` when another process holds it (or the

@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use aisales_domain::codec::EventSchema;
 use aisales_projections::Position;
+pub use aisales_projections::pii::Subject;
 use cqrs_es::{Aggregate, EventEnvelope};
 
 pub use error::{ExecuteError, StoreError};
@@ -66,6 +67,13 @@ pub trait StoredAggregate: Aggregate<Event: EventSchema> + Clone + 'static {
     const SNAPSHOT_EVERY: i64 = 100;
     /// Bump when the serialized state changes shape: older snapshots are then ignored.
     const STATE_VERSION: i32 = 1;
+
+    /// Whose customer data this aggregate's events hold: the customer-data fields of its events
+    /// ([`aisales_domain::pii`]) are sealed with that subject's key. `None` for aggregates
+    /// without customer data.
+    fn data_subject(&self, _aggregate_id: &str) -> Option<Subject> {
+        None
+    }
 }
 
 /// An aggregate loaded for a command.
@@ -175,7 +183,17 @@ impl EventStore {
         .await;
         conn.finished(&rows);
         drop(conn);
-        let rows = rows?;
+        let mut rows = rows?;
+        for row in rows.iter_mut() {
+            if let (Some(event_type), true) = (&row.1, aisales_projections::pii::is_sealed(&row.3)) {
+                let opened = aisales_projections::pii::open_payload(&self.sink.pool, event_type, &row.3)
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("{} {aggregate_id}: {e:#}", A::TYPE)))?;
+                if let Some(clear) = opened {
+                    row.3 = clear;
+                }
+            }
+        }
 
         let mut state = A::default();
         let mut sequence = 0;
@@ -210,17 +228,22 @@ impl EventStore {
         use cqrs_es::persist::PersistedEventRepository;
         let repo = postgres_es::PostgresEventRepository::new(self.sink.pool.clone());
         let serialized = repo.get_events::<A>(aggregate_id).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        serialized
-            .into_iter()
-            .map(|ev| {
-                let payload = ev.payload.to_string();
-                let payload = A::Event::decode(&ev.event_type, &ev.event_version, &payload).map_err(|e| {
-                    StoreError::Corrupt(format!("{} {aggregate_id} event {}: {e}", A::TYPE, ev.sequence))
-                })?;
-                let metadata = serde_json::from_value(ev.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(EventEnvelope { aggregate_id: ev.aggregate_id, sequence: ev.sequence, payload, metadata })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(serialized.len());
+        for ev in serialized {
+            let payload = ev.payload.to_string();
+            let payload = match aisales_projections::pii::open_payload(&self.sink.pool, &ev.event_type, &payload)
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("{} {aggregate_id}: {e:#}", A::TYPE)))?
+            {
+                Some(clear) => clear,
+                None => payload,
+            };
+            let payload = A::Event::decode(&ev.event_type, &ev.event_version, &payload)
+                .map_err(|e| StoreError::Corrupt(format!("{} {aggregate_id} event {}: {e}", A::TYPE, ev.sequence)))?;
+            let metadata = serde_json::from_value(ev.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push(EventEnvelope { aggregate_id: ev.aggregate_id, sequence: ev.sequence, payload, metadata });
+        }
+        Ok(out)
     }
 
     /// Appends `events` after `expected_sequence`, written together with the appends of other
@@ -232,11 +255,16 @@ impl EventStore {
         expected_sequence: i64,
         events: &[A::Event],
         metadata: &EventMetadata,
+        subject: Option<Subject>,
     ) -> Result<Option<Committed>, StoreError> {
         if events.is_empty() {
             return Ok(None);
         }
-        let append = Arc::new(Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?);
+        let mut append = Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?;
+        if let Some(subject) = subject {
+            append.seal::<A>(&self.sink.pool, &subject, events).await?;
+        }
+        let append = Arc::new(append);
         let sink = &self.sink;
         self.writers.start(sink);
         let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -336,7 +364,8 @@ impl EventStore {
             if let Err(e) = decided {
                 break Err(ExecuteError::Rejected(e));
             }
-            match self.append::<A>(aggregate_id, sequence, &events, metadata).await {
+            let subject = state.data_subject(aggregate_id);
+            match self.append::<A>(aggregate_id, sequence, &events, metadata, subject).await {
                 Ok(committed) => {
                     if let Some(c) = committed
                         && c.last_sequence / A::SNAPSHOT_EVERY > sequence / A::SNAPSHOT_EVERY

@@ -61,6 +61,29 @@ impl Append {
         })
     }
 
+    /// Seals the customer-data fields of the events (`events`, the ones this append was made of)
+    /// with the subject's data key ([`aisales_projections::pii`]).
+    pub(super) async fn seal<A: StoredAggregate>(
+        &mut self,
+        pool: &sqlx::PgPool,
+        subject: &aisales_projections::pii::Subject,
+        events: &[A::Event],
+    ) -> Result<(), StoreError> {
+        for (i, event) in events.iter().enumerate() {
+            let paths = <A::Event as aisales_domain::codec::EventSchema>::pii_paths(&self.event_types[i]);
+            if paths.is_empty() {
+                continue;
+            }
+            let mut value = serde_json::to_value(event)
+                .map_err(|err| StoreError::Corrupt(format!("event cannot be serialized: {err}")))?;
+            aisales_projections::pii::seal(pool, subject, &self.event_types[i], paths, &mut value)
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("customer data cannot be sealed: {e:#}")))?;
+            self.payloads[i] = value.to_string();
+        }
+        Ok(())
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.payloads.len()

@@ -167,7 +167,8 @@ pub async fn seed_conversation(store: &EventStore, spec: &HistorySpec, n: u64) -
     let meta = EventMetadata::system(Some(spec.tenant_id), "seed");
     let mut sequence = 0;
     for chunk in events.chunks(spec.append_batch.max(1)) {
-        store.append::<Conversation>(&id, sequence, chunk, &meta).await?;
+        let subject = crate::store::StoredAggregate::data_subject(&state, &id);
+        store.append::<Conversation>(&id, sequence, chunk, &meta, subject).await?;
         sequence += chunk.len() as i64;
     }
     store.save_snapshot(&id, sequence, &state).await;

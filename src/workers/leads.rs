@@ -479,6 +479,7 @@ impl LeadsHandler {
         .fetch_optional(&self.services.pool)
         .await?;
         let Some((event_type, version, payload)) = row else { return Ok(None) };
+        let payload = aisales_projections::pii::opened(&self.services.pool, &event_type, payload).await?;
         Ok(match ConversationEvent::decode(&event_type, &version, &payload)? {
             ConversationEvent::MessageReceived { text, .. } => Some(text),
             _ => None,

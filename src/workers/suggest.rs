@@ -55,6 +55,7 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
     .await?;
     let vehicle_data = match attached {
         Some((t, v, p)) => {
+            let p = aisales_projections::pii::opened(pool, &t, p).await?;
             match <aisales_domain::conversation::ConversationEvent as aisales_domain::codec::EventSchema>::decode(
                 &t, &v, &p,
             )? {
@@ -65,6 +66,7 @@ pub async fn history(pool: &sqlx::PgPool, conversation: &str, limit: i64) -> any
         None => None,
     };
     for (t, v, p) in rows.into_iter().rev() {
+        let p = aisales_projections::pii::opened(pool, &t, p).await?;
         match <aisales_domain::conversation::ConversationEvent as aisales_domain::codec::EventSchema>::decode(
             &t, &v, &p,
         )? {

@@ -341,13 +341,8 @@ async fn a_reply_through_a_disabled_account_is_not_sent_and_fails_with_the_reaso
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let failed = crate::helpers::outbound(&app, t.owner(), &conversation, "failed").await;
     assert!(failed["failure_reason"].as_str().unwrap().contains("disabled"), "{failed}");
-    let reason: String = sqlx::query_scalar(
-        "SELECT payload->'ReplyFailed'->>'reason' FROM events WHERE aggregate_id = $1 AND event_type = 'ReplyFailed'",
-    )
-    .bind(&conversation)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let failures = crate::helpers::opened_events(&app.pool, Some(&conversation), "ReplyFailed").await;
+    let reason = failures[0].2["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("channel account is disabled"), "{reason}");
     app.drain().await;
     assert!(fake.sent_messages().is_empty(), "nothing went out through the disabled account");

@@ -446,3 +446,25 @@ pub async fn outbound(app: &TestApp, token: &str, conversation: &str, status: &s
         }
     }
 }
+
+/// The fields of the `event_type` events of aggregate `aggregate_id` (or of every aggregate), in
+/// global order, with their customer data opened as every reader of events sees it; each with its
+/// aggregate id and sequence.
+pub async fn opened_events(pool: &PgPool, aggregate_id: Option<&str>, event_type: &str) -> Vec<(String, i64, Value)> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, payload::text FROM events \
+          WHERE event_type = $1 AND ($2::text IS NULL OR aggregate_id = $2) ORDER BY global_position",
+    )
+    .bind(event_type)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, sequence, payload) in rows {
+        let payload = aisales_projections::pii::opened(pool, event_type, payload).await.unwrap();
+        let mut v: Value = serde_json::from_str(&payload).unwrap();
+        out.push((id, sequence, v[event_type].take()));
+    }
+    out
+}

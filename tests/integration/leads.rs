@@ -501,15 +501,11 @@ async fn control_characters_in_a_form_post_are_dropped_and_the_lead_goes_on() {
 
 /// The sequence numbers of a conversation's events of one type, with their payloads.
 async fn conversation_events(app: &TestApp, conversation: &str, event_type: &str) -> Vec<(i64, Value)> {
-    sqlx::query_as::<_, (i64, Value)>(
-        "SELECT sequence, payload::jsonb -> $2 FROM events WHERE aggregate_type = 'conversation' \
-         AND aggregate_id = $1 AND event_type = $2 ORDER BY sequence",
-    )
-    .bind(conversation)
-    .bind(event_type)
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
+    crate::helpers::opened_events(&app.pool, Some(conversation), event_type)
+        .await
+        .into_iter()
+        .map(|(_, sequence, fields)| (sequence, fields))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -84,16 +84,11 @@ impl Env {
     /// The payload of the conversation's event `event_type` about `message`, once it exists.
     async fn event(&self, conversation: &str, event_type: &str, message: &str) -> Value {
         eventually(Duration::from_secs(30), &format!("{event_type} of {message}"), || async {
-            sqlx::query_scalar::<_, Value>(
-                "SELECT payload->$2 FROM events WHERE aggregate_id = $1 AND event_type = $2 \
-                  AND payload->$2->>'message_id' = $3 ORDER BY sequence LIMIT 1",
-            )
-            .bind(conversation)
-            .bind(event_type)
-            .bind(message)
-            .fetch_optional(&self.app.pool)
-            .await
-            .unwrap()
+            crate::helpers::opened_events(&self.app.pool, Some(conversation), event_type)
+                .await
+                .into_iter()
+                .map(|(_, _, fields)| fields)
+                .find(|fields| fields["message_id"] == message)
         })
         .await
     }
@@ -246,14 +241,13 @@ async fn oversized_files_unreadable_answers_and_misread_vins() {
     // The reading and what it starts are one command: no lookup followed it.
     assert_eq!(e.count(&conversation, "VehicleIdDetected", &m4).await, 0);
     assert_eq!(e.count(&conversation, "VehicleIdDetected", &m2).await, 0);
-    let suggestions: Vec<String> = sqlx::query_scalar(
-        "SELECT payload->'SuggestionGenerated'->>'text' FROM events WHERE aggregate_id = $1 \
-          AND event_type = 'SuggestionGenerated' AND payload->'SuggestionGenerated'->>'source' = 'template'",
-    )
-    .bind(&conversation)
-    .fetch_all(&e.app.pool)
-    .await
-    .unwrap();
+    let suggestions: Vec<String> =
+        crate::helpers::opened_events(&e.app.pool, Some(&conversation), "SuggestionGenerated")
+            .await
+            .into_iter()
+            .filter(|(_, _, s)| s["source"] == "template")
+            .map(|(_, _, s)| s["text"].as_str().unwrap().to_string())
+            .collect();
     assert!(suggestions.iter().any(|s| s.contains("чёткое фото")), "{suggestions:?}");
 }
 
@@ -359,14 +353,8 @@ async fn an_operators_file_reaches_the_customer_exactly_once_even_when_the_sende
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    let queued: Value = sqlx::query_scalar(
-        "SELECT payload->'ReplyQueued' FROM events WHERE aggregate_id = $1 AND event_type = 'ReplyQueued' \
-          ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(&conversation)
-    .fetch_one(&e.app.pool)
-    .await
-    .unwrap();
+    let queued: Value =
+        crate::helpers::opened_events(&e.app.pool, Some(&conversation), "ReplyQueued").await.pop().unwrap().2;
     assert_eq!(queued["attachment"]["sha256"], sha.as_str(), "the reply event names the file: {queued}");
     assert_eq!(queued["attachment"]["mime_type"], "image/jpeg");
     assert_eq!(queued["text"], caption);

@@ -477,6 +477,7 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
             while !done.load(Ordering::SeqCst) {
                 let mut cmd = crate::helpers::aisales(&app_db.url);
                 cmd.arg("projector")
+                    .env("INTEGRATION_SECRETS_MASTER_KEY", crate::helpers::MASTER_KEY)
                     .env("PROJECTOR_BATCH_SIZE", "150")
                     .env("PROJECTOR_POLL_INTERVAL_MS", "50")
                     .env("REDIS_PREFIX", &prefix);
@@ -500,6 +501,7 @@ async fn randomized_commands_with_projector_crashes_leave_read_models_exact() {
     // A last projector process catches up.
     let mut cmd = crate::helpers::aisales(&app.db.url);
     cmd.arg("projector")
+        .env("INTEGRATION_SECRETS_MASTER_KEY", crate::helpers::MASTER_KEY)
         .env("PROJECTOR_POLL_INTERVAL_MS", "50")
         .env("REDIS_PREFIX", &app.state.settings.bus.redis_prefix);
     let mut last = ChildGuard::spawn(cmd);

@@ -267,7 +267,7 @@ async fn the_scheduled_pass_runs_in_one_process_at_a_time() {
             ..aisales::process::retention_options(settings)
         };
         let connect = aisales::infra::db::connect_options(settings).unwrap();
-        tokio::spawn(retention::run(app.pool.clone(), connect, options, app.cancel.clone()));
+        tokio::spawn(retention::run(app.state.ctx.clone(), connect, options, app.cancel.clone()));
     }
     crate::helpers::eventually(std::time::Duration::from_secs(20), "the old evidence deleted", || async {
         (evidence_left(&app.pool).await == BTreeSet::from([young])).then_some(())

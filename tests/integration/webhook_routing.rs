@@ -155,12 +155,11 @@ async fn two_whatsapp_numbers_of_one_app_are_told_apart_by_phone_number_id() {
     let answer: Value = r.json().await.unwrap();
     let messages = answer["result"]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{answer}");
-    let stored: Vec<(String, String)> = sqlx::query_as(
-        "SELECT payload->'MessageReceived'->>'text', aggregate_id FROM events WHERE event_type = 'MessageReceived' ORDER BY global_position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let stored: Vec<(String, String)> = crate::helpers::opened_events(&app.pool, None, "MessageReceived")
+        .await
+        .into_iter()
+        .map(|(id, _, m)| (m["text"].as_str().unwrap().to_string(), id))
+        .collect();
     assert_eq!(stored.len(), 2, "{stored:?}");
     let (c1, c2) = (stored[0].1.clone(), stored[1].1.clone());
     assert_ne!(c1, c2, "a conversation per number");
@@ -261,11 +260,9 @@ async fn a_whatsapp_customer_known_by_user_id_alone_is_stored_and_stays_one_cust
     ]}]});
     let r = post_whatsapp(&app, &path, &body, "one-app-secret").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let stored: String = sqlx::query_scalar(
-        "SELECT payload->'MessageReceived'->>'text' FROM events WHERE event_type = 'MessageReceived' ORDER BY global_position DESC LIMIT 1",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let stored = crate::helpers::opened_events(&app.pool, None, "MessageReceived").await.pop().unwrap().2["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(stored, "Геопозиция: Склад (координаты не прочитаны)");
 }

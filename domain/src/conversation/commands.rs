@@ -241,6 +241,13 @@ pub enum ConversationCommand {
         operator: Option<String>,
     },
     MarkRead,
+    /// The customer's data is erased (the caller destroys the data key); a second time records
+    /// nothing. The conversation takes no other command after it.
+    EraseCustomer {
+        by: String,
+        cause: crate::pii::ErasureCause,
+        at: DateTime<Utc>,
+    },
     /// An operator asks for a vehicle lookup (a no-op while one for the identifier is active or
     /// has answered).
     RequestVehicleLookup {
@@ -307,6 +314,8 @@ pub enum ConversationError {
     Resolved,
     #[error("the conversation is already {0}")]
     Already(&'static str),
+    #[error("the customer's data was erased; the conversation is closed for good")]
+    Erased,
 }
 
 /// Longest reason accepted for a rejection or an escalation.

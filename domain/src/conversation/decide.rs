@@ -25,7 +25,16 @@ impl Conversation {
         if !self.started && !matches!(command, C::ReceiveMessage(_) | C::WriteToLead(_)) {
             return Err(ConversationError::NotFound);
         }
+        if self.erased {
+            return match command {
+                C::EraseCustomer { .. } => Ok(vec![]),
+                _ => Err(ConversationError::Erased),
+            };
+        }
         match command {
+            C::EraseCustomer { by, cause, at } => {
+                Ok(vec![E::CustomerErased { customer_id: self.customer_id, erased_by: by, cause, erased_at: at }])
+            }
             C::ReceiveMessage(m) => Ok(self.receive(*m)),
             C::LinkAlias { alias } => {
                 let alias = alias.trim().to_string();

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::types::{Attachment, ChannelKind, DeliveryStatus, MessageKind, ReplyAttachment, ReplyOrigin, Status};
 use crate::codec::EventSchema;
 use crate::media::{MediaRefusal, NotReadReason, PhotoReading, StoredMedia};
+use crate::pii::{ErasureCause, Fields};
 use crate::reply::Decision;
 use crate::vehicle_lookup::{IdType, LookupSource, VehicleData};
 
@@ -160,6 +161,9 @@ pub enum ConversationEvent {
     /// The escalation bot could not tell the team (no bot configured, or the bot's sends failed
     /// after their retries).
     TeamNotificationFailed { escalation: u64, error: String },
+    /// The customer's data was erased: their data key is destroyed, so every customer-data field
+    /// of this conversation reads `[erased]` from now on. Holds no customer data itself.
+    CustomerErased { customer_id: Uuid, erased_by: String, cause: ErasureCause, erased_at: DateTime<Utc> },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -191,6 +195,186 @@ impl EventSchema for ConversationEvent {
             ]
         });
         &UPCASTERS
+    }
+
+    /// Customer data: the customer's chat ids, name and phone, every text written by or to them,
+    /// file names and links, free text people wrote about them (escalation and rejection reasons)
+    /// and errors that may quote any of these (provider and AI errors). The vehicle's identifiers
+    /// and data, ids, enum names and fixed reasons are not.
+    fn fields() -> &'static [Fields] {
+        static FIELDS: &[Fields] = &[
+            Fields {
+                event: "ConversationStarted",
+                pii: &["chat_id", "customer_name", "customer_phone"],
+                safe: &["account_id", "channel", "customer_id", "started_at", "tenant_id"],
+            },
+            // The provider's file id fetches the customer's file as well as its link does.
+            Fields {
+                event: "MessageReceived",
+                pii: &["text", "sender_name", "attachments/*/url", "attachments/*/file_name", "attachments/*/file_id"],
+                safe: &[
+                    "attachments/*/kind",
+                    "attachments/*/mime_type",
+                    "kind",
+                    "message_id",
+                    "provider_message_id",
+                    "received_at",
+                    "reply_to",
+                    "sent_at",
+                ],
+            },
+            Fields { event: "CustomerAliasLinked", pii: &["alias"], safe: &[] },
+            Fields { event: "VehicleIdDetected", pii: &[], safe: &["id_type", "message_id", "reasons/*", "value"] },
+            Fields { event: "TransmissionCodeDetected", pii: &[], safe: &["code", "message_id"] },
+            Fields {
+                event: "VehicleLookupRequested",
+                pii: &[],
+                safe: &["id_type", "lookup_id", "message_id", "request_id", "requested_by", "source", "value"],
+            },
+            Fields {
+                event: "VehicleDataAttached",
+                pii: &[],
+                safe: &[
+                    "data/confirmed/confirmed_by",
+                    "data/confirmed/factory_code",
+                    "data/confirmed/model",
+                    "data/confirmed/oem",
+                    "data/confirmed/verification",
+                    "data/decoder/check_digit",
+                    "data/decoder/country",
+                    "data/decoder/manufacturer",
+                    "data/decoder/plant",
+                    "data/decoder/region",
+                    "data/decoder/serial",
+                    "data/decoder/vds",
+                    "data/decoder/vin",
+                    "data/decoder/wmi",
+                    "data/gearbox/factory_code",
+                    "data/gearbox/model",
+                    "data/gearbox/oem",
+                    "data/gearbox/oem_candidates/*/name",
+                    "data/gearbox/oem_candidates/*/oem",
+                    "data/gearbox/oem_search/failure/kind",
+                    "data/gearbox/oem_search/failure/reason",
+                    "data/gearbox/oem_search/failure/step",
+                    "data/gearbox/oem_search/paths/*/detail",
+                    "data/gearbox/oem_search/paths/*/outcome",
+                    "data/gearbox/oem_search/paths/*/path",
+                    "data/gearbox/oem_search/paths/*/step",
+                    "data/gearbox/oem_search/paths/*/url",
+                    "data/gearbox/oem_search/site",
+                    "data/id_type",
+                    "data/note",
+                    "data/source",
+                    "data/status",
+                    "data/value",
+                    "data/vehicle/body",
+                    "data/vehicle/drive",
+                    "data/vehicle/engine",
+                    "data/vehicle/make",
+                    "data/vehicle/model",
+                    "data/vehicle/modification",
+                    "data/vehicle/transmission",
+                    "data/vehicle/year",
+                    "lookup_id",
+                ],
+            },
+            Fields { event: "VehicleLookupFailed", pii: &[], safe: &["id_type", "lookup_id", "reason", "value"] },
+            Fields {
+                event: "SuggestionRequested",
+                pii: &[],
+                safe: &["not_before", "request_id", "trigger_message_id"],
+            },
+            Fields {
+                event: "SuggestionGenerated",
+                pii: &["text"],
+                safe: &[
+                    "autosend_block_reason",
+                    "decision",
+                    "explanations/*",
+                    "intent",
+                    "model",
+                    "request_id",
+                    "source",
+                    "suggestion_id",
+                ],
+            },
+            // AI errors may quote the model's answer.
+            Fields { event: "SuggestionFailed", pii: &["reason"], safe: &["request_id"] },
+            Fields { event: "SuggestionSuperseded", pii: &[], safe: &["by_message_id", "suggestion_id"] },
+            Fields { event: "SuggestionApproved", pii: &[], safe: &["suggestion_id"] },
+            Fields { event: "SuggestionEdited", pii: &["text"], safe: &["suggestion_id"] },
+            // An operator's words, or a fixed reason.
+            Fields { event: "SuggestionRejected", pii: &["reason"], safe: &["suggestion_id"] },
+            Fields { event: "OperatorReplied", pii: &["text"], safe: &["reply_id"] },
+            Fields {
+                event: "ReplyQueued",
+                pii: &["text", "attachment/file_name"],
+                safe: &[
+                    "attachment/mime_type",
+                    "attachment/sha256",
+                    "origin",
+                    "reply_id",
+                    "send_after",
+                    "suggestion_id",
+                ],
+            },
+            Fields { event: "ReplySendStarted", pii: &[], safe: &["reply_id", "started_at"] },
+            Fields { event: "ReplySent", pii: &[], safe: &["provider_message_id", "reply_id", "sent_at"] },
+            // Provider errors may quote the chat id or the message.
+            Fields { event: "ReplySendRetryScheduled", pii: &["reason"], safe: &["reply_id", "retry_at"] },
+            // Provider errors may quote the chat id or the message.
+            Fields { event: "ReplyFailed", pii: &["reason"], safe: &["reply_id"] },
+            Fields { event: "ReplyRetryRequested", pii: &[], safe: &["reply_id"] },
+            // Provider errors may quote the chat id or the message.
+            Fields {
+                event: "ReplyDelivered",
+                pii: &["status/failed/reason"],
+                safe: &["at", "provider_message_id", "reply_id", "status"],
+            },
+            // An operator's words, or a fixed reason of the reply policy.
+            Fields { event: "ConversationEscalated", pii: &["reason"], safe: &["suggestion_id"] },
+            Fields { event: "ConversationReopened", pii: &[], safe: &["reason"] },
+            // An escalation's reason is an operator's words.
+            Fields { event: "StatusChanged", pii: &["reason"], safe: &["from", "to"] },
+            Fields { event: "OperatorAssigned", pii: &[], safe: &["operator"] },
+            Fields { event: "LeadLinked", pii: &[], safe: &["lead_id"] },
+            Fields {
+                event: "AttachmentStored",
+                pii: &[],
+                safe: &["media/mime_type", "media/sha256", "media/thumbnail_sha256", "message_id"],
+            },
+            // The provider's error may name the file.
+            Fields { event: "AttachmentRefused", pii: &["detail"], safe: &["message_id", "reason"] },
+            Fields {
+                event: "PhotoRead",
+                pii: &[],
+                safe: &[
+                    "message_id",
+                    "reading/candidates/*/reasons/*",
+                    "reading/candidates/*/type",
+                    "reading/candidates/*/value",
+                    "reading/candidates/*/vin_info/check_digit",
+                    "reading/candidates/*/vin_info/country",
+                    "reading/candidates/*/vin_info/manufacturer",
+                    "reading/candidates/*/vin_info/plant",
+                    "reading/candidates/*/vin_info/region",
+                    "reading/candidates/*/vin_info/serial",
+                    "reading/candidates/*/vin_info/vds",
+                    "reading/candidates/*/vin_info/vin",
+                    "reading/candidates/*/vin_info/wmi",
+                    "reading/flags/*",
+                    "reading/kind",
+                    "sha256",
+                ],
+            },
+            Fields { event: "PhotoNotRead", pii: &[], safe: &["message_id", "reason", "sha256"] },
+            Fields { event: "TeamNotified", pii: &[], safe: &["chat_id"] },
+            // Telegram errors may quote the notice, which holds the customer's name and last message.
+            Fields { event: "TeamNotificationFailed", pii: &["error"], safe: &[] },
+            Fields { event: "CustomerErased", pii: &[], safe: &["cause", "customer_id", "erased_at", "erased_by"] },
+        ];
+        FIELDS
     }
 }
 

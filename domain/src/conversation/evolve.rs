@@ -48,6 +48,14 @@ impl Conversation {
                 }
             }
             E::CustomerAliasLinked { alias } => self.aliases.push(alias),
+            E::CustomerErased { .. } => {
+                self.erased = true;
+                self.chat_id = crate::pii::ERASED.to_string();
+                self.customer_name = None;
+                self.customer_phone = None;
+                self.aliases.clear();
+                self.pending_request = None;
+            }
             E::AttachmentStored { message_id, index, .. } | E::AttachmentRefused { message_id, index, .. } => {
                 self.media_recorded.insert((message_id, index));
             }

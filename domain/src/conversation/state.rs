@@ -110,6 +110,9 @@ pub struct Conversation {
     /// is recorded, sent or failed.
     #[serde(default)]
     pub team_notices: BTreeSet<u64>,
+    /// The customer's data was erased: the conversation takes no more commands.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 crate::impl_aggregate!(Conversation, "conversation", ConversationCommand, ConversationEvent, ConversationError);

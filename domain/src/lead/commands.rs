@@ -84,6 +84,9 @@ pub enum LeadCommand {
     RecordNotified { notice: String, chat_id: String, at: DateTime<Utc> },
     /// The escalation bot could not tell the team, after its retries.
     RecordNotifyFailed { notice: String, error: String, at: DateTime<Utc> },
+    /// The customer's data is erased (the data key is destroyed by the caller); a second time
+    /// records nothing.
+    Erase { by: String, cause: crate::pii::ErasureCause, at: DateTime<Utc> },
 }
 
 /// Why a command was refused.
@@ -91,6 +94,8 @@ pub enum LeadCommand {
 pub enum LeadError {
     #[error("the lead does not exist")]
     NotFound,
+    #[error("the lead's customer data was erased")]
+    Erased,
     #[error("the lead belongs to another tenant")]
     WrongTenant,
     #[error("the auto-response text is empty")]

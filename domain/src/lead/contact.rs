@@ -66,6 +66,9 @@ impl Phone {
 
     /// `+79991234567`.
     pub fn e164(&self) -> String {
+        if self.0 == crate::pii::ERASED {
+            return self.0.clone();
+        }
         format!("+{}", self.0)
     }
 
@@ -96,7 +99,11 @@ impl fmt::Display for Phone {
 impl TryFrom<String> for Phone {
     type Error = PhoneError;
 
+    /// Reads a stored number; a number whose customer was erased reads as `[erased]`.
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::pii::ERASED {
+            return Ok(Phone(value));
+        }
         Phone::parse(&value)
     }
 }
@@ -202,7 +209,11 @@ impl fmt::Display for TelegramUsername {
 impl TryFrom<String> for TelegramUsername {
     type Error = TelegramUsernameError;
 
+    /// Reads a stored username; one whose customer was erased reads as `[erased]`.
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::pii::ERASED {
+            return Ok(TelegramUsername(value));
+        }
         TelegramUsername::parse(&value)
     }
 }

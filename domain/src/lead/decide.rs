@@ -35,7 +35,14 @@ impl Lead {
                 _ => Err(LeadError::NotFound),
             };
         };
+        if self.erased {
+            return match command {
+                C::Erase { .. } => Ok(vec![]),
+                _ => Err(LeadError::Erased),
+            };
+        }
         match command {
+            C::Erase { by, cause, at } => Ok(vec![E::LeadErased { erased_by: by, cause, erased_at: at }]),
             C::Receive(s) => {
                 if s.tenant_id != self.tenant_id {
                     return Err(LeadError::WrongTenant);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::EventSchema;
+use crate::pii::{ErasureCause, Fields};
 
 use super::fields::{LeadFields, LeadKind};
 use super::routing::{FailureReason, Recipient};
@@ -118,10 +119,95 @@ pub enum LeadEvent {
     TeamNotified { notice: String, chat_id: String, notified_at: DateTime<Utc> },
     /// The escalation bot could not tell the team, after its retries.
     TeamNotificationFailed { notice: String, error: String, failed_at: DateTime<Utc> },
+    /// The customer's data in this lead was erased: its data key is destroyed, so every
+    /// customer-data field of the lead reads `[erased]` from now on. Holds no customer data itself.
+    LeadErased { erased_by: String, cause: ErasureCause, erased_at: DateTime<Utc> },
 }
 
 impl EventSchema for LeadEvent {
     const AGGREGATE: &'static str = "lead";
+
+    /// Customer data: the first message, every form answer, the recipient's address, free text
+    /// operators wrote (won note, lost reason) and errors that may quote an address or a message.
+    /// The normalised `phone`, `max_phone` and `telegram` are typed; an erased one reads as
+    /// `[erased]` (their types accept it when read back).
+    fn fields() -> &'static [Fields] {
+        static FIELDS: &[Fields] = &[
+            // Every answer as typed, and the page's tracking data (which may identify the visitor).
+            Fields {
+                event: "LeadReceived",
+                pii: &[
+                    "text",
+                    "fields/client_name",
+                    "fields/phone_raw",
+                    "fields/email",
+                    "fields/car",
+                    "fields/city",
+                    "fields/gearbox_type",
+                    "fields/engine_type",
+                    "fields/engine_volume",
+                    "fields/engine_model",
+                    "fields/tire_season",
+                    "fields/tire_method",
+                    "fields/tire_width",
+                    "fields/tire_height",
+                    "fields/tire_diameter",
+                    "fields/raw_fields/*/*",
+                    "fields/tracking/*/*",
+                    "fields/phone",
+                    "fields/max_phone",
+                    "fields/telegram",
+                ],
+                safe: &[
+                    "fields/form_name",
+                    "fields/gearbox_code",
+                    "fields/preferred_channel",
+                    "fields/vin",
+                    "fields/vin_type",
+                    "fingerprint",
+                    "form_id",
+                    "form_kind",
+                    "format",
+                    "kind",
+                    "received_at",
+                    "submission_id",
+                    "tenant_id",
+                ],
+            },
+            Fields { event: "SubmissionRepeated", pii: &[], safe: &["received_at", "submission_id"] },
+            Fields { event: "OutreachScheduled", pii: &[], safe: &["due_at", "note", "requested_by", "scheduled_at"] },
+            Fields { event: "OutreachStarted", pii: &[], safe: &["started_at"] },
+            Fields {
+                event: "OutreachAttempted",
+                pii: &["recipient/chat_id", "recipient/username", "recipient/phone"],
+                safe: &["account_id", "attempted_at", "channel", "conversation_id", "recipient/kind", "reply_id"],
+            },
+            // Provider errors may quote the chat id or the message.
+            Fields { event: "OutreachAttemptFailed", pii: &["error"], safe: &["channel", "failed_at", "reply_id"] },
+            Fields {
+                event: "LeadContacted",
+                pii: &[],
+                safe: &["account_id", "channel", "contacted_at", "conversation_id", "provider_message_id", "reply_id"],
+            },
+            // Provider errors may quote the chat id or the message.
+            Fields { event: "ContactDeliveryFailed", pii: &["error"], safe: &["failed_at", "reply_id"] },
+            Fields { event: "LeadFailed", pii: &["text"], safe: &["failed_at", "reason"] },
+            Fields { event: "OutreachCancelled", pii: &[], safe: &["reason"] },
+            Fields { event: "NoReplyCheckScheduled", pii: &[], safe: &["channel", "conversation_id", "due_at"] },
+            Fields { event: "NoReplyCheckCancelled", pii: &[], safe: &["reason"] },
+            Fields { event: "NoReplyDetected", pii: &[], safe: &["channel", "conversation_id", "detected_at"] },
+            Fields { event: "CustomerReplied", pii: &[], safe: &["conversation_id", "message_id", "replied_at"] },
+            Fields { event: "LeadQualified", pii: &[], safe: &["qualified_at", "qualified_by"] },
+            Fields { event: "LeadWon", pii: &["note"], safe: &["won_at", "won_by"] },
+            Fields { event: "LeadLost", pii: &["reason"], safe: &["lost_at", "lost_by"] },
+            Fields { event: "LeadAssigned", pii: &[], safe: &["assigned_at", "assigned_by", "operator"] },
+            Fields { event: "TeamNotified", pii: &[], safe: &["chat_id", "notice", "notified_at"] },
+            // Telegram errors may quote the notice, which holds the customer's name and contacts.
+            Fields { event: "TeamNotificationFailed", pii: &["error"], safe: &["failed_at", "notice"] },
+            Fields { event: "LeadErased", pii: &[], safe: &["cause", "erased_at", "erased_by"] },
+        ];
+        FIELDS
+    }
 }
 
 impl LeadEvent {
@@ -151,6 +237,9 @@ impl LeadEvent {
             LeadAssigned { .. } => "an operator took the lead (or gave it back)",
             TeamNotified { .. } => "the escalation bot told the team (a failed lead, no reply)",
             TeamNotificationFailed { .. } => "the escalation bot could not tell the team, after its retries",
+            LeadErased { .. } => {
+                "the customer's data in the lead was erased (its key destroyed); its fields read [erased]"
+            }
         }
     }
 
@@ -259,6 +348,7 @@ impl LeadEvent {
             LeadAssigned { operator: None, assigned_by: String::new(), assigned_at: t },
             TeamNotified { notice: String::new(), chat_id: String::new(), notified_at: t },
             TeamNotificationFailed { notice: String::new(), error: String::new(), failed_at: t },
+            LeadErased { erased_by: String::new(), cause: ErasureCause::Request, erased_at: t },
         ]
     }
 }

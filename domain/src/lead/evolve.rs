@@ -125,6 +125,13 @@ impl Lead {
             }
             E::LeadAssigned { operator, .. } => self.assigned_to = operator,
             E::TeamNotified { notice, .. } | E::TeamNotificationFailed { notice, .. } => self.notices.push(notice),
+            E::LeadErased { .. } => {
+                self.erased = true;
+                self.pending_check = None;
+                self.fields = Default::default();
+                self.text = crate::pii::ERASED.to_string();
+                self.lost_reason = None;
+            }
         }
     }
 

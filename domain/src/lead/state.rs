@@ -168,6 +168,9 @@ pub struct Lead {
     /// Notices the escalation bot settled (sent, or given up).
     #[serde(default)]
     pub notices: Vec<String>,
+    /// The customer's data was erased: the lead takes no more commands.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 impl Lead {

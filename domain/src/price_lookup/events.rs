@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::EventSchema;
+use crate::pii::Fields;
 
 use super::commands::{Requester, SourceKind, SourceOutcome};
 use super::state::{PriceBasis, PriceLookupStatus};
@@ -130,6 +131,149 @@ pub enum PriceLookupEvent {
 
 impl EventSchema for PriceLookupEvent {
     const AGGREGATE: &'static str = "price_lookup";
+
+    /// No customer data: gearbox codes, the vehicle, the listings and sources searched.
+    fn fields() -> &'static [Fields] {
+        static FIELDS: &[Fields] = &[
+            Fields {
+                event: "PriceLookupRequested",
+                pii: &[],
+                safe: &[
+                    "key",
+                    "request_id",
+                    "requested_at",
+                    "requester/actor",
+                    "requester/conversation_id",
+                    "requester/kind",
+                    "requester/lookup_id",
+                    "requester/message_id",
+                    "subject/drive",
+                    "subject/engine",
+                    "subject/gearbox_type",
+                    "subject/make",
+                    "subject/model",
+                    "subject/model_name_hint",
+                    "subject/oem",
+                    "subject/transmission_code",
+                    "subject/year",
+                    "tenant_id",
+                ],
+            },
+            Fields {
+                event: "PriceLookupJoined",
+                pii: &[],
+                safe: &[
+                    "joined_at",
+                    "request_id",
+                    "requester/actor",
+                    "requester/conversation_id",
+                    "requester/kind",
+                    "status",
+                    "subject/drive",
+                    "subject/engine",
+                    "subject/gearbox_type",
+                    "subject/make",
+                    "subject/model",
+                    "subject/model_name_hint",
+                    "subject/oem",
+                    "subject/transmission_code",
+                    "subject/year",
+                ],
+            },
+            Fields {
+                event: "PriceSearchStarted",
+                pii: &[],
+                safe: &["rates/date", "rates/defaulted/*", "rates/source", "started_at"],
+            },
+            Fields {
+                event: "PriceSourceQueried",
+                pii: &[],
+                safe: &[
+                    "offers/*/condition",
+                    "offers/*/supplier",
+                    "outcome/reason",
+                    "outcome/status",
+                    "queried_at",
+                    "queries/*",
+                    "source",
+                    "urls/*",
+                ],
+            },
+            Fields {
+                event: "PriceListingsRecorded",
+                pii: &[],
+                safe: &[
+                    "dropped/*/reason/code",
+                    "dropped/*/reason/currency",
+                    "dropped/*/reason/keyword",
+                    "dropped/*/site",
+                    "dropped/*/title",
+                    "dropped/*/url",
+                    "kept/*/market",
+                    "kept/*/original/currency",
+                    "kept/*/site",
+                    "kept/*/title",
+                    "kept/*/url",
+                    "source",
+                    "url",
+                ],
+            },
+            Fields {
+                event: "PriceListingsDiscarded",
+                pii: &[],
+                safe: &[
+                    "dropped/*/reason/code",
+                    "dropped/*/reason/currency",
+                    "dropped/*/reason/keyword",
+                    "dropped/*/site",
+                    "dropped/*/title",
+                    "dropped/*/url",
+                ],
+            },
+            Fields {
+                event: "PriceLookupPriced",
+                pii: &[],
+                safe: &[
+                    "basis",
+                    "confidence/level",
+                    "expires_at",
+                    "listings/*/market",
+                    "listings/*/original/currency",
+                    "listings/*/site",
+                    "listings/*/title",
+                    "listings/*/url",
+                    "own_offers/*/condition",
+                    "own_offers/*/supplier",
+                    "priced_at",
+                    "sources/*",
+                    "summary/currency",
+                    "urls_checked/*",
+                ],
+            },
+            Fields {
+                event: "PriceLookupEstimated",
+                pii: &[],
+                safe: &["confidence/level", "estimated_at", "expires_at", "urls_checked/*"],
+            },
+            Fields {
+                event: "PriceLookupNotFound",
+                pii: &[],
+                safe: &[
+                    "concluded_at",
+                    "escalation/ready_queries/*",
+                    "escalation/reason",
+                    "escalation/suggested_sites/*",
+                    "escalation/urls_checked/*",
+                    "expires_at",
+                    "ready_queries/*",
+                    "urls_checked/*",
+                ],
+            },
+            Fields { event: "PriceLookupFailed", pii: &[], safe: &["failed_at", "reason"] },
+            Fields { event: "PriceSuggestionOffered", pii: &[], safe: &["conversation_id", "kinds/*", "offered_at"] },
+        ];
+        FIELDS
+    }
 }
 
 impl PriceLookupEvent {

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 
 use crate::codec::EventSchema;
+use crate::pii::Fields;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -280,6 +281,154 @@ impl DomainEvent for VehicleLookupEvent {
 
 impl EventSchema for VehicleLookupEvent {
     const AGGREGATE: &'static str = "vehicle_lookup";
+
+    /// No customer data: a VIN or FRAME number identifies a car, not a person; the rest is what
+    /// the catalogues showed and who of the staff asked.
+    fn fields() -> &'static [Fields] {
+        static FIELDS: &[Fields] = &[
+            Fields {
+                event: "LookupRequested",
+                pii: &[],
+                safe: &[
+                    "conversation_id",
+                    "id_type",
+                    "message_id",
+                    "request_id",
+                    "requested_at",
+                    "requested_by",
+                    "source",
+                    "tenant_id",
+                    "value",
+                ],
+            },
+            Fields {
+                event: "LookupRequestMerged",
+                pii: &[],
+                safe: &["request_id", "requested_by", "source", "status"],
+            },
+            Fields { event: "LookupStarted", pii: &[], safe: &["started_at"] },
+            Fields {
+                event: "LookupCompleted",
+                pii: &[],
+                safe: &[
+                    "completed_at",
+                    "conversation_id",
+                    "result/decoder/check_digit",
+                    "result/decoder/country",
+                    "result/decoder/manufacturer",
+                    "result/decoder/plant",
+                    "result/decoder/region",
+                    "result/decoder/serial",
+                    "result/decoder/vds",
+                    "result/decoder/vin",
+                    "result/decoder/wmi",
+                    "result/evidence/*/id",
+                    "result/evidence/*/kind",
+                    "result/gearbox/factory_code",
+                    "result/gearbox/model",
+                    "result/gearbox/oem",
+                    "result/gearbox/oem_candidates/*/name",
+                    "result/gearbox/oem_candidates/*/oem",
+                    "result/gearbox/oem_search/failure/kind",
+                    "result/gearbox/oem_search/failure/reason",
+                    "result/gearbox/oem_search/failure/step",
+                    "result/gearbox/oem_search/paths/*/detail",
+                    "result/gearbox/oem_search/paths/*/outcome",
+                    "result/gearbox/oem_search/paths/*/path",
+                    "result/gearbox/oem_search/paths/*/step",
+                    "result/gearbox/oem_search/paths/*/url",
+                    "result/gearbox/oem_search/site",
+                    "result/note",
+                    "result/source",
+                    "result/status",
+                    "result/vehicle/body",
+                    "result/vehicle/drive",
+                    "result/vehicle/engine",
+                    "result/vehicle/make",
+                    "result/vehicle/model",
+                    "result/vehicle/modification",
+                    "result/vehicle/transmission",
+                    "result/vehicle/year",
+                ],
+            },
+            Fields {
+                event: "LookupNotFound",
+                pii: &[],
+                safe: &[
+                    "completed_at",
+                    "conversation_id",
+                    "result/decoder/check_digit",
+                    "result/decoder/country",
+                    "result/decoder/manufacturer",
+                    "result/decoder/plant",
+                    "result/decoder/region",
+                    "result/decoder/serial",
+                    "result/decoder/vds",
+                    "result/decoder/vin",
+                    "result/decoder/wmi",
+                    "result/evidence/*/id",
+                    "result/evidence/*/kind",
+                    "result/source",
+                    "result/sources_tried/*",
+                    "result/vehicle/body",
+                    "result/vehicle/drive",
+                    "result/vehicle/engine",
+                    "result/vehicle/make",
+                    "result/vehicle/model",
+                    "result/vehicle/modification",
+                    "result/vehicle/transmission",
+                    "result/vehicle/year",
+                ],
+            },
+            Fields {
+                event: "LookupRetryScheduled",
+                pii: &[],
+                safe: &["evidence/*/id", "evidence/*/kind", "reason", "retry_at"],
+            },
+            Fields {
+                event: "LookupFailed",
+                pii: &[],
+                safe: &[
+                    "conversation_id",
+                    "decoder/check_digit",
+                    "decoder/country",
+                    "decoder/manufacturer",
+                    "decoder/plant",
+                    "decoder/region",
+                    "decoder/serial",
+                    "decoder/vds",
+                    "decoder/vin",
+                    "decoder/wmi",
+                    "evidence/*/id",
+                    "evidence/*/kind",
+                    "failed_at",
+                    "reason",
+                ],
+            },
+            Fields { event: "LookupRetryRequested", pii: &[], safe: &["requested_at", "requested_by"] },
+            Fields {
+                event: "LookupIdCorrected",
+                pii: &[],
+                safe: &["corrected_at", "corrected_by", "id_type", "previous_value", "value"],
+            },
+            Fields {
+                event: "GearboxConfirmed",
+                pii: &[],
+                safe: &[
+                    "confirmed_at",
+                    "confirmed_by",
+                    "conversation_id",
+                    "factory_code",
+                    "model",
+                    "note",
+                    "oem",
+                    "verification",
+                ],
+            },
+            Fields { event: "PriceLookupWanted", pii: &[], safe: &["model", "oem", "origin"] },
+        ];
+        FIELDS
+    }
 }
 
 /// Why a command was refused.

@@ -5,7 +5,8 @@
 //! adds its customer messages as deltas (count, latest time seen, first name given) in one
 //! `UPDATE`, reading no rows. Only a conversation whose customer gained an alias in the batch,
 //! which is rare, is loaded, folded and written whole. Both ways give the same rows whatever the
-//! batches.
+//! batches. The customer of a conversation the batch erases is written whole again afterwards, from
+//! the conversation's events as they now read ([`erasure`](super::erasure)).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -15,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::Decoded;
 use super::list::ConversationRow;
 use super::projection::{Feed, ReadModel, ReadModelProjector, RowFold, RowOf, write_rows};
+use super::{Decoded, erasure};
 use crate::projector::Target;
 use crate::rows::{self, micros};
 
@@ -59,7 +60,8 @@ impl ReadModel for CustomersModel {
         // A conversation starts before its messages: its row is there for the update below.
         rows::insert_missing(conn, &table, &["customer_id"], rows::columns::<CustomerRow>(), &tally.started).await?;
         add_seen(conn, &table, &tally.seen).await?;
-        write_rows::<AliasedCustomers>(conn, target, &tally.whole).await
+        write_rows::<AliasedCustomers>(conn, target, &tally.whole).await?;
+        erasure::rewrite::<AliasedCustomers>(conn, target, events).await
     }
 }
 

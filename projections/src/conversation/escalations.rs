@@ -1,5 +1,6 @@
 //! Escalations (`rm_escalations`): why a conversation needed a person, and when it was handled.
-//! A row opens with `ConversationEscalated` and closes when the status leaves `escalated`.
+//! A row opens with `ConversationEscalated` and closes when the status leaves `escalated`, or when
+//! the customer is erased (nobody can handle it then).
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::projection::{ReadModel, ReadModelProjector};
-use super::{Decoded, ids};
+use super::{Decoded, decode, erasure, ids};
 use crate::projector::Target;
 use crate::rows;
 
@@ -43,13 +44,15 @@ impl ReadModel for EscalationsModel {
     const TABLES: &'static [&'static str] = &[TABLE];
 
     /// Loads the open escalations of the conversations the batch escalates or de-escalates, folds
-    /// the batch into them and writes them back with those the batch closed or left behind.
+    /// the batch into them and writes them back with those the batch closed or left behind. Then
+    /// every escalation of a conversation the batch erases is written again from its events as they
+    /// now read ([`erasure`](super::erasure)): the reasons are the customer's words.
     async fn write(conn: &mut PgConnection, target: Target, events: &[Decoded<'_>]) -> anyhow::Result<()> {
+        let table = target.table(TABLE);
         let relevant: Vec<&Decoded> = events.iter().filter(|d| concerns(d)).collect();
         if relevant.is_empty() {
             return Ok(());
         }
-        let table = target.table(TABLE);
         let conversations = ids(relevant.iter().map(|d| d.conversation_id));
         // Only the open escalations: a conversation's closed ones stay as they are.
         let sql =
@@ -59,14 +62,25 @@ impl ReadModel for EscalationsModel {
             let row: EscalationRow = serde_json::from_str(&text)?;
             open.insert(row.conversation_id, row);
         }
-        let out = apply_batch(open, &relevant);
-        rows::upsert(conn, &table, &["conversation_id", "sequence"], rows::columns::<EscalationRow>(), &out).await
+        upsert(conn, &table, &apply_batch(open, &relevant)).await?;
+
+        let stream = erasure::erased_streams(conn, events).await?;
+        let erased = decode(&stream)?;
+        let relevant: Vec<&Decoded> = erased.iter().filter(|d| concerns(d)).collect();
+        upsert(conn, &table, &apply_batch(HashMap::new(), &relevant)).await
     }
+}
+
+async fn upsert(conn: &mut PgConnection, table: &str, rows: &[EscalationRow]) -> anyhow::Result<()> {
+    rows::upsert(conn, table, &["conversation_id", "sequence"], rows::columns::<EscalationRow>(), rows).await
 }
 
 /// Whether an event opens or closes an escalation.
 fn concerns(d: &Decoded) -> bool {
-    matches!(d.event, E::ConversationEscalated { .. } | E::StatusChanged { from: Status::Escalated, .. })
+    matches!(
+        d.event,
+        E::ConversationEscalated { .. } | E::StatusChanged { from: Status::Escalated, .. } | E::CustomerErased { .. }
+    )
 }
 
 /// Applies one event to the open escalations (one per conversation); returns the row it took out
@@ -89,14 +103,20 @@ pub fn evolve(open: &mut HashMap<Uuid, EscalationRow>, d: &Decoded) -> Option<Es
             },
         ),
         E::StatusChanged { from: Status::Escalated, to, reason } => {
-            let mut row = open.remove(&d.conversation_id)?;
-            row.status = "closed".into();
-            row.closed_at = Some(d.recorded_at);
-            row.closed_reason = Some(format!("{}: {reason}", to.as_str()));
-            Some(row)
+            close(open, d, format!("{}: {reason}", to.as_str()))
         }
+        E::CustomerErased { .. } => close(open, d, "erased".into()),
         _ => None,
     }
+}
+
+/// Takes the conversation's open escalation out of `open`, closed by `d` for `reason`.
+fn close(open: &mut HashMap<Uuid, EscalationRow>, d: &Decoded, reason: String) -> Option<EscalationRow> {
+    let mut row = open.remove(&d.conversation_id)?;
+    row.status = "closed".into();
+    row.closed_at = Some(d.recorded_at);
+    row.closed_reason = Some(reason);
+    Some(row)
 }
 
 /// Folds a batch into the `open` escalations of its conversations: the rows to write.
@@ -166,6 +186,27 @@ mod tests {
         // Leaving `escalated` with nothing open changes nothing either.
         log.push(B, status(Status::Escalated, Status::Resolved));
         assert!(written(&log, HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn erasing_the_customer_closes_the_open_escalation() {
+        let mut log = Log::new();
+        log.push(A, escalated("first")).push(A, status(Status::Escalated, Status::Open)).push(A, escalated("second"));
+        log.push(
+            A,
+            E::CustomerErased {
+                customer_id: Uuid::from_u128(1),
+                erased_by: "user:olga".into(),
+                cause: aisales_domain::pii::ErasureCause::Request,
+                erased_at: log.clock,
+            },
+        );
+        let erased_at = log.clock - chrono::Duration::seconds(1);
+        let rows = written(&log, HashMap::new());
+        let seen: Vec<(i64, &str, Option<&str>)> =
+            rows.iter().map(|r| (r.sequence, r.status.as_str(), r.closed_reason.as_deref())).collect();
+        assert_eq!(seen, vec![(1, "closed", Some("open: operator")), (3, "closed", Some("erased"))]);
+        assert_eq!(rows[1].closed_at, Some(erased_at));
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl ConversationRow {
             E::ConversationMuted { muted } => self.muted = *muted,
             E::OperatorAssigned { operator } => self.assigned_operator = operator.clone(),
             E::ConversationRead => self.unread_count = 0,
+            // The conversation takes no more commands: nothing in it can be answered or read.
+            E::CustomerErased { .. } => {
+                self.unread_count = 0;
+                self.awaiting_reply_since = None;
+            }
             E::VehicleLookupRequested { lookup_id, id_type, value, .. } => {
                 let mut v = self.vehicle_of(*lookup_id, *id_type, value);
                 v["lookup_status"] = json!("requested");
@@ -273,6 +278,27 @@ mod tests {
         let row = rows::<ListModel>(&log).remove(&A).unwrap();
         assert_eq!(row.unread_count, 1);
         assert_eq!(row.customer_name.as_deref(), Some("Анна"), "a name known from the start stays");
+    }
+
+    #[test]
+    fn an_erased_conversation_waits_for_nothing() {
+        let mut log = Log::new();
+        let t0 = log.clock;
+        log.push(A, started(Uuid::from_u128(1), None, t0)).push(A, received(Uuid::from_u128(2), "Привет", None, t0));
+        let before = rows::<ListModel>(&log).remove(&A).unwrap();
+        assert_eq!((before.unread_count, before.awaiting_reply_since), (1, Some(t0)));
+        log.push(
+            A,
+            E::CustomerErased {
+                customer_id: Uuid::from_u128(1),
+                erased_by: "user:olga".into(),
+                cause: aisales_domain::pii::ErasureCause::Request,
+                erased_at: t0,
+            },
+        );
+        let row = rows::<ListModel>(&log).remove(&A).unwrap();
+        assert_eq!((row.unread_count, row.awaiting_reply_since, row.last_sequence), (0, None, 3));
+        assert_eq!(row.search_text, before.search_text, "what it shows comes from its events as they read");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! tests, and a [`ReadModel`](projection::ReadModel) that writes a batch: most through the shared
 //! load → fold → upsert → change-feed loop of [`projection`], customers and statistics through
 //! their own counting writes. [`fold`] folds one conversation the way the projectors write it, for
-//! audit replay and verification. This module decodes the events once for all of them.
+//! audit replay and verification; [`erasure`] is how they write an erased customer's rows. This
+//! module decodes the events once for all of them.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -20,6 +21,7 @@ use crate::events::StoredEvent;
 use crate::projector::{Projector, Target};
 
 pub mod customers;
+pub mod erasure;
 pub mod escalations;
 pub mod fold;
 pub mod list;

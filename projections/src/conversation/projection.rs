@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Decoded, decode, ids};
+use super::{Decoded, decode, erasure, ids};
 use crate::events::StoredEvent;
 use crate::projector::{Projector, Target};
 use crate::rows;
@@ -142,12 +142,11 @@ impl<F: RowModel> ReadModel for F {
     const DESCRIPTION: &'static str = <F as RowModel>::DESCRIPTION;
     const TABLES: &'static [&'static str] = &[F::TABLE];
 
-    fn write(
-        conn: &mut PgConnection,
-        target: Target,
-        events: &[Decoded<'_>],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        write_rows::<F>(conn, target, events)
+    /// The batch through [`write_rows`], then the rows of the conversations it erases written
+    /// again from their events as they now read ([`erasure::rewrite`]).
+    async fn write(conn: &mut PgConnection, target: Target, events: &[Decoded<'_>]) -> anyhow::Result<()> {
+        write_rows::<F>(conn, target, events).await?;
+        erasure::rewrite::<F>(conn, target, events).await
     }
 }
 

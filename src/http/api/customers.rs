@@ -1,10 +1,13 @@
-//! A customer's data: the whole record for a data request (`GET /api/customers/{id}/export`).
+//! A customer's data: the whole record for a data request (`GET /api/customers/{id}/export`) and
+//! its erasure (`DELETE /api/customers/{id}`).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use uuid::Uuid;
+
+use aisales_domain::pii::ErasureCause;
 
 use crate::auth::Caller;
 use crate::http::{ApiError, AppState};
@@ -20,4 +23,30 @@ pub async fn export(
         .ok_or(ApiError::NotFound("customer"))?;
     let disposition = format!("attachment; filename=\"customer-{id}.json\"");
     Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(document)))
+}
+
+/// Projectors whose rows hold customer data: the erasure answers once they applied it, so the
+/// dashboard and the API show `[erased]` from the answer on.
+const SCRUBBING_PROJECTORS: &[&str] = &["conversations", "leads"];
+
+/// How long the erasure waits for the read models before answering (they finish on their own).
+const SCRUB_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Erases the customer ([`crate::privacy::erase`]): their keys are destroyed, every customer-data
+/// field reads `[erased]`, and what names them outside the events is deleted. Repeating it is
+/// harmless (`already_erased`).
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.actor.metadata_value();
+    let erasure = crate::privacy::erase::erase_customer(&state, caller.tenant_id, id, &actor, ErasureCause::Request)
+        .await
+        .map_err(ApiError::Unexpected)?
+        .ok_or(ApiError::NotFound("customer"))?;
+    if let Some(p) = erasure.position.as_deref().and_then(|p| p.parse().ok()) {
+        crate::application::consistency::wait_for(&state.pool, SCRUBBING_PROJECTORS, p, SCRUB_WAIT).await?;
+    }
+    Ok(Json(erasure))
 }

@@ -207,7 +207,13 @@ pub async fn show(
     .bind(id.to_string())
     .fetch_all(&state.pool)
     .await?;
-    let timeline = events
+    let mut opened = Vec::with_capacity(events.len());
+    for (sequence, event_type, payload, metadata, at) in events {
+        let payload =
+            aisales_projections::pii::opened(&state.pool, &event_type, payload).await.map_err(ApiError::Unexpected)?;
+        opened.push((sequence, event_type, payload, metadata, at));
+    }
+    let timeline = opened
         .into_iter()
         .map(|(sequence, event_type, payload, metadata, at)| {
             let payload: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);

@@ -198,6 +198,7 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::GET, "/api/customers", Some(ViewCustomers), get(insights::customers))
         .route(Method::GET, "/api/customers/{id}", Some(ViewCustomers), get(insights::customer))
         .route(Method::GET, "/api/customers/{id}/export", Some(DeleteCustomerData), get(customers::export))
+        .route(Method::DELETE, "/api/customers/{id}", Some(DeleteCustomerData), delete(customers::erase))
         .route(Method::GET, "/api/stats/daily", Some(ViewAnalytics), get(insights::daily))
         .route(Method::GET, "/api/webhook-dead-letters", Some(ViewAuditLogs), get(insights::webhook_dead_letters))
         .streaming_route(Method::GET, "/api/events/stream", Some(ViewConversations), get(live::stream))

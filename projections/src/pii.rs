@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
-use aisales_domain::pii::{ERASED, for_each_pii, for_each_string};
-use anyhow::{Context as _, anyhow, bail};
+use aisales_domain::pii::{ERASED, for_each_pii};
+use anyhow::{anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use serde_json::Value;
@@ -33,8 +33,8 @@ use crate::events::StoredEvent;
 
 /// How a sealed string starts (a control character no customer-data field keeps).
 pub const MARK: &str = "\u{1}pii1:";
-/// [`MARK`] as it appears in JSON text.
-const MARK_IN_JSON: &str = "\\u0001pii1:";
+/// [`MARK`] as it starts a string in JSON text.
+const MARK_IN_JSON: &str = "\"\\u0001pii1:";
 
 /// How long a process trusts a cached live key before reading it again.
 pub const LIVE_KEY_TTL: Duration = Duration::from_secs(30);
@@ -238,10 +238,57 @@ pub async fn seal(
                 .expect("AES-GCM-SIV encryption does not fail for in-memory buffers");
             let mut blob = nonce.to_vec();
             blob.extend_from_slice(&sealed);
-            *s = format!("{MARK}{}:{}", subject.id.simple(), B64.encode(blob));
+            *s = format!("{MARK}{}:{}:{}", subject.id.simple(), B64.encode(path), B64.encode(blob));
         }
     });
     Ok(())
+}
+
+/// One sealed string in a payload's JSON text: the byte range of its literal (quotes included),
+/// its subject, the field's path and the sealed bytes (base64).
+struct Literal<'a> {
+    start: usize,
+    end: usize,
+    subject: Uuid,
+    path: String,
+    blob: &'a str,
+}
+
+/// An envelope's parts after [`MARK`]: `<32 hex digits>:<base64 path>:<base64 sealed bytes>`;
+/// `None` for anything else, which is then plain text.
+fn envelope(inner: &str) -> Option<(Uuid, String, &str)> {
+    let mut parts = inner.splitn(3, ':');
+    let (id, path, blob) = (parts.next()?, parts.next()?, parts.next()?);
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || blob.is_empty() {
+        return None;
+    }
+    let path = String::from_utf8(B64.decode(path).ok()?).ok()?;
+    Some((Uuid::try_parse(id).ok()?, path, blob))
+}
+
+/// The sealed strings of a payload, found in its JSON text without parsing it: an envelope holds
+/// only hex digits, base64 and `:` after its marker, so its literal ends at the next quote. A
+/// marker inside another string is preceded by an odd number of backslashes (its quote is
+/// escaped) and is not one.
+fn literals(payload: &str) -> Vec<Literal<'_>> {
+    let bytes = payload.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = payload[from..].find(MARK_IN_JSON) {
+        let start = from + found;
+        let inner_start = start + MARK_IN_JSON.len();
+        let Some(len) = payload[inner_start..].find('"') else { break };
+        let end = inner_start + len + 1;
+        from = end;
+        let escaped = bytes[..start].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1;
+        if escaped {
+            continue;
+        }
+        if let Some((subject, path, blob)) = envelope(&payload[inner_start..end - 1]) {
+            out.push(Literal { start, end, subject, path, blob });
+        }
+    }
+    out
 }
 
 /// Whether a payload (JSON text) holds sealed strings.
@@ -249,9 +296,25 @@ pub fn is_sealed(payload: &str) -> bool {
     payload.contains(MARK_IN_JSON)
 }
 
-fn envelope_subject(s: &str) -> Option<Uuid> {
-    let rest = s.strip_prefix(MARK)?;
-    Uuid::try_parse(rest.get(..32)?).ok()
+/// `payload` with every sealed string opened with `keys` (`None`: nothing was sealed).
+fn open_text(
+    keys: &HashMap<Uuid, Key>,
+    event_type: &str,
+    payload: &str,
+    found: &[Literal<'_>],
+) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(payload.len());
+    let mut at = 0;
+    for l in found {
+        out.push_str(&payload[at..l.start]);
+        // The path is sealed relative to the event's fields, so it is checked by the
+        // authentication: the ciphertext opens only as the field it was sealed for.
+        let clear = open_one(keys, l.subject, event_type, &l.path, l.blob)?;
+        out.push_str(&serde_json::to_string(&clear)?);
+        at = l.end;
+    }
+    out.push_str(&payload[at..]);
+    Ok(out)
 }
 
 /// Opens a payload: every sealed string replaced by its clear text, or by [`ERASED`] when its key
@@ -264,12 +327,15 @@ pub async fn open_payload<'c>(
     if !is_sealed(payload) {
         return Ok(None);
     }
-    let mut value: Value = serde_json::from_str(payload).context("sealed payload is not JSON")?;
-    let mut subjects = Vec::new();
-    subjects_of(&mut value, &mut subjects);
+    let found = literals(payload);
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut subjects: Vec<Uuid> = found.iter().map(|l| l.subject).collect();
+    subjects.sort();
+    subjects.dedup();
     let keys = load(db, &subjects).await?;
-    open_value(&keys, event_type, &mut value)?;
-    Ok(Some(serde_json::to_string(&value)?))
+    Ok(Some(open_text(&keys, event_type, payload, &found)?))
 }
 
 /// `payload` opened (see [`open_payload`]).
@@ -288,13 +354,15 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
             forget(subject);
         }
     }
-    let mut sealed = Vec::new();
     let mut subjects = Vec::new();
+    let mut sealed = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if is_sealed(&e.payload) {
-            let mut value: Value = serde_json::from_str(&e.payload).context("sealed payload is not JSON")?;
-            subjects_of(&mut value, &mut subjects);
-            sealed.push((i, value));
+            let found = literals(&e.payload);
+            subjects.extend(found.iter().map(|l| l.subject));
+            if !found.is_empty() {
+                sealed.push(i);
+            }
         }
     }
     if sealed.is_empty() {
@@ -303,9 +371,10 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
     subjects.sort();
     subjects.dedup();
     let keys = load(db, &subjects).await?;
-    for (i, mut value) in sealed {
-        open_value(&keys, &events[i].event_type, &mut value)?;
-        events[i].payload = serde_json::to_string(&value)?;
+    for i in sealed {
+        let e = &events[i];
+        let opened = open_text(&keys, &e.event_type, &e.payload, &literals(&e.payload))?;
+        events[i].payload = opened;
     }
     Ok(())
 }
@@ -322,44 +391,19 @@ fn erased_subject(e: &StoredEvent) -> Option<Uuid> {
     }
 }
 
-fn subjects_of(value: &mut Value, out: &mut Vec<Uuid>) {
-    for_each_string(value, &mut |_, s| {
-        if let Some(id) = envelope_subject(s) {
-            out.push(id);
-        }
-    });
-}
-
-/// Opens every sealed string of a serialized event with `keys`.
-fn open_value(keys: &HashMap<Uuid, Key>, event_type: &str, value: &mut Value) -> anyhow::Result<()> {
-    let mut failure = None;
-    for_each_string(value, &mut |path, s| {
-        let Some(subject) = envelope_subject(s) else { return };
-        // Paths are sealed relative to the event's fields, below its variant name.
-        let field = path.split_once('/').map_or("", |(_, rest)| rest);
-        match open_one(keys, subject, event_type, field, s) {
-            Ok(clear) => *s = clear,
-            Err(e) => failure = Some(e),
-        }
-    });
-    failure.map_or(Ok(()), Err)
-}
-
 fn open_one(
     keys: &HashMap<Uuid, Key>,
     subject: Uuid,
     event_type: &str,
     path: &str,
-    sealed: &str,
+    blob: &str,
 ) -> anyhow::Result<String> {
     let key = keys.get(&subject).cloned().ok_or_else(|| anyhow!("no data key for subject {subject}"))?;
     let (tenant, cipher) = match key {
         Key::Erased => return Ok(ERASED.to_string()),
         Key::Live { tenant, cipher, .. } => (tenant, cipher),
     };
-    let blob = B64
-        .decode(&sealed[MARK.len() + 33..])
-        .map_err(|_| anyhow!("a sealed field of subject {subject} is not base64"))?;
+    let blob = B64.decode(blob).map_err(|_| anyhow!("a sealed field of subject {subject} is not base64"))?;
     if blob.len() < 12 {
         bail!("a sealed field of subject {subject} is too short");
     }
@@ -405,4 +449,34 @@ pub async fn destroy(
         > 0;
     forget(subject);
     Ok(destroyed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(subject: Uuid, path: &str) -> String {
+        format!("{MARK}{}:{}:{}", subject.simple(), B64.encode(path), B64.encode([7u8; 20]))
+    }
+
+    #[test]
+    fn envelopes_are_found_in_the_text_and_nothing_else_is() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let payload = serde_json::json!({"MessageReceived": {
+            "text": sealed(a, "text"),
+            "attachments": [{"file_name": sealed(b, "attachments/*/file_name"), "kind": "image"}],
+            // A customer's text quoting an envelope's opening is escaped inside its own string.
+            "note": format!("\"{}", sealed(a, "x")),
+            "broken": format!("{MARK}not-an-envelope"),
+        }})
+        .to_string();
+        assert!(is_sealed(&payload));
+        let found: Vec<(Uuid, String)> = literals(&payload).into_iter().map(|l| (l.subject, l.path)).collect();
+        assert_eq!(found, [(b, "attachments/*/file_name".to_string()), (a, "text".to_string())]);
+        for l in literals(&payload) {
+            let literal: String = serde_json::from_str(&payload[l.start..l.end]).unwrap();
+            assert!(literal.starts_with(MARK));
+        }
+        assert!(literals(&serde_json::json!({"E": {"t": "plain"}}).to_string()).is_empty());
+    }
 }

@@ -598,13 +598,15 @@ impl Projector for WorkProjector {
         let out: Vec<&WorkRow> = touched.iter().filter_map(|k| rows.get(k)).collect();
         rows::upsert(conn, "work_items", &["job_id"], COLUMNS, &out).await?;
         // An erased customer's conversation or lead takes no more commands: its outstanding jobs
-        // are over, and what they quote of the customer (an escalation's reason, an error) goes.
+        // are over, and what they quote of the customer (an escalation's reason, an attachment's
+        // link and name, an error) goes.
         for e in &erased {
             sqlx::query(
                 "UPDATE work_items SET \
                     status = CASE WHEN status IN ('requested', 'started') THEN 'done' ELSE status END, \
-                    payload = CASE WHEN payload ? 'reason' THEN jsonb_set(payload, '{reason}', to_jsonb($3::text)) \
-                                   ELSE payload END, \
+                    payload = CASE WHEN payload ? 'reason' \
+                                   THEN jsonb_set(payload - 'attachment', '{reason}', to_jsonb($3::text)) \
+                                   ELSE payload - 'attachment' END, \
                     last_error = CASE WHEN last_error IS NULL THEN NULL ELSE $3 END, \
                     updated_at = $4 \
                   WHERE aggregate_type = $1 AND aggregate_id = $2",

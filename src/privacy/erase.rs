@@ -3,18 +3,21 @@
 //! Events are never changed. The customer's data in them is sealed with the customer's own key
 //! ([`aisales_projections::pii`]), and so is every lead that reached them, with the lead's key.
 //! Erasure destroys those keys, so every customer-data field of those events reads `[erased]` from
-//! then on, in every reader and in every rebuild. In order:
+//! then on, in every rebuild and in every reader (another process within its key cache's 30 s).
+//! In order:
 //!
-//! 1. the keys are destroyed (a tombstone stays: the subject never gets a new key);
+//! 1. the snapshots of their aggregates (state in clear) are deleted and the keys destroyed (a
+//!    tombstone stays: the subject never gets a new key); events stored before sealing existed
+//!    get `[erased]` written over their customer data;
 //! 2. `CustomerErased` is appended to each of the customer's conversations and `LeadErased` to
 //!    each lead: the erasure's own record, with actor and time and no customer data. The
 //!    projectors scrub their rows of that conversation or lead when they apply it; the
 //!    aggregates refuse every later command, so nothing new is written about the customer;
 //! 3. what is kept outside the events is deleted in one transaction: the customer's identities
 //!    (the next message from the same chat starts a new customer), the provider ids of replies
-//!    sent to them, the snapshots of their aggregates, webhook dead letters and stored command
-//!    answers naming their chat or phone, and files only they sent; the erasure is recorded in
-//!    `data_deletions`.
+//!    sent to them, the snapshots of their aggregates (again), webhook dead letters and stored
+//!    command answers naming their chat, phone or name, and files only they sent; the erasure is
+//!    recorded in `data_deletions`.
 //!
 //! Repeating an erasure is harmless: the keys are gone already, the aggregates record nothing
 //! new, and the deletions find nothing. Each step is idempotent, so an erasure interrupted
@@ -133,9 +136,31 @@ pub async fn erase_customer(
     chats.extend(external_ids.iter().map(|e| e.split('#').next().unwrap_or(e).to_string()));
     chats.sort();
     chats.dedup();
-    let leads = leads_of(ctx, tenant, &conversations, &phones).await?;
+    let mut leads = leads_of(ctx, tenant, &conversations, &phones).await?;
+    // Leads whose key an interrupted erasure destroyed before recording them (found then by a
+    // phone the erased conversation no longer tells).
+    let unfinished: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT k.subject_id FROM data_keys k WHERE k.tenant_id = $1 AND k.kind = 'lead' AND k.erased_at IS NOT NULL \
+            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = 'lead' \
+                              AND e.aggregate_id = k.subject_id::text AND e.event_type = 'LeadErased')",
+    )
+    .bind(tenant)
+    .fetch_all(&ctx.pool)
+    .await?;
+    leads.extend(unfinished);
+    leads.sort();
+    leads.dedup();
 
-    // 1. The keys.
+    // 1. The keys, after the snapshots (which hold the state in clear), so that nothing loads
+    // the customer's data in clear once the keys are gone.
+    sqlx::query(
+        "DELETE FROM aggregate_snapshots WHERE (aggregate_type = 'conversation' AND aggregate_id = ANY($1)) \
+            OR (aggregate_type = 'lead' AND aggregate_id = ANY($2))",
+    )
+    .bind(conversations.iter().map(Uuid::to_string).collect::<Vec<_>>())
+    .bind(leads.iter().map(Uuid::to_string).collect::<Vec<_>>())
+    .execute(&ctx.pool)
+    .await?;
     let mut conn = ctx.pool.acquire().await?;
     let mut destroyed = aisales_projections::pii::destroy(&mut conn, tenant, customer, "customer", actor).await?;
     for lead in &leads {

@@ -255,6 +255,8 @@ pub async fn erase_inactive(
         "SELECT c.tenant_id, c.customer_id FROM tenants t \
            JOIN LATERAL (SELECT tenant_id, customer_id FROM rm_customers \
                           WHERE tenant_id = t.id AND chat_id <> $3 \
+                            AND NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.subject_id = customer_id \
+                                              AND k.erased_at IS NOT NULL) \
                             AND last_seen_at < $1 - make_interval(months => t.erase_inactive_customers_months) \
                           ORDER BY last_seen_at LIMIT $4) c ON true \
           WHERE t.erase_inactive_customers_months IS NOT NULL AND ($2::uuid IS NULL OR t.id = $2)",

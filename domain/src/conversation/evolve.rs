@@ -55,6 +55,12 @@ impl Conversation {
                 self.customer_phone = None;
                 self.aliases.clear();
                 self.pending_request = None;
+                for s in self.suggestions.values_mut() {
+                    s.text = crate::pii::ERASED.to_string();
+                }
+                for r in self.replies.values_mut() {
+                    r.text = crate::pii::ERASED.to_string();
+                }
             }
             E::AttachmentStored { message_id, index, .. } | E::AttachmentRefused { message_id, index, .. } => {
                 self.media_recorded.insert((message_id, index));

@@ -27,7 +27,8 @@ pub async fn export(
 
 /// Projectors whose rows hold customer data: the erasure answers once they applied it, so the
 /// dashboard and the API show `[erased]` from the answer on.
-const SCRUBBING_PROJECTORS: &[&str] = &["conversations", "leads"];
+const SCRUBBING_PROJECTORS: &[&str] =
+    &["conversations", "messages", "suggestions", "escalations", "customers", "leads"];
 
 /// How long the erasure waits for the read models before answering (they finish on their own).
 const SCRUB_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -45,8 +46,14 @@ pub async fn erase(
         .await
         .map_err(ApiError::Unexpected)?
         .ok_or(ApiError::NotFound("customer"))?;
-    if let Some(p) = erasure.position.as_deref().and_then(|p| p.parse().ok()) {
-        crate::application::consistency::wait_for(&state.pool, SCRUBBING_PROJECTORS, p, SCRUB_WAIT).await?;
-    }
-    Ok(Json(erasure))
+    // The erasure is done; read models lagging behind it finish on their own.
+    let scrubbed = match erasure.position.as_deref().and_then(|p| p.parse().ok()) {
+        Some(p) => {
+            crate::application::consistency::wait_for(&state.pool, SCRUBBING_PROJECTORS, p, SCRUB_WAIT).await.is_ok()
+        }
+        None => true,
+    };
+    let mut body = serde_json::to_value(&erasure).map_err(|e| ApiError::Unexpected(e.into()))?;
+    body["read_models_scrubbed"] = scrubbed.into();
+    Ok(Json(body))
 }

@@ -199,8 +199,20 @@ async fn key_for(pool: &PgPool, subject: &Subject) -> anyhow::Result<Key> {
     Ok(key)
 }
 
+/// `aisales:pii:v1:<tenant>:<subject>:<event type>:<path>`, written without formatting machinery
+/// (it is built for every sealed field of every event read).
 fn aad(tenant: Uuid, subject: Uuid, event_type: &str, path: &str) -> Vec<u8> {
-    format!("aisales:pii:v1:{tenant}:{subject}:{event_type}:{path}").into_bytes()
+    let mut out = Vec::with_capacity(15 + 2 * 37 + event_type.len() + 1 + path.len());
+    let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.extend_from_slice(b"aisales:pii:v1:");
+    out.extend_from_slice(tenant.hyphenated().encode_lower(&mut id).as_bytes());
+    out.push(b':');
+    out.extend_from_slice(subject.hyphenated().encode_lower(&mut id).as_bytes());
+    out.push(b':');
+    out.extend_from_slice(event_type.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(path.as_bytes());
+    out
 }
 
 /// Seals the customer-data strings (`paths`) of a serialized event of `event_type`.
@@ -361,7 +373,7 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
             let found = literals(&e.payload);
             subjects.extend(found.iter().map(|l| l.subject));
             if !found.is_empty() {
-                sealed.push(i);
+                sealed.push((i, found));
             }
         }
     }
@@ -371,10 +383,14 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
     subjects.sort();
     subjects.dedup();
     let keys = load(db, &subjects).await?;
-    for i in sealed {
-        let e = &events[i];
-        let opened = open_text(&keys, &e.event_type, &e.payload, &literals(&e.payload))?;
-        events[i].payload = opened;
+    let mut opened = Vec::with_capacity(sealed.len());
+    for (i, found) in &sealed {
+        let e = &events[*i];
+        opened.push((*i, open_text(&keys, &e.event_type, &e.payload, found)?));
+    }
+    drop(sealed);
+    for (i, payload) in opened {
+        events[i].payload = payload;
     }
     Ok(())
 }
@@ -457,6 +473,15 @@ mod tests {
 
     fn sealed(subject: Uuid, path: &str) -> String {
         format!("{MARK}{}:{}:{}", subject.simple(), B64.encode(path), B64.encode([7u8; 20]))
+    }
+
+    #[test]
+    fn associated_data_names_tenant_subject_event_and_field() {
+        let (t, s) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(
+            aad(t, s, "MessageReceived", "text"),
+            format!("aisales:pii:v1:{t}:{s}:MessageReceived:text").into_bytes()
+        );
     }
 
     #[test]

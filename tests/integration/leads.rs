@@ -226,10 +226,11 @@ async fn without_a_reply_the_team_is_told_even_after_every_process_restarted_and
     assert_eq!(notice.0.to_string(), TEAM_CHAT);
     assert!(notice.1.contains("Клиент не отвечает"), "{}", notice.1);
     assert!(notice.1.contains("Kia Rio 2015"), "{}", notice.1);
-    let detail = eventually(Duration::from_secs(20), "the notice recorded", || async {
+    // The timeline is read from the events, the status from the board, which follows them.
+    let detail = eventually(Duration::from_secs(20), "the notice recorded and the board caught up", || async {
         let v = try_get(&app, &format!("/api/leads/{id}"), s.t.owner()).await?;
         let notified = v["timeline"].as_array()?.iter().any(|e| e["type"] == "TeamNotified");
-        notified.then_some(v)
+        (notified && v["status"] == "no_reply").then_some(v)
     })
     .await;
     assert_eq!(detail["status"], "no_reply");

@@ -89,31 +89,6 @@ pub fn for_each_at(body: &mut Value, pattern: &str, f: &mut impl FnMut(&str, &mu
     walk(body, &segments, &mut Vec::new(), f);
 }
 
-/// Calls `f` with the path and a mutable reference of every string in `body`.
-pub fn for_each_string(body: &mut Value, f: &mut impl FnMut(&str, &mut String)) {
-    fn walk(v: &mut Value, at: &mut Vec<String>, f: &mut impl FnMut(&str, &mut String)) {
-        match v {
-            Value::String(s) => f(&at.join("/"), s),
-            Value::Array(a) => {
-                for x in a {
-                    at.push("*".into());
-                    walk(x, at, f);
-                    at.pop();
-                }
-            }
-            Value::Object(o) => {
-                for (k, x) in o {
-                    at.push(k.clone());
-                    walk(x, at, f);
-                    at.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    walk(body, &mut Vec::new(), f);
-}
-
 /// Calls `f` with every customer-data string of a serialized event of `event_type`.
 pub fn for_each_pii(event: &mut Value, paths: &[&str], f: &mut impl FnMut(&str, &mut String)) {
     if let Some(body) = body_mut(event) {

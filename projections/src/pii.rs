@@ -170,7 +170,9 @@ async fn load<'c>(db: impl sqlx::PgExecutor<'c>, subjects: &[Uuid]) -> anyhow::R
 
 /// The subject's key, made on first use.
 async fn key_for(pool: &PgPool, subject: &Subject) -> anyhow::Result<Key> {
-    if let Some(k) = cached(subject.id) {
+    // Cached, or stored already (the usual case once a cached key has grown stale): no new key
+    // is made and nothing is written.
+    if let Some(k) = load(pool, &[subject.id]).await?.remove(&subject.id) {
         return Ok(k);
     }
     let wrap = WRAP.get().ok_or_else(|| anyhow!("no master key is installed"))?;

@@ -60,8 +60,14 @@ async fn conversations_of(ctx: &Context, tenant: Uuid, customer: Uuid) -> sqlx::
     .await
 }
 
-/// The leads of the customer: answered in their conversations, or left with their phone.
-async fn leads_of(ctx: &Context, tenant: Uuid, conversations: &[Uuid], phones: &[String]) -> sqlx::Result<Vec<Uuid>> {
+/// The leads of the customer: answered in their conversations, or left with their phone (any
+/// spelling of the same digits). The export holds the same leads.
+pub(super) async fn leads_of<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    tenant: Uuid,
+    conversations: &[Uuid],
+    phones: &[String],
+) -> sqlx::Result<Vec<Uuid>> {
     let digits: Vec<String> = phones
         .iter()
         .map(|p| p.chars().filter(char::is_ascii_digit).collect::<String>())
@@ -80,7 +86,7 @@ async fn leads_of(ctx: &Context, tenant: Uuid, conversations: &[Uuid], phones: &
     .bind(tenant)
     .bind(conversations)
     .bind(&digits)
-    .fetch_all(&ctx.pool)
+    .fetch_all(db)
     .await
 }
 
@@ -136,7 +142,7 @@ pub async fn erase_customer(
     chats.extend(external_ids.iter().map(|e| e.split('#').next().unwrap_or(e).to_string()));
     chats.sort();
     chats.dedup();
-    let mut leads = leads_of(ctx, tenant, &conversations, &phones).await?;
+    let mut leads = leads_of(&ctx.pool, tenant, &conversations, &phones).await?;
     // Leads whose key an interrupted erasure destroyed before recording them (found then by a
     // phone the erased conversation no longer tells).
     let unfinished: Vec<Uuid> = sqlx::query_scalar(
@@ -205,9 +211,10 @@ pub async fn erase_customer(
     // 3. What is kept outside the events.
     scrub_outside_events(ctx, tenant, customer, &conversations, &leads, &chats, &phones, &names).await?;
     let files = delete_files(ctx, tenant, &conversations).await?;
+    let accounts = accounts_of(ctx, tenant).await?;
     for chat in &chats {
-        for account in accounts_of(ctx, tenant).await? {
-            ctx.identities.forget(tenant, account.0, account.1, chat);
+        for (kind, account) in &accounts {
+            ctx.identities.forget(tenant, *kind, *account, chat);
         }
     }
     if destroyed || recorded {

@@ -66,25 +66,8 @@ pub async fn customer_export(
         conversations.push(conversation(&mut tx, tenant_id, id).await?);
     }
 
-    let lead_ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT lead_id FROM rm_leads WHERE tenant_id = $1 AND conversation_id = ANY($2) \
-         UNION \
-         SELECT (payload->'LeadLinked'->>'lead_id')::uuid FROM events \
-          WHERE aggregate_type = 'conversation' AND aggregate_id = ANY($3) AND event_type = 'LeadLinked' \
-            AND tenant_id = $1 \
-         UNION \
-         SELECT l.lead_id FROM rm_leads l JOIN rm_customers c \
-             ON c.tenant_id = l.tenant_id AND c.customer_id = $4 \
-          WHERE l.tenant_id = $1 AND c.phone IS NOT NULL AND l.phone IS NOT NULL \
-            AND regexp_replace(l.phone, '\\D', '', 'g') = regexp_replace(c.phone, '\\D', '', 'g') \
-            AND regexp_replace(c.phone, '\\D', '', 'g') <> ''",
-    )
-    .bind(tenant_id)
-    .bind(&conversation_ids)
-    .bind(conversation_ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let phones: Vec<String> = customer["phone"].as_str().map(str::to_string).into_iter().collect();
+    let lead_ids = super::erase::leads_of(&mut *tx, tenant_id, &conversation_ids, &phones).await?;
     let mut leads = Vec::with_capacity(lead_ids.len());
     for &id in &lead_ids {
         let lead: Option<Value> =

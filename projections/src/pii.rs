@@ -19,10 +19,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use aisales_domain::pii::{ERASED, for_each_pii};
 use anyhow::{anyhow, bail};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use serde_json::Value;
@@ -35,6 +34,12 @@ use crate::events::StoredEvent;
 pub const MARK: &str = "\u{1}pii1:";
 /// [`MARK`] as it starts a string in JSON text.
 const MARK_IN_JSON: &str = "\"\\u0001pii1:";
+
+/// Finds [`MARK_IN_JSON`] (every payload read is searched for it).
+fn mark_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(MARK_IN_JSON))
+}
 
 /// How long a process trusts a cached live key before reading it again.
 pub const LIVE_KEY_TTL: Duration = Duration::from_secs(30);
@@ -92,8 +97,15 @@ pub fn installed() -> bool {
 
 #[derive(Clone)]
 enum Key {
-    Live { tenant: Uuid, cipher: Arc<Aes256GcmSiv>, read: Instant },
+    Live { tenant: Uuid, cipher: Arc<LessSafeKey>, read: Instant },
     Erased,
+}
+
+/// AES-256-GCM-SIV (RFC 8452) under a data key. The implementation is aws-lc's, which derives
+/// the per-message keys GCM-SIV needs far faster than a general-purpose AES backend; envelopes
+/// written by any conforming implementation open alike.
+fn cipher(raw: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM_SIV, raw).expect("a 32-byte key"))
 }
 
 fn cache() -> &'static Mutex<HashMap<Uuid, Key>> {
@@ -130,8 +142,7 @@ fn key_of(row: KeyRow) -> anyhow::Result<(Uuid, Key)> {
         (Some(key_id), Some(nonce), Some(wrapped)) => {
             let wrap = WRAP.get().ok_or_else(|| anyhow!("customer data is sealed but no master key is installed"))?;
             let raw = wrap.unwrap(tenant, subject, &key_id, &nonce, &wrapped)?;
-            let cipher = Aes256GcmSiv::new_from_slice(&raw).expect("32-byte key");
-            Key::Live { tenant, cipher: Arc::new(cipher), read: Instant::now() }
+            Key::Live { tenant, cipher: Arc::new(cipher(&raw)), read: Instant::now() }
         }
         _ => Key::Erased,
     };
@@ -205,7 +216,14 @@ async fn key_for(pool: &PgPool, subject: &Subject) -> anyhow::Result<Key> {
 /// (it is built for every sealed field of every event read).
 fn aad(tenant: Uuid, subject: Uuid, event_type: &str, path: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(15 + 2 * 37 + event_type.len() + 1 + path.len());
+    aad_into(&mut out, tenant, subject, event_type, path.as_bytes());
+    out
+}
+
+/// [`aad`] written into `out` (cleared first).
+fn aad_into(out: &mut Vec<u8>, tenant: Uuid, subject: Uuid, event_type: &str, path: &[u8]) {
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.clear();
     out.extend_from_slice(b"aisales:pii:v1:");
     out.extend_from_slice(tenant.hyphenated().encode_lower(&mut id).as_bytes());
     out.push(b':');
@@ -213,8 +231,26 @@ fn aad(tenant: Uuid, subject: Uuid, event_type: &str, path: &str) -> Vec<u8> {
     out.push(b':');
     out.extend_from_slice(event_type.as_bytes());
     out.push(b':');
-    out.extend_from_slice(path.as_bytes());
-    out
+    out.extend_from_slice(path);
+}
+
+/// The envelope of one customer-data string: [`MARK`], subject, base64 path and base64
+/// `nonce || ciphertext || tag`.
+fn envelope_of(cipher: &LessSafeKey, tenant: Uuid, subject: Uuid, event_type: &str, path: &str, clear: &str) -> String {
+    let mut nonce = [0u8; 12];
+    rand::Rng::fill(&mut rand::rng(), &mut nonce);
+    let mut sealed = clear.as_bytes().to_vec();
+    cipher
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(tenant, subject, event_type, path)),
+            &mut sealed,
+        )
+        .expect("AES-GCM-SIV sealing does not fail for in-memory buffers");
+    let mut blob = Vec::with_capacity(12 + sealed.len());
+    blob.extend_from_slice(&nonce);
+    blob.extend_from_slice(&sealed);
+    format!("{MARK}{}:{}:{}", subject.simple(), B64.encode(path), B64.encode(blob))
 }
 
 /// Seals the customer-data strings (`paths`) of a serialized event of `event_type`.
@@ -241,42 +277,32 @@ pub async fn seal(
     };
     for_each_pii(event, paths, &mut |path, s| match &cipher {
         None => *s = ERASED.to_string(),
-        Some(cipher) => {
-            let mut nonce = [0u8; 12];
-            rand::Rng::fill(&mut rand::rng(), &mut nonce);
-            let sealed = cipher
-                .encrypt(
-                    &Nonce::try_from(&nonce[..]).expect("12-byte nonce"),
-                    Payload { msg: s.as_bytes(), aad: &aad(subject.tenant_id, subject.id, event_type, path) },
-                )
-                .expect("AES-GCM-SIV encryption does not fail for in-memory buffers");
-            let mut blob = nonce.to_vec();
-            blob.extend_from_slice(&sealed);
-            *s = format!("{MARK}{}:{}:{}", subject.id.simple(), B64.encode(path), B64.encode(blob));
-        }
+        Some(cipher) => *s = envelope_of(cipher, subject.tenant_id, subject.id, event_type, path, s),
     });
     Ok(())
 }
 
 /// One sealed string in a payload's JSON text: the byte range of its literal (quotes included),
-/// its subject, the field's path and the sealed bytes (base64).
+/// its subject, the field's path and the sealed bytes (both base64).
 struct Literal<'a> {
     start: usize,
     end: usize,
     subject: Uuid,
-    path: String,
+    path: &'a str,
     blob: &'a str,
 }
 
 /// An envelope's parts after [`MARK`]: `<32 hex digits>:<base64 path>:<base64 sealed bytes>`;
-/// `None` for anything else, which is then plain text.
-fn envelope(inner: &str) -> Option<(Uuid, String, &str)> {
+/// `None` for anything else, which is then plain text. `scratch` takes the decoded path.
+fn envelope<'a>(inner: &'a str, scratch: &mut Vec<u8>) -> Option<(Uuid, &'a str, &'a str)> {
     let mut parts = inner.splitn(3, ':');
     let (id, path, blob) = (parts.next()?, parts.next()?, parts.next()?);
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || blob.is_empty() {
         return None;
     }
-    let path = String::from_utf8(B64.decode(path).ok()?).ok()?;
+    scratch.clear();
+    B64.decode_vec(path, scratch).ok()?;
+    std::str::from_utf8(scratch).ok()?;
     Some((Uuid::try_parse(id).ok()?, path, blob))
 }
 
@@ -287,18 +313,19 @@ fn envelope(inner: &str) -> Option<(Uuid, String, &str)> {
 fn literals(payload: &str) -> Vec<Literal<'_>> {
     let bytes = payload.as_bytes();
     let mut out = Vec::new();
+    let mut scratch = Vec::new();
     let mut from = 0;
-    while let Some(found) = payload[from..].find(MARK_IN_JSON) {
+    while let Some(found) = mark_finder().find(&bytes[from..]) {
         let start = from + found;
         let inner_start = start + MARK_IN_JSON.len();
-        let Some(len) = payload[inner_start..].find('"') else { break };
+        let Some(len) = memchr::memchr(b'"', &bytes[inner_start..]) else { break };
         let end = inner_start + len + 1;
         from = end;
         let escaped = bytes[..start].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1;
         if escaped {
             continue;
         }
-        if let Some((subject, path, blob)) = envelope(&payload[inner_start..end - 1]) {
+        if let Some((subject, path, blob)) = envelope(&payload[inner_start..end - 1], &mut scratch) {
             out.push(Literal { start, end, subject, path, blob });
         }
     }
@@ -307,12 +334,52 @@ fn literals(payload: &str) -> Vec<Literal<'_>> {
 
 /// Whether a payload (JSON text) holds sealed strings.
 pub fn is_sealed(payload: &str) -> bool {
-    payload.contains(MARK_IN_JSON)
+    mark_finder().find(payload.as_bytes()).is_some()
 }
 
-/// `payload` with every sealed string opened with `keys` (`None`: nothing was sealed).
+/// Appends `s` to `out` as a JSON string literal, escaped as `serde_json` escapes it.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut at = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[at..i]);
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(short);
+        }
+        at = i + 1;
+    }
+    out.push_str(&s[at..]);
+    out.push('"');
+}
+
+/// Buffers reused across the fields one thread opens.
+#[derive(Default)]
+struct Scratch {
+    path: Vec<u8>,
+    sealed: Vec<u8>,
+    aad: Vec<u8>,
+}
+
+/// `payload` with every sealed string opened with `keys`.
 fn open_text(
     keys: &HashMap<Uuid, Key>,
+    scratch: &mut Scratch,
     event_type: &str,
     payload: &str,
     found: &[Literal<'_>],
@@ -323,8 +390,10 @@ fn open_text(
         out.push_str(&payload[at..l.start]);
         // The path is sealed relative to the event's fields, so it is checked by the
         // authentication: the ciphertext opens only as the field it was sealed for.
-        let clear = open_one(keys, l.subject, event_type, &l.path, l.blob)?;
-        out.push_str(&serde_json::to_string(&clear)?);
+        match open_one(keys, scratch, l.subject, event_type, l.path, l.blob)? {
+            Some(clear) => push_json_str(&mut out, clear),
+            None => push_json_str(&mut out, ERASED),
+        }
         at = l.end;
     }
     out.push_str(&payload[at..]);
@@ -349,12 +418,57 @@ pub async fn open_payload<'c>(
     subjects.sort();
     subjects.dedup();
     let keys = load(db, &subjects).await?;
-    Ok(Some(open_text(&keys, event_type, payload, &found)?))
+    Ok(Some(open_text(&keys, &mut Scratch::default(), event_type, payload, &found)?))
 }
 
 /// `payload` opened (see [`open_payload`]).
 pub async fn opened<'c>(db: impl sqlx::PgExecutor<'c>, event_type: &str, payload: String) -> anyhow::Result<String> {
     Ok(open_payload(db, event_type, &payload).await?.unwrap_or(payload))
+}
+
+/// Sealed events in one read from which opening is shared out among the machine's cores (a
+/// projector's batch while it catches up); fewer are opened on the calling thread.
+const SHARED_OPENING_MIN: usize = 256;
+
+/// Threads that open one read's events together, at most.
+const OPENING_THREADS_MAX: usize = 4;
+
+fn opening_threads() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(OPENING_THREADS_MAX))
+}
+
+/// The opened payloads of `sealed` (index into `events`, its sealed strings).
+fn open_all(
+    keys: &HashMap<Uuid, Key>,
+    events: &[StoredEvent],
+    sealed: &[(usize, Vec<Literal<'_>>)],
+) -> anyhow::Result<Vec<(usize, String)>> {
+    let open_part = |part: &[(usize, Vec<Literal<'_>>)]| -> anyhow::Result<Vec<(usize, String)>> {
+        let mut scratch = Scratch::default();
+        part.iter()
+            .map(|(i, found)| {
+                let e = &events[*i];
+                Ok((*i, open_text(keys, &mut scratch, &e.event_type, &e.payload, found)?))
+            })
+            .collect()
+    };
+    let threads = opening_threads();
+    if threads < 2 || sealed.len() < SHARED_OPENING_MIN {
+        return open_part(sealed);
+    }
+    // A long read (a projector catching up) is opened on every core: the calling thread takes
+    // the first share, scoped threads the others.
+    let mut parts = sealed.chunks(sealed.len().div_ceil(threads));
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || open_part(part))).collect();
+        let mut opened = open_part(first)?;
+        for other in others {
+            opened.extend(other.join().map_err(|_| anyhow!("a thread opening customer data panicked"))??);
+        }
+        Ok(opened)
+    })
 }
 
 /// Opens the payloads of `events` in place, reading the keys they need in one query.
@@ -371,25 +485,20 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
     let mut subjects = Vec::new();
     let mut sealed = Vec::new();
     for (i, e) in events.iter().enumerate() {
-        if is_sealed(&e.payload) {
-            let found = literals(&e.payload);
+        // One scan of the text: without a marker `literals` finds nothing at once.
+        let found = literals(&e.payload);
+        if !found.is_empty() {
             subjects.extend(found.iter().map(|l| l.subject));
-            if !found.is_empty() {
-                sealed.push((i, found));
-            }
+            sealed.push((i, found));
         }
     }
     if sealed.is_empty() {
         return Ok(());
     }
-    subjects.sort();
+    subjects.sort_unstable();
     subjects.dedup();
     let keys = load(db, &subjects).await?;
-    let mut opened = Vec::with_capacity(sealed.len());
-    for (i, found) in &sealed {
-        let e = &events[*i];
-        opened.push((*i, open_text(&keys, &e.event_type, &e.payload, found)?));
-    }
+    let opened = open_all(&keys, events, &sealed)?;
     drop(sealed);
     for (i, payload) in opened {
         events[i].payload = payload;
@@ -399,40 +508,49 @@ pub async fn open_events<'c>(db: impl sqlx::PgExecutor<'c>, events: &mut [Stored
 
 /// The subject an erasure event names: the customer of `CustomerErased`, the lead of `LeadErased`.
 fn erased_subject(e: &StoredEvent) -> Option<Uuid> {
-    match (e.aggregate_type.as_str(), e.event_type.as_str()) {
-        ("conversation", "CustomerErased") => {
+    // The event type first: it rules out nearly every event in one comparison.
+    match (e.event_type.as_str(), e.aggregate_type.as_str()) {
+        ("CustomerErased", "conversation") => {
             let v: Value = serde_json::from_str(&e.payload).ok()?;
             v.get("CustomerErased")?.get("customer_id")?.as_str()?.parse().ok()
         }
-        ("lead", "LeadErased") => e.aggregate_id.parse().ok(),
+        ("LeadErased", "lead") => e.aggregate_id.parse().ok(),
         _ => None,
     }
 }
 
-fn open_one(
+/// One sealed field opened: its clear text (borrowed from `scratch`), or `None` when the
+/// subject's key was destroyed.
+fn open_one<'s>(
     keys: &HashMap<Uuid, Key>,
+    scratch: &'s mut Scratch,
     subject: Uuid,
     event_type: &str,
     path: &str,
     blob: &str,
-) -> anyhow::Result<String> {
-    let key = keys.get(&subject).cloned().ok_or_else(|| anyhow!("no data key for subject {subject}"))?;
-    let (tenant, cipher) = match key {
-        Key::Erased => return Ok(ERASED.to_string()),
-        Key::Live { tenant, cipher, .. } => (tenant, cipher),
+) -> anyhow::Result<Option<&'s str>> {
+    let (tenant, cipher) = match keys.get(&subject) {
+        None => bail!("no data key for subject {subject}"),
+        Some(Key::Erased) => return Ok(None),
+        Some(Key::Live { tenant, cipher, .. }) => (*tenant, cipher),
     };
-    let blob = B64.decode(blob).map_err(|_| anyhow!("a sealed field of subject {subject} is not base64"))?;
-    if blob.len() < 12 {
+    let Scratch { path: path_bytes, sealed, aad } = scratch;
+    path_bytes.clear();
+    B64.decode_vec(path, path_bytes).map_err(|_| anyhow!("a sealed field of subject {subject} has no path"))?;
+    aad_into(aad, tenant, subject, event_type, path_bytes);
+    sealed.clear();
+    B64.decode_vec(blob, sealed).map_err(|_| anyhow!("a sealed field of subject {subject} is not base64"))?;
+    // nonce (12) || ciphertext || tag (16)
+    if sealed.len() < 12 + 16 {
         bail!("a sealed field of subject {subject} is too short");
     }
-    let (nonce, ciphertext) = blob.split_at(12);
+    let (nonce, rest) = sealed.split_at_mut(12);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).expect("12 bytes");
     let clear = cipher
-        .decrypt(
-            &Nonce::try_from(nonce).expect("12 bytes"),
-            Payload { msg: ciphertext, aad: &aad(tenant, subject, event_type, path) },
-        )
+        .open_in_place(nonce, Aad::from(&aad[..]), rest)
         .map_err(|_| anyhow!("a sealed field of subject {subject} failed authentication (moved or tampered with)"))?;
-    String::from_utf8(clear).map_err(|_| anyhow!("a sealed field of subject {subject} is not text"))
+    let clear = std::str::from_utf8(clear).map_err(|_| anyhow!("a sealed field of subject {subject} is not text"))?;
+    Ok(Some(clear))
 }
 
 /// Destroys a subject's data key (a tombstone row stays, so the subject never gets a new one).
@@ -498,12 +616,124 @@ mod tests {
         }})
         .to_string();
         assert!(is_sealed(&payload));
-        let found: Vec<(Uuid, String)> = literals(&payload).into_iter().map(|l| (l.subject, l.path)).collect();
+        let found: Vec<(Uuid, String)> = literals(&payload)
+            .into_iter()
+            .map(|l| (l.subject, String::from_utf8(B64.decode(l.path).unwrap()).unwrap()))
+            .collect();
         assert_eq!(found, [(b, "attachments/*/file_name".to_string()), (a, "text".to_string())]);
         for l in literals(&payload) {
             let literal: String = serde_json::from_str(&payload[l.start..l.end]).unwrap();
             assert!(literal.starts_with(MARK));
         }
         assert!(literals(&serde_json::json!({"E": {"t": "plain"}}).to_string()).is_empty());
+    }
+
+    #[test]
+    fn clear_text_is_escaped_as_serde_json_escapes_it() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("Привет, \"мир\" \\ ✓ 🚗 \u{2028}");
+        for s in [all.as_str(), "", "plain", "\"", "\\\\", "\u{1}pii1:x"] {
+            let mut out = String::from("x");
+            push_json_str(&mut out, s);
+            assert_eq!(out[1..], serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    use aes_gcm_siv::Aes256GcmSiv;
+    use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+
+    /// A field sealed by another AES-256-GCM-SIV implementation (RustCrypto's, which wrote the
+    /// first sealed events), in the envelope [`seal`] writes.
+    fn sealed_with(
+        cipher: &Aes256GcmSiv,
+        tenant: Uuid,
+        subject: Uuid,
+        event_type: &str,
+        path: &str,
+        clear: &str,
+    ) -> String {
+        let nonce = [9u8; 12];
+        let sealed = cipher
+            .encrypt(
+                &aes_gcm_siv::Nonce::try_from(&nonce[..]).unwrap(),
+                Payload { msg: clear.as_bytes(), aad: &aad(tenant, subject, event_type, path) },
+            )
+            .unwrap();
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&sealed);
+        format!("{MARK}{}:{}:{}", subject.simple(), B64.encode(path), B64.encode(blob))
+    }
+
+    #[test]
+    fn a_long_read_opened_on_several_threads_equals_one_opened_alone() {
+        let (tenant, live, erased) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let cipher = Aes256GcmSiv::new_from_slice(&[3u8; 32]).unwrap();
+        let keys = HashMap::from([
+            (live, Key::Live { tenant, cipher: Arc::new(super::cipher(&[3u8; 32])), read: Instant::now() }),
+            (erased, Key::Erased),
+        ]);
+        let n = SHARED_OPENING_MIN * 3 + 7;
+        let mut events = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..n {
+            let subject = if i % 5 == 0 { erased } else { live };
+            let text = format!("сообщение №{i} \"Kia\"\n");
+            let payload = serde_json::json!({"MessageReceived": {
+                "text": sealed_with(&cipher, tenant, subject, "MessageReceived", "text", &text),
+                "n": i,
+            }})
+            .to_string();
+            let clear = if subject == erased { ERASED.to_string() } else { text };
+            expected.push(serde_json::json!({"MessageReceived": {"text": clear, "n": i}}));
+            events.push(StoredEvent::new(
+                crate::events::Position::new(1, i as i64 + 1),
+                "conversation",
+                "c",
+                i as i64 + 1,
+                "MessageReceived",
+                "1",
+                payload,
+                "{}".into(),
+                chrono::Utc::now(),
+                Some(tenant),
+            ));
+        }
+        let sealed: Vec<_> = events.iter().enumerate().map(|(i, e)| (i, literals(&e.payload))).collect();
+        let together = open_all(&keys, &events, &sealed).unwrap();
+        assert_eq!(together.len(), n);
+        for (k, (i, payload)) in together.iter().enumerate() {
+            assert_eq!(k, *i, "in the order read");
+            assert_eq!(serde_json::from_str::<Value>(payload).unwrap(), expected[*i]);
+        }
+        let alone = open_all(&keys, &events, &sealed[..SHARED_OPENING_MIN - 1]).unwrap();
+        assert_eq!(alone[..], together[..SHARED_OPENING_MIN - 1]);
+
+        // A field moved to another path fails authentication, on any thread.
+        let mut moved = events.clone();
+        moved[n - 1].payload = moved[n - 1].payload.replace(&B64.encode("text"), &B64.encode("sender_name"));
+        let sealed: Vec<_> = moved.iter().enumerate().map(|(i, e)| (i, literals(&e.payload))).collect();
+        let err = open_all(&keys, &moved, &sealed).unwrap_err();
+        assert!(err.to_string().contains("failed authentication"), "{err}");
+    }
+
+    #[test]
+    fn envelopes_sealed_here_open_with_any_aes_gcm_siv_and_only_as_their_field() {
+        let (tenant, subject) = (Uuid::now_v7(), Uuid::now_v7());
+        let key = [5u8; 32];
+        let text = "Нужна АКПП на Kia Rio 2015";
+        let envelope = envelope_of(&cipher(&key), tenant, subject, "MessageReceived", "text", text);
+        let inner = envelope.strip_prefix(MARK).unwrap();
+        let blob = B64.decode(inner.rsplit(':').next().unwrap()).unwrap();
+        let other = Aes256GcmSiv::new_from_slice(&key).unwrap();
+        let open = |path: &str| {
+            other.decrypt(
+                &aes_gcm_siv::Nonce::try_from(&blob[..12]).unwrap(),
+                Payload { msg: &blob[12..], aad: &aad(tenant, subject, "MessageReceived", path) },
+            )
+        };
+        assert_eq!(open("text").unwrap(), text.as_bytes());
+        assert!(open("sender_name").is_err());
+        // Two sealings of one text differ (a fresh nonce each).
+        assert_ne!(envelope, envelope_of(&cipher(&key), tenant, subject, "MessageReceived", "text", text));
     }
 }

@@ -74,7 +74,7 @@ pub async fn message(
 }
 
 /// Whether a command failed because the conversation's customer was erased.
-fn erased(e: &anyhow::Error) -> bool {
+pub(crate) fn erased(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<ExecuteError<ConversationError>>(),
         Some(ExecuteError::Rejected(ConversationError::Erased))

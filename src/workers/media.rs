@@ -76,6 +76,12 @@ impl MediaHandler {
         if state.media_recorded.contains(&(message_id, index)) {
             return Ok(());
         }
+        if state.erased {
+            // Queued before the customer was erased: the link in the job is theirs and is not
+            // followed.
+            tracing::info!(message = %message_id, index, "attachment not downloaded: the customer's data was erased");
+            return Ok(());
+        }
         let tenant = state.tenant_id;
         let account = crate::tenancy::channel_account(&s.pool, tenant, state.account_id)
             .await?
@@ -166,11 +172,47 @@ impl MediaHandler {
             mime_type: checked.mime_type.to_string(),
             thumbnail_sha256: thumb.map(|t| t.sha256),
         };
-        self.record(
-            job,
-            ConversationCommand::RecordAttachment { message_id, index, outcome: MediaOutcome::Stored(media) },
+        let files: Vec<String> = std::iter::once(media.sha256.clone()).chain(media.thumbnail_sha256.clone()).collect();
+        let recorded = self
+            .record(
+                job,
+                ConversationCommand::RecordAttachment { message_id, index, outcome: MediaOutcome::Stored(media) },
+            )
+            .await;
+        match recorded {
+            Err(e) if crate::application::ingest::erased(&e) => {
+                // The customer was erased while the file was downloading: it is not kept.
+                let discarded = self.discard_unreferenced(tenant, &files).await?;
+                tracing::info!(message = %message_id, index, discarded, "attachment not kept: the customer's data was erased");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Deletes those of `files` that no stored attachment of the tenant names (another customer
+    /// may have sent the same file); returns how many.
+    async fn discard_unreferenced(&self, tenant: Uuid, files: &[String]) -> anyhow::Result<usize> {
+        let unreferenced: Vec<String> = sqlx::query_scalar(
+            "SELECT f FROM unnest($2::text[]) AS f WHERE NOT EXISTS ( \
+                 SELECT 1 FROM events WHERE aggregate_type = 'conversation' AND event_type = 'AttachmentStored' \
+                    AND tenant_id = $1 \
+                    AND f IN (payload->'AttachmentStored'->'media'->>'sha256', \
+                              payload->'AttachmentStored'->'media'->>'thumbnail_sha256'))",
         )
-        .await
+        .bind(tenant)
+        .bind(files)
+        .fetch_all(&self.services.pool)
+        .await?;
+        for sha in &unreferenced {
+            self.store.delete(tenant, sha).await?;
+        }
+        sqlx::query("DELETE FROM media_objects WHERE tenant_id = $1 AND sha256 = ANY($2)")
+            .bind(tenant)
+            .bind(&unreferenced)
+            .execute(&self.services.pool)
+            .await?;
+        Ok(unreferenced.len())
     }
 
     async fn read_photo(
@@ -267,13 +309,22 @@ impl JobHandler for MediaHandler {
     }
 
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
-        match job.payload::<MediaJob>()? {
+        let done = match job.payload::<MediaJob>()? {
             MediaJob::Store { message_id, index, attachment, .. } => {
                 self.store_attachment(job, message_id, index, &attachment).await
             }
             MediaJob::Read { message_id, index, sha256, mime_type, .. } => {
                 self.read_photo(job, message_id, index, &sha256, &mime_type).await
             }
+        };
+        match done {
+            // The customer was erased meanwhile: the conversation takes no outcome, and the job
+            // has nothing left to do (delivered again, it would only be dead-lettered).
+            Err(e) if crate::application::ingest::erased(&e) => {
+                tracing::info!(job = %job.job_id, "media job dropped: the customer's data was erased");
+                Ok(())
+            }
+            r => r,
         }
     }
 

@@ -238,6 +238,12 @@ impl JobHandler for SendHandler {
     async fn handle(&self, job: &Job) -> anyhow::Result<()> {
         let SendReply { conversation_id: conversation, reply_id } = job.payload()?;
         let state = self.services.store.load::<Conversation>(&job.aggregate_id).await?.state;
+        if state.erased {
+            // A reply queued before the customer was erased (its stream entry outlived the job,
+            // which the erasure closed): there is nobody to send it to any more.
+            tracing::info!(reply = %reply_id, "reply not sent: the customer's data was erased");
+            return Ok(());
+        }
         let Some(reply) = state.replies.get(&reply_id) else { return Ok(()) };
         match reply.status {
             ReplyStatus::Sent | ReplyStatus::Delivered | ReplyStatus::Failed => return Ok(()),

@@ -197,6 +197,55 @@ async fn a_photographed_registration_document_is_stored_read_looked_up_and_serve
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
+/// Files in the media store (originals and thumbnails), at any depth.
+fn stored_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().flat_map(|e| if e.path().is_dir() { stored_files(&e.path()) } else { vec![e.path()] }).collect()
+}
+
+#[tokio::test]
+async fn a_photo_downloading_while_its_customer_is_erased_is_not_kept() {
+    let e = env(20 * 1024 * 1024).await;
+    // The download is answered only after the erasure has finished.
+    e.green.set_latency_on("/media/", Duration::from_secs(8));
+    let (conversation, message) = e.send_photo("3EB0ERASE1", photo(30)).await;
+    eventually(Duration::from_secs(30), "the download has started", || async {
+        (!e.green.requests_to("/media/").is_empty()).then_some(())
+    })
+    .await;
+    let started = crate::helpers::opened_events(&e.app.pool, Some(&conversation), "ConversationStarted").await;
+    let customer = started[0].2["customer_id"].as_str().unwrap().to_string();
+    let r =
+        e.app.request(Method::DELETE, &format!("/api/customers/{customer}"), Some(e.t.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    assert!(
+        e.count(&conversation, "AttachmentStored", &message).await == 0,
+        "the erasure finished before the download did"
+    );
+
+    // The download completes; the worker finds the customer erased, keeps nothing and
+    // acknowledges the job (not failed, so never delivered again nor dead-lettered).
+    let media = aisales::bus::Kind::Media;
+    eventually(Duration::from_secs(40), "the media job acknowledged", || async {
+        let mut c = e.app.state.redis.conn();
+        let streams = aisales::bus::streams::status(&mut c, &e.app.state.settings.bus.redis_prefix).await.ok()?;
+        let s = streams.into_iter().find(|s| s.kind == media)?;
+        (s.length >= 1 && s.pending == 0 && s.dead_letters == 0).then_some(())
+    })
+    .await;
+    e.app.drain().await;
+    assert_eq!(e.count_all(&conversation, "AttachmentStored").await, 0);
+    assert_eq!(e.count_all(&conversation, "AttachmentRefused").await, 0, "nothing recorded, nothing dead-lettered");
+    assert_eq!(stored_files(&e.dir), Vec::<std::path::PathBuf>::new(), "no file of the erased customer is kept");
+    let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM media_objects WHERE tenant_id = $1")
+        .bind(e.t.id)
+        .fetch_one(&e.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(objects, 0);
+    assert_eq!(e.green.requests_to("/media/").len(), 1, "downloaded once, not again after the erasure");
+}
+
 #[tokio::test]
 async fn oversized_files_unreadable_answers_and_misread_vins() {
     let e = env(200_000).await;

@@ -1,8 +1,9 @@
-//! `aisales customer export|erase --tenant T ID`: a customer's data requests.
+//! `aisales customer export|erase|erase-lead --tenant T ID`: a customer's data requests.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use aisales_domain::pii::ErasureCause;
 use clap::Subcommand;
 
 use super::UsageError;
@@ -31,6 +32,28 @@ pub enum CustomerCommand {
         /// The customer's id.
         id: uuid::Uuid,
     },
+    /// Erase a lead that never reached a customer (a failed lead, or one still waiting for its
+    /// outreach). A lead that reached a customer is erased with the customer (`customer erase`).
+    EraseLead {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The lead's id.
+        id: uuid::Uuid,
+    },
+}
+
+/// The actor an erasure from the command line is recorded with.
+const ACTOR: &str = "cli:erase";
+
+/// What an erasure runs with, once `tenant` is known to exist.
+async fn context(
+    settings: &std::sync::Arc<Settings>,
+    tenant: uuid::Uuid,
+) -> anyhow::Result<crate::application::Context> {
+    let pool = crate::infra::db::pool(settings)?;
+    require_tenant(&pool, tenant).await?;
+    let redis = crate::infra::redis::Redis::new(settings)?;
+    Ok(crate::application::Context::new(settings.clone(), pool, redis))
 }
 
 pub(super) async fn run(settings: std::sync::Arc<Settings>, cmd: CustomerCommand) -> anyhow::Result<()> {
@@ -50,19 +73,30 @@ pub(super) async fn run(settings: std::sync::Arc<Settings>, cmd: CustomerCommand
             Ok(())
         }
         CustomerCommand::Erase { tenant, id } => {
-            let pool = crate::infra::db::pool(&settings)?;
-            require_tenant(&pool, tenant).await?;
-            let redis = crate::infra::redis::Redis::new(&settings)?;
-            let ctx = crate::application::Context::new(settings.clone(), pool, redis);
-            let erasure = crate::privacy::erase::erase_customer(
-                &ctx,
-                tenant,
-                id,
-                "cli:erase",
-                aisales_domain::pii::ErasureCause::Request,
-            )
-            .await?
-            .ok_or_else(|| UsageError(format!("tenant {tenant} has no customer {id}")))?;
+            let ctx = context(&settings, tenant).await?;
+            let erasure = crate::privacy::erase::erase_customer(&ctx, tenant, id, ACTOR, ErasureCause::Request)
+                .await?
+                .ok_or_else(|| UsageError(format!("tenant {tenant} has no customer {id}")))?;
+            println!("{}", serde_json::to_string(&erasure)?);
+            Ok(())
+        }
+        CustomerCommand::EraseLead { tenant, id } => {
+            use crate::privacy::erase::LeadNotErased;
+            let ctx = context(&settings, tenant).await?;
+            let erasure = match crate::privacy::erase::erase_lead(&ctx, tenant, id, ACTOR, ErasureCause::Request)
+                .await?
+            {
+                Ok(e) => e,
+                Err(LeadNotErased::NotFound) => {
+                    return Err(UsageError(format!("tenant {tenant} has no lead {id}")).into());
+                }
+                Err(LeadNotErased::ReachedCustomer(customer)) => {
+                    return Err(UsageError(format!(
+                        "lead {id} reached customer {customer}: erase the customer (aisales customer erase --tenant {tenant} {customer})"
+                    ))
+                    .into());
+                }
+            };
             println!("{}", serde_json::to_string(&erasure)?);
             Ok(())
         }

@@ -246,6 +246,97 @@ pub async fn erase_customer(
     }))
 }
 
+/// What erasing a lead on its own did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeadErasure {
+    pub lead_id: Uuid,
+    /// The lead was erased before: nothing new was done.
+    pub already_erased: bool,
+    /// Global position of the erasure event written (for read-your-writes).
+    pub position: Option<String>,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// Why a lead was not erased on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadNotErased {
+    /// The tenant has no such lead.
+    NotFound,
+    /// The lead reached a customer: it is part of their record and erased with them.
+    ReachedCustomer(Uuid),
+}
+
+/// Erases a lead that never reached a customer (a failed lead, or one still waiting for its
+/// outreach): its key is destroyed, `LeadErased` recorded, and what names its phone or name
+/// outside the events deleted. A lead that reached a customer is refused with the customer's id:
+/// the customer's erasure takes it with everything else of theirs.
+pub async fn erase_lead(
+    ctx: &Context,
+    tenant: Uuid,
+    lead: Uuid,
+    actor: &str,
+    cause: ErasureCause,
+) -> anyhow::Result<Result<LeadErasure, LeadNotErased>> {
+    let state = ctx.store.load::<Lead>(&lead.to_string()).await?.state;
+    if state.status.is_none() || state.tenant_id != tenant {
+        return Ok(Err(LeadNotErased::NotFound));
+    }
+    if let Some(conversation) = state.conversation_id {
+        let customer = ctx.store.load::<Conversation>(&conversation.to_string()).await?.state.customer_id;
+        return Ok(Err(LeadNotErased::ReachedCustomer(customer)));
+    }
+    let at = Utc::now();
+    let fields = &state.fields;
+    let phones: Vec<String> = if state.erased {
+        vec![]
+    } else {
+        fields
+            .phone
+            .iter()
+            .chain(&fields.max_phone)
+            .map(|p| p.digits().to_string())
+            .chain(fields.phone_raw.clone())
+            .collect()
+    };
+    let mut names: Vec<String> = Vec::new();
+    if !state.erased {
+        names.extend(fields.client_name.clone());
+        names.extend(fields.email.clone());
+        names.extend(fields.telegram.as_ref().map(|t| t.as_str().to_string()));
+    }
+
+    sqlx::query("DELETE FROM aggregate_snapshots WHERE aggregate_type = 'lead' AND aggregate_id = $1")
+        .bind(lead.to_string())
+        .execute(&ctx.pool)
+        .await?;
+    let mut conn = ctx.pool.acquire().await?;
+    let destroyed = aisales_projections::pii::destroy(&mut conn, tenant, lead, "lead", actor).await?;
+    drop(conn);
+    crate::privacy::migrate::erase_unsealed(&ctx.pool, tenant, "lead", &[lead], "lead").await?;
+
+    let meta = EventMetadata::system(Some(tenant), actor);
+    let cmd = LeadCommand::Erase { by: actor.to_string(), cause, at };
+    let committed = ctx.store.execute::<Lead>(&lead.to_string(), cmd, &(), &meta).await?.committed;
+    let position = committed.map(|c| c.position.to_string());
+
+    scrub_outside_events(ctx, tenant, lead, &[], &[lead], &[], &phones, &names).await?;
+    let done = destroyed || position.is_some();
+    if done {
+        sqlx::query(
+            "INSERT INTO data_deletions (tenant_id, kind, subject, rows, bytes, reason, actor) \
+             VALUES ($1, 'lead', $2, 1, 0, 'erasure: requested', $3)",
+        )
+        .bind(tenant)
+        .bind(lead.to_string())
+        .bind(actor)
+        .execute(&ctx.pool)
+        .await?;
+    }
+    metrics::counter!("aisales_lead_erasures_total", "already" => if done { "false" } else { "true" }).increment(1);
+    tracing::info!(%tenant, %lead, "lead erased");
+    Ok(Ok(LeadErasure { lead_id: lead, already_erased: !done, position, erased_at: at }))
+}
+
 /// Deletes the files the customer sent (and their thumbnails) that no other conversation of the
 /// tenant holds; returns how many.
 async fn delete_files(ctx: &Context, tenant: Uuid, conversations: &[Uuid]) -> anyhow::Result<usize> {

@@ -484,3 +484,80 @@ async fn customers_inactive_longer_than_the_tenant_keeps_data_are_erased_by_the_
             .unwrap();
     assert_eq!(again, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lead_that_never_reached_a_customer_is_erased_on_its_own() {
+    let tg = FakeTelegram::start().await;
+    let app = app_with(&fast(&[("TELEGRAM_API_URL", tg.url())])).await;
+    app.start_background();
+    let s = shop(&app).await;
+    let owner = s.t.owner().to_string();
+    // One lead fails (the number has no account), one reaches its customer.
+    s.green.without_account(79997654321);
+    let mut failed_form = marquiz("+7 (999) 765-43-21");
+    failed_form["contacts"]["name"] = "Ольга".into();
+    failed_form["answers"][0]["a"] = "Lada Vesta 2019".into();
+    assert_eq!(post_form(&app, &s.form_path, &failed_form).await.status(), StatusCode::CREATED);
+    assert_eq!(post_form(&app, &s.form_path, &marquiz(PHONE)).await.status(), StatusCode::CREATED);
+    app.drain().await;
+    let failed = board(&app, &owner, "?status=failed", 1).await[0]["id"].as_str().unwrap().to_string();
+    let contacted = board(&app, &owner, "?status=contacted", 1).await.remove(0);
+    let row = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT row_to_json(l)::text FROM rm_leads l WHERE lead_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let before = row(failed.clone()).await;
+    assert!(before.contains("Lada Vesta 2019") && before.contains("Ольга"), "{before}");
+
+    let path = format!("/api/leads/{failed}");
+    let r = app.request(Method::DELETE, &path, Some(s.t.token(Role::Operator))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app.request(Method::DELETE, &path, Some(tenant(&app).await.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "another tenant's lead");
+    let r = app.request(Method::DELETE, &path, Some(&owner)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let erasure: Value = r.json().await.unwrap();
+    assert_eq!(erasure["already_erased"], false, "{erasure}");
+    assert_eq!(erasure["read_models_scrubbed"], true, "{erasure}");
+
+    // The lead reads [erased] everywhere: its row, its page and its events.
+    let after = row(failed.clone()).await;
+    for held in ["Lada Vesta 2019", "Ольга", "7654321", "765-43-21"] {
+        assert!(!after.contains(held), "{held} is still in the lead's row: {after}");
+    }
+    let page = app.get_json(&path, &owner).await;
+    assert_eq!(page["phone"], "[erased]", "{page}");
+    let received = crate::helpers::opened_events(&app.pool, Some(&failed), "LeadReceived").await;
+    assert_eq!(received[0].2["fields"]["client_name"], "[erased]");
+    assert_eq!(received[0].2["fields"]["car"], "[erased]");
+    assert_eq!(crate::helpers::opened_events(&app.pool, Some(&failed), "LeadErased").await.len(), 1);
+    // The other lead is untouched.
+    let other = app.get_json(&format!("/api/leads/{}", contacted["id"].as_str().unwrap()), &owner).await;
+    assert_eq!(other["car"], "Kia Rio 2015", "{other}");
+
+    // Again: harmless, through the API and the CLI.
+    let r = app.request(Method::DELETE, &path, Some(&owner)).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["already_erased"], true);
+    let tenant_id = s.t.id.to_string();
+    let out = app.command(&[]).args(["customer", "erase-lead", "--tenant", &tenant_id, &failed]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["already_erased"], true);
+
+    // A lead that reached its customer is erased with the customer, not on its own.
+    let id = contacted["id"].as_str().unwrap();
+    let r = app.request(Method::DELETE, &format!("/api/leads/{id}"), Some(&owner)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("/api/customers/"), "{text}");
+    let out = app.command(&[]).args(["customer", "erase-lead", "--tenant", &tenant_id, id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = app.request(Method::DELETE, &format!("/api/leads/{}", uuid::Uuid::now_v7()), Some(&owner)).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::NOT_FOUND);
+}

@@ -1,5 +1,6 @@
-//! A customer's data: the whole record for a data request (`GET /api/customers/{id}/export`) and
-//! its erasure (`DELETE /api/customers/{id}`).
+//! A customer's data: the whole record for a data request (`GET /api/customers/{id}/export`), its
+//! erasure (`DELETE /api/customers/{id}`), and the erasure of a lead that never reached a customer
+//! (`DELETE /api/leads/{id}`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -51,6 +52,36 @@ pub async fn erase(
         Some(p) => {
             crate::application::consistency::wait_for(&state.pool, SCRUBBING_PROJECTORS, p, SCRUB_WAIT).await.is_ok()
         }
+        None => true,
+    };
+    let mut body = serde_json::to_value(&erasure).map_err(|e| ApiError::Unexpected(e.into()))?;
+    body["read_models_scrubbed"] = scrubbed.into();
+    Ok(Json(body))
+}
+
+/// Erases a lead that never reached a customer ([`crate::privacy::erase::erase_lead`]). A lead that
+/// reached one is part of that customer's record: 409, naming the customer to erase instead.
+pub async fn erase_lead(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    use crate::privacy::erase::LeadNotErased;
+    let actor = caller.actor.metadata_value();
+    let erasure = match crate::privacy::erase::erase_lead(&state, caller.tenant_id, id, &actor, ErasureCause::Request)
+        .await
+        .map_err(ApiError::Unexpected)?
+    {
+        Ok(e) => e,
+        Err(LeadNotErased::NotFound) => return Err(ApiError::NotFound("lead")),
+        Err(LeadNotErased::ReachedCustomer(customer)) => {
+            return Err(ApiError::Conflict(format!(
+                "lead {id} reached customer {customer}: it is erased with the customer (DELETE /api/customers/{customer})"
+            )));
+        }
+    };
+    let scrubbed = match erasure.position.as_deref().and_then(|p| p.parse().ok()) {
+        Some(p) => crate::application::consistency::wait_for(&state.pool, &["leads"], p, SCRUB_WAIT).await.is_ok(),
         None => true,
     };
     let mut body = serde_json::to_value(&erasure).map_err(|e| ApiError::Unexpected(e.into()))?;

@@ -237,6 +237,7 @@ pub fn routes_with_timeout(timeout: std::time::Duration) -> ApiRouter {
         .route(Method::GET, "/api/leads", Some(ViewConversations), get(leads::list))
         .route(Method::GET, "/api/leads/stats", Some(ViewAnalytics), get(leads::stats))
         .route(Method::GET, "/api/leads/{id}", Some(ViewConversations), get(leads::show))
+        .route(Method::DELETE, "/api/leads/{id}", Some(DeleteCustomerData), delete(customers::erase_lead))
         .route(Method::POST, "/api/leads/{id}/qualify", Some(ManageConversations), post(leads::qualify))
         .route(Method::POST, "/api/leads/{id}/won", Some(ManageConversations), post(leads::won))
         .route(Method::POST, "/api/leads/{id}/lost", Some(ManageConversations), post(leads::lost))

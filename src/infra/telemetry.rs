@@ -122,6 +122,10 @@ fn describe_metrics() {
     );
     describe_gauge!("aisales_http_requests_in_flight", "HTTP requests being served");
     describe_counter!(
+        "aisales_lead_erasures_total",
+        "Erasures of leads that never reached a customer, by whether the lead was erased already (already=true: nothing new was done)"
+    );
+    describe_counter!(
         "aisales_customer_erasures_total",
         "Customer erasures by whether the customer was erased already (already=true: nothing new was done)"
     );

@@ -468,3 +468,17 @@ pub async fn opened_events(pool: &PgPool, aggregate_id: Option<&str>, event_type
     }
     out
 }
+
+/// Waits, when needed, until the current wall-clock minute has at least `needed` left. The rate
+/// limiter counts hits in fixed windows of one wall-clock minute, so a test that counts hits up to a
+/// limit must not straddle two windows (the second would start from zero).
+pub async fn room_in_this_rate_window(needed: Duration) {
+    let now = chrono::Utc::now();
+    let into = Duration::from_millis(
+        (now.timestamp().rem_euclid(60) * 1000) as u64 + u64::from(now.timestamp_subsec_millis()),
+    );
+    let left = Duration::from_secs(60).saturating_sub(into);
+    if left < needed {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+}

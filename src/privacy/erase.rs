@@ -174,8 +174,8 @@ pub async fn erase_customer(
     }
     drop(conn);
     // Events stored before sealing existed hold the data in clear: written over with [erased].
-    crate::privacy::migrate::erase_unsealed(&ctx.pool, tenant, "conversation", &conversations, "customer").await?;
-    crate::privacy::migrate::erase_unsealed(&ctx.pool, tenant, "lead", &leads, "lead").await?;
+    crate::privacy::migrate::erase_unsealed(&ctx.pool, "conversation", &conversations).await?;
+    crate::privacy::migrate::erase_unsealed(&ctx.pool, "lead", &leads).await?;
 
     // 2. The erasure events.
     let meta = EventMetadata::system(Some(tenant), actor);
@@ -207,6 +207,10 @@ pub async fn erase_customer(
             Err(e) => return Err(e.into()),
         }
     }
+
+    // Rows a projector parked (an event it could not apply) are skipped, the erasure's included:
+    // they are retried now, with the customer data of their events erased.
+    retry_parked(ctx, &conversations, &leads).await?;
 
     // 3. What is kept outside the events.
     scrub_outside_events(ctx, tenant, customer, &conversations, &leads, &chats, &phones, &names).await?;
@@ -312,13 +316,14 @@ pub async fn erase_lead(
     let mut conn = ctx.pool.acquire().await?;
     let destroyed = aisales_projections::pii::destroy(&mut conn, tenant, lead, "lead", actor).await?;
     drop(conn);
-    crate::privacy::migrate::erase_unsealed(&ctx.pool, tenant, "lead", &[lead], "lead").await?;
+    crate::privacy::migrate::erase_unsealed(&ctx.pool, "lead", &[lead]).await?;
 
     let meta = EventMetadata::system(Some(tenant), actor);
     let cmd = LeadCommand::Erase { by: actor.to_string(), cause, at };
     let committed = ctx.store.execute::<Lead>(&lead.to_string(), cmd, &(), &meta).await?.committed;
     let position = committed.map(|c| c.position.to_string());
 
+    retry_parked(ctx, &[], &[lead]).await?;
     scrub_outside_events(ctx, tenant, lead, &[], &[lead], &[], &phones, &names).await?;
     let done = destroyed || position.is_some();
     if done {
@@ -335,6 +340,45 @@ pub async fn erase_lead(
     metrics::counter!("aisales_lead_erasures_total", "already" => if done { "false" } else { "true" }).increment(1);
     tracing::info!(%tenant, %lead, "lead erased");
     Ok(Ok(LeadErasure { lead_id: lead, already_erased: !done, position, erased_at: at }))
+}
+
+/// Retries, for every projector, the erased conversations and leads it has parked. A projector
+/// skips a parked aggregate's events, so without this the erasure would not reach its rows. Once
+/// the events apply (their customer data now reads `[erased]`, which often is what made one fail),
+/// the projector follows the aggregate again and applies the erasure like any other event. One
+/// that fails again stays parked and is logged; its rows are scrubbed when it is retried later.
+async fn retry_parked(ctx: &Context, conversations: &[Uuid], leads: &[Uuid]) -> anyhow::Result<()> {
+    let parked: Vec<(String, String)> = sqlx::query_as(
+        "SELECT projector, aggregate_id FROM projector_parked \
+          WHERE (aggregate_type = 'conversation' AND aggregate_id = ANY($1)) \
+             OR (aggregate_type = 'lead' AND aggregate_id = ANY($2))",
+    )
+    .bind(conversations.iter().map(Uuid::to_string).collect::<Vec<_>>())
+    .bind(leads.iter().map(Uuid::to_string).collect::<Vec<_>>())
+    .fetch_all(&ctx.pool)
+    .await?;
+    if parked.is_empty() {
+        return Ok(());
+    }
+    let projectors = crate::projection::registry::all(&ctx.settings, &ctx.pool, &ctx.redis);
+    for (name, aggregate) in parked {
+        // A rebuild's generation (not one of the live projectors) takes the parked rows over at its swap.
+        let Some(projector) = projectors.iter().find(|p| p.name() == name) else { continue };
+        for outcome in aisales_projections::parking::retry(&ctx.pool, projector.as_ref(), Some(&aggregate)).await? {
+            match outcome.error {
+                None => {
+                    tracing::info!(projector = %name, aggregate = %aggregate, "parked aggregate of an erased customer applied")
+                }
+                Some(error) => tracing::warn!(
+                    projector = %name,
+                    aggregate = %aggregate,
+                    error,
+                    "parked aggregate of an erased customer still fails; its rows are scrubbed when it applies"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the files the customer sent (and their thumbnails) that no other conversation of the

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use aisales_domain::codec::EventSchema;
 use aisales_domain::conversation::ConversationEvent;
 use aisales_domain::lead::LeadEvent;
+use aisales_domain::pii::{ERASED, for_each_pii};
 use aisales_projections::pii::{self, Subject};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -134,16 +135,12 @@ async fn customer_of(pool: &PgPool, conversation: &str) -> sqlx::Result<Option<(
     Ok(row.and_then(|(t, c)| Some((t?.parse().ok()?, c?.parse().ok()?))))
 }
 
-/// Writes `[erased]` over the customer data of the events of `ids` (of `aggregate_type`) that were
-/// stored before sealing existed: erasing a customer must not leave their older events in clear.
-/// Returns how many events changed.
-pub async fn erase_unsealed(
-    pool: &PgPool,
-    tenant: Uuid,
-    aggregate_type: &str,
-    ids: &[Uuid],
-    subject_kind: &'static str,
-) -> anyhow::Result<u64> {
+/// Writes `[erased]` over the customer data of the events of `ids` (of `aggregate_type`) that is
+/// stored in clear: events stored before sealing existed, and clear strings beside sealed ones (an
+/// event an older release wrote in part, or one written straight into the log). Sealed strings
+/// are left as they are: they read `[erased]` once the key is gone. Erasing a customer must not
+/// leave any of their data in clear. Returns how many events changed.
+pub async fn erase_unsealed(pool: &PgPool, aggregate_type: &str, ids: &[Uuid]) -> anyhow::Result<u64> {
     let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
         "SELECT aggregate_id, sequence, event_type, payload::text FROM events \
@@ -160,19 +157,23 @@ pub async fn erase_unsealed(
             "conversation" => ConversationEvent::pii_paths(&event_type),
             _ => LeadEvent::pii_paths(&event_type),
         };
-        if paths.is_empty() || pii::is_sealed(&payload) {
+        if paths.is_empty() {
             continue;
         }
-        let subject = Subject { tenant_id: tenant, id: Uuid::nil(), kind: subject_kind, erased: true };
         let mut value: serde_json::Value = serde_json::from_str(&payload)?;
-        pii::seal(pool, &subject, &event_type, paths, &mut value).await?;
-        let erased = value.to_string();
-        if erased != payload {
+        let mut cleared = false;
+        for_each_pii(&mut value, paths, &mut |_, s| {
+            if !s.starts_with(pii::MARK) && s != ERASED {
+                *s = ERASED.to_string();
+                cleared = true;
+            }
+        });
+        if cleared {
             sqlx::query("UPDATE events SET payload = $4::json WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3")
                 .bind(aggregate_type)
                 .bind(&aggregate_id)
                 .bind(sequence)
-                .bind(&erased)
+                .bind(value.to_string())
                 .execute(&mut *tx)
                 .await?;
             changed += 1;

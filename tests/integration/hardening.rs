@@ -709,3 +709,48 @@ async fn a_command_retried_with_its_idempotency_key_runs_once_and_gets_the_first
 async fn _other_owner(app: &TestApp) -> String {
     tenant(app).await.owner().to_string()
 }
+
+/// A projector skips the events of an aggregate it parked, an erasure's included. Erasing the
+/// customer writes `[erased]` over the clear text that made the event fail and retries the
+/// aggregate, so its rows are scrubbed like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn erasing_a_customer_reaches_the_rows_a_projector_parked() {
+    let fake = FakeGreenApi::start().await;
+    let app = app_with(&fast(&[("GREEN_API_URL", fake.url())])).await;
+    app.start_background();
+    let t = tenant(&app).await;
+    let (_, path, token) = green_account(&app, &t, &fake).await;
+    let poisoned = customer_writes(&app, &path, &token, "79001110001@c.us", "A1", "первое").await;
+    app.drain().await;
+    store_poisoned_message(&app, &poisoned).await;
+    customer_writes(&app, &path, &token, "79001110001@c.us", "A2", "после яда").await;
+    app.drain().await;
+    assert_eq!(texts(&app, t.owner(), &poisoned).await, ["первое"], "the conversation is parked");
+    assert!(parked(&app).await.iter().any(|(p, id, _)| p == "messages" && *id == poisoned));
+
+    let started = crate::helpers::opened_events(&app.pool, Some(&poisoned), "ConversationStarted").await;
+    let customer = started[0].2["customer_id"].as_str().unwrap().to_string();
+    let r = app.request(Method::DELETE, &format!("/api/customers/{customer}"), Some(t.owner())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    app.drain().await;
+
+    assert_eq!(parked(&app).await, vec![], "retried and applied");
+    assert_eq!(texts(&app, t.owner(), &poisoned).await, ["[erased]", "[erased]", "[erased]"]);
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(m)::text FROM rm_messages m WHERE conversation_id = $1::uuid")
+            .bind(&poisoned)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let events: Vec<String> = sqlx::query_scalar("SELECT payload::text FROM events WHERE aggregate_id = $1")
+        .bind(&poisoned)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    for held in ["первое", "после яда", "яд"] {
+        assert!(!rows.iter().any(|r| r.contains(held)), "{held} in {rows:?}");
+        assert!(!events.iter().any(|e| e.contains(held)), "{held} is still stored in clear");
+    }
+    let out = app.command(&[]).args(["projections", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -90,6 +90,12 @@ pub(super) async fn run(settings: std::sync::Arc<Settings>, cmd: CustomerCommand
                 Err(LeadNotErased::NotFound) => {
                     return Err(UsageError(format!("tenant {tenant} has no lead {id}")).into());
                 }
+                Err(LeadNotErased::OutreachUnderWay) => {
+                    return Err(UsageError(format!(
+                        "the outreach to lead {id} is under way; erase it once it has ended (it may reach a customer)"
+                    ))
+                    .into());
+                }
                 Err(LeadNotErased::ReachedCustomer(customer)) => {
                     return Err(UsageError(format!(
                         "lead {id} reached customer {customer}: erase the customer (aisales customer erase --tenant {tenant} {customer})"

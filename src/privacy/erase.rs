@@ -268,6 +268,9 @@ pub enum LeadNotErased {
     NotFound,
     /// The lead reached a customer: it is part of their record and erased with them.
     ReachedCustomer(Uuid),
+    /// The outreach is trying the channels right now: whether it reaches a customer is not known
+    /// yet (asked again once it has ended).
+    OutreachUnderWay,
 }
 
 /// Erases a lead that never reached a customer (a failed lead, or one still waiting for its
@@ -285,9 +288,14 @@ pub async fn erase_lead(
     if state.status.is_none() || state.tenant_id != tenant {
         return Ok(Err(LeadNotErased::NotFound));
     }
-    if let Some(conversation) = state.conversation_id {
+    // Contacted, or an attempt of the current round opened a conversation already.
+    if let Some(conversation) = state.conversation_id.or_else(|| state.attempts.iter().find_map(|a| a.conversation_id))
+    {
         let customer = ctx.store.load::<Conversation>(&conversation.to_string()).await?.state.customer_id;
         return Ok(Err(LeadNotErased::ReachedCustomer(customer)));
+    }
+    if state.status == Some(aisales_domain::lead::LeadStatus::Contacting) && !state.erased {
+        return Ok(Err(LeadNotErased::OutreachUnderWay));
     }
     let at = Utc::now();
     let fields = &state.fields;

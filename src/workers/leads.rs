@@ -137,7 +137,8 @@ impl LeadsHandler {
     async fn step(&self, job: &Job, lead_id: Uuid, round: u32) -> anyhow::Result<Step> {
         let lead = self.load(lead_id).await?;
         let Some(status) = lead.status else { anyhow::bail!("lead {lead_id} does not exist yet") };
-        if lead.round != round {
+        // Erased: nobody is written to any more.
+        if lead.round != round || lead.erased {
             return Ok(Step::Done);
         }
         let now = clock::now(lead.tenant_id);

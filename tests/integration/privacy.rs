@@ -560,4 +560,20 @@ async fn a_lead_that_never_reached_a_customer_is_erased_on_its_own() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let r = app.request(Method::DELETE, &format!("/api/leads/{}", uuid::Uuid::now_v7()), Some(&owner)).send().await;
     assert_eq!(r.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // While the outreach is trying the channels, whether the lead reaches a customer is not known
+    // yet: the erasure is refused until it has ended.
+    s.green.set_latency_on("checkWhatsapp", Duration::from_secs(4));
+    let mut third = marquiz("+7 (999) 111-22-33");
+    third["contacts"]["name"] = "Семён".into();
+    assert_eq!(post_form(&app, &s.form_path, &third).await.status(), StatusCode::CREATED);
+    let contacting = board(&app, &owner, "?status=contacting", 1).await[0]["id"].as_str().unwrap().to_string();
+    let r = app.request(Method::DELETE, &format!("/api/leads/{contacting}"), Some(&owner)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("under way"), "{text}");
+    s.green.set_latency_on("checkWhatsapp", Duration::ZERO);
+    app.drain().await;
+    let page = app.get_json(&format!("/api/leads/{contacting}"), &owner).await;
+    assert_eq!(page["status"], "contacted", "the refused erasure changed nothing: {page}");
 }

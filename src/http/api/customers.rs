@@ -74,6 +74,11 @@ pub async fn erase_lead(
     {
         Ok(e) => e,
         Err(LeadNotErased::NotFound) => return Err(ApiError::NotFound("lead")),
+        Err(LeadNotErased::OutreachUnderWay) => {
+            return Err(ApiError::Conflict(format!(
+                "the outreach to lead {id} is under way; erase it once it has ended (it may reach a customer)"
+            )));
+        }
         Err(LeadNotErased::ReachedCustomer(customer)) => {
             return Err(ApiError::Conflict(format!(
                 "lead {id} reached customer {customer}: it is erased with the customer (DELETE /api/customers/{customer})"

@@ -16,17 +16,35 @@ pub struct Checkpoint {
 
 /// Loads the checkpoint, creating it at the start of the log when it does not exist yet.
 pub async fn load_or_create(conn: &mut PgConnection, name: &str) -> sqlx::Result<Checkpoint> {
+    if let Some(cp) = load(conn, name).await? {
+        return Ok(cp);
+    }
+    create(conn, name).await?;
+    load(conn, name).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Creates the checkpoint at the start of the log unless it exists.
+pub async fn create(conn: &mut PgConnection, name: &str) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO projector_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    let (tx_id, position, events_applied, updated_at): (i64, i64, i64, DateTime<Utc>) = sqlx::query_as(
+    Ok(())
+}
+
+async fn load(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<Checkpoint>> {
+    let row: Option<(i64, i64, i64, DateTime<Utc>)> = sqlx::query_as(
         "SELECT tx_id::text::bigint, position, events_applied, updated_at FROM projector_checkpoints WHERE name = $1",
     )
     .bind(name)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(Checkpoint { name: name.to_string(), position: Position::new(tx_id, position), events_applied, updated_at })
+    Ok(row.map(|(tx_id, position, events_applied, updated_at)| Checkpoint {
+        name: name.to_string(),
+        position: Position::new(tx_id, position),
+        events_applied,
+        updated_at,
+    }))
 }
 
 /// Moves the checkpoint from `from` to `to` if it is still at `from`. Returns false when another

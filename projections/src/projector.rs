@@ -1,5 +1,7 @@
 //! What a projector is, and how one batch is applied exactly once.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 
@@ -123,12 +125,18 @@ pub async fn apply_next_batch_from(
     feed: Option<&EventFeed>,
 ) -> anyhow::Result<BatchOutcome> {
     let name = projector.name();
-    let mut tx = pool.begin().await?;
-    if !projector.durable_commit() {
-        // Asynchronous commit: no wait for the WAL flush (see `Projector::durable_commit`).
-        sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
-    }
-    let (outcome, events) = apply_batch_with(&mut tx, projector, batch_size, None, feed).await?;
+    // BEGIN, the commit mode and the batch lock in one round trip.
+    let (mut tx, own) = match begin_statement(name, projector.durable_commit()) {
+        Some(statement) => (pool.begin_with(statement).await?, true),
+        None => {
+            let mut tx = pool.begin().await?;
+            if !projector.durable_commit() {
+                sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
+            }
+            (tx, false)
+        }
+    };
+    let (outcome, events) = apply_batch_with(&mut tx, projector, batch_size, None, feed, own).await?;
     tx.commit().await?;
     // Effects outside Postgres are at least once: a failure here is logged and made up for later
     // (the dispatcher's sweeper pushes what was not pushed).
@@ -149,7 +157,18 @@ pub async fn apply_batch_in(
     batch_size: Option<i64>,
     upto: Option<Position>,
 ) -> anyhow::Result<(BatchOutcome, Batch)> {
-    apply_batch_with(conn, projector, batch_size, upto, None).await
+    apply_batch_with(conn, projector, batch_size, upto, None, false).await
+}
+
+/// `BEGIN`, asynchronous commit unless the projector's commits are durable (see
+/// `Projector::durable_commit`), and the batch lock ([`lock`]) as one statement list, for a
+/// projector whose name can be written as an SQL literal as it is (every projector's is).
+fn begin_statement(name: &str, durable: bool) -> Option<String> {
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-.".contains(&b));
+    plain.then(|| {
+        let commit = if durable { "" } else { " SET LOCAL synchronous_commit TO off;" };
+        format!("BEGIN;{commit} SELECT pg_advisory_xact_lock({BATCH_LOCK_SPACE}, hashtext('{name}'))")
+    })
 }
 
 async fn apply_batch_with(
@@ -158,10 +177,20 @@ async fn apply_batch_with(
     batch_size: Option<i64>,
     upto: Option<Position>,
     feed: Option<&EventFeed>,
+    own: bool,
 ) -> anyhow::Result<(BatchOutcome, Batch)> {
     let name = projector.name();
-    lock(conn, name).await?;
-    let cp = checkpoint::load_or_create(conn, name).await?;
+    // `own`: a transaction begun for this batch with the lock taken (`begin_statement`).
+    if !own {
+        lock(conn, name).await?;
+    }
+    let (cp, parked) = match start(conn, name).await? {
+        Some(found) => found,
+        None => {
+            checkpoint::create(conn, name).await?;
+            start(conn, name).await?.ok_or(sqlx::Error::RowNotFound)?
+        }
+    };
     let limit = batch_size.unwrap_or(projector.batch_size());
     let events = match (upto, feed) {
         (Some(upto), _) => Batch::owned(events::read_between(conn, cp.position, upto, limit).await?),
@@ -173,7 +202,7 @@ async fn apply_batch_with(
     };
     let to = last.position();
     let last_recorded_at = Some(last.recorded_at);
-    let (done, parked) = apply_or_park(conn, projector, events.clone()).await?;
+    let (done, parked) = apply_or_park(conn, projector, events.clone(), parked, own).await?;
     if !checkpoint::advance(conn, name, cp.position, to, done.len() as i64).await? {
         anyhow::bail!("checkpoint of projector {name} moved during the batch; batch rolled back");
     }
@@ -188,9 +217,10 @@ async fn apply_or_park(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: Batch,
+    mut parked: HashMap<(String, String), Position>,
+    own: bool,
 ) -> anyhow::Result<(Batch, usize)> {
     let name = projector.name();
-    let mut parked = parking::parked_set(conn, name).await?;
     let key = |e: &StoredEvent| (e.aggregate_type.clone(), e.aggregate_id.clone());
     let skipped = |parked: &std::collections::HashMap<(String, String), Position>, e: &StoredEvent| {
         parked.get(&key(e)).is_some_and(|first| e.position() >= *first)
@@ -206,7 +236,11 @@ async fn apply_or_park(
     sqlx::query("SAVEPOINT projector_batch").execute(&mut *conn).await?;
     let error = match projector.apply(conn, &events).await {
         Ok(()) => {
-            sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+            // In a transaction of its own the savepoint ends with the commit, a statement later;
+            // in a caller's it is released, so that repeated batches do not nest savepoints.
+            if !own {
+                sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
+            }
             return Ok((events, 0));
         }
         Err(e) if !parking::is_data_error(&e) => return Err(e),
@@ -253,6 +287,51 @@ async fn apply_or_park(
     }
     sqlx::query("RELEASE SAVEPOINT projector_batch").execute(&mut *conn).await?;
     Ok((Batch::owned(done), newly))
+}
+
+/// The projector's checkpoint and the aggregates it parked (as [`parking::parked_set`]), read in
+/// one round trip; `None` when the checkpoint does not exist yet.
+async fn start(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<(checkpoint::Checkpoint, HashMap<(String, String), Position>)>> {
+    type Row = (
+        i64,
+        i64,
+        i64,
+        chrono::DateTime<chrono::Utc>,
+        Option<Vec<String>>,
+        Option<Vec<String>>,
+        Option<Vec<i64>>,
+        Option<Vec<i64>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT c.tx_id::text::bigint, c.position, c.events_applied, c.updated_at, p.types, p.ids, p.txs, p.positions \
+           FROM projector_checkpoints c, \
+                LATERAL (SELECT array_agg(aggregate_type) AS types, array_agg(aggregate_id) AS ids, \
+                                array_agg(tx_id::text::bigint) AS txs, array_agg(global_position) AS positions \
+                           FROM projector_parked WHERE projector = $1) p \
+          WHERE c.name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(tx_id, position, events_applied, updated_at, types, ids, txs, positions)| {
+        let cp = checkpoint::Checkpoint {
+            name: name.to_string(),
+            position: Position::new(tx_id, position),
+            events_applied,
+            updated_at,
+        };
+        let parked = types
+            .unwrap_or_default()
+            .into_iter()
+            .zip(ids.unwrap_or_default())
+            .zip(txs.unwrap_or_default().into_iter().zip(positions.unwrap_or_default()))
+            .map(|(key, (tx, g))| (key, Position::new(tx, g)))
+            .collect();
+        (cp, parked)
+    }))
 }
 
 /// Takes the projector's batch lock for the rest of the transaction (serialises batches, and lets

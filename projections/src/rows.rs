@@ -136,7 +136,7 @@ pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 /// this, a read model row and the same row replayed from the events could differ by a
 /// microsecond. Works on the text (every string is looked at, with its escapes skipped) so that
 /// rows are serialized once, without building a JSON tree first.
-fn truncate_timestamps(json: String) -> String {
+pub fn truncate_timestamps(json: String) -> String {
     let b = json.as_bytes();
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;

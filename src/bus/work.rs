@@ -65,6 +65,39 @@ const COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
+/// Writes the rows a batch touched. Of those `requested`, the ones `due` now are marked dispatched
+/// (`dispatched_at` now, one more dispatch) and the others not dispatched (`dispatched_at` NULL);
+/// the other rows keep their dispatch as it was.
+async fn write_rows(
+    conn: &mut PgConnection,
+    out: &[&WorkRow],
+    requested: &[&String],
+    due: &[&String],
+) -> anyhow::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cols = COLUMNS.join(", ");
+        let updates: Vec<&str> = COLUMNS.iter().copied().filter(|c| *c != "job_id").collect();
+        let excluded: Vec<String> = updates.iter().map(|c| format!("EXCLUDED.{c}")).collect();
+        format!(
+            "INSERT INTO work_items ({cols}, dispatched_at, dispatch_count) \
+             SELECT {cols}, CASE WHEN job_id = ANY($2) THEN now() END, CASE WHEN job_id = ANY($2) THEN 1 ELSE 0 END \
+               FROM jsonb_populate_recordset(NULL::work_items, $1::jsonb) \
+             ON CONFLICT (job_id) DO UPDATE SET ({}) = ROW({}), \
+                dispatched_at = CASE WHEN EXCLUDED.job_id = ANY($3) THEN EXCLUDED.dispatched_at \
+                                     ELSE work_items.dispatched_at END, \
+                dispatch_count = work_items.dispatch_count + EXCLUDED.dispatch_count",
+            updates.join(", "),
+            excluded.join(", ")
+        )
+    });
+    let json = rows::truncate_timestamps(serde_json::to_string(out)?);
+    sqlx::query(&SQL).bind(json).bind(due).bind(requested).execute(conn).await?;
+    Ok(())
+}
+
 impl WorkRow {
     pub fn job(&self) -> Job {
         Job {
@@ -596,7 +629,20 @@ impl Projector for WorkProjector {
         touched.sort();
         touched.dedup();
         let out: Vec<&WorkRow> = touched.iter().filter_map(|k| rows.get(k)).collect();
-        rows::upsert(conn, "work_items", &["job_id"], COLUMNS, &out).await?;
+        let erased_aggregate = |r: &WorkRow| {
+            erased.iter().any(|e| e.aggregate_type == r.aggregate_type && e.aggregate_id == r.aggregate_id)
+        };
+        // Requested again (a retry, a reschedule): the last dispatch no longer counts. The jobs
+        // already due are marked dispatched by the same statement that writes them, and pushed
+        // right after the batch commits (no second transaction to wait for); if the push fails
+        // they are unmarked, and if the process dies in between, the sweeper pushes them again
+        // after WORK_REDISPATCH_SECS, as for any dispatched job that never started.
+        let live: Vec<&WorkRow> = out.iter().copied().filter(|r| !erased_aggregate(r)).collect();
+        let requested: Vec<&String> = live.iter().filter(|r| r.status == "requested").map(|r| &r.job_id).collect();
+        let now = Utc::now() + chrono::Duration::milliseconds(50);
+        let due: Vec<&WorkRow> = live.iter().filter(|r| r.status == "requested" && r.due_at <= now).copied().collect();
+        let due_ids: Vec<&String> = due.iter().map(|r| &r.job_id).collect();
+        write_rows(conn, &out, &requested, &due_ids).await?;
         // An erased customer's conversation or lead takes no more commands: its outstanding jobs
         // are over, and what they quote of the customer (an escalation's reason, an attachment's
         // link and name, an error) goes.
@@ -615,30 +661,6 @@ impl Projector for WorkProjector {
             .bind(&e.aggregate_id)
             .bind(aisales_domain::pii::ERASED)
             .bind(e.recorded_at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        let erased_aggregate = |r: &WorkRow| {
-            erased.iter().any(|e| e.aggregate_type == r.aggregate_type && e.aggregate_id == r.aggregate_id)
-        };
-        let out: Vec<&WorkRow> = out.into_iter().filter(|r| !erased_aggregate(r)).collect();
-        // Requested again (a retry, a reschedule): the last dispatch no longer counts. The jobs
-        // already due are marked dispatched in this same transaction and pushed right after it
-        // commits (one statement, no second transaction to wait for); if the push fails they are
-        // unmarked, and if the process dies in between, the sweeper pushes them again after
-        // WORK_REDISPATCH_SECS, as for any dispatched job that never started.
-        let requested: Vec<&String> = out.iter().filter(|r| r.status == "requested").map(|r| &r.job_id).collect();
-        let now = Utc::now() + chrono::Duration::milliseconds(50);
-        let due: Vec<&WorkRow> = out.iter().filter(|r| r.status == "requested" && r.due_at <= now).copied().collect();
-        if !requested.is_empty() {
-            let due_ids: Vec<&String> = due.iter().map(|r| &r.job_id).collect();
-            sqlx::query(
-                "UPDATE work_items SET dispatched_at = CASE WHEN job_id = ANY($2) THEN now() END, \
-                        dispatch_count = dispatch_count + CASE WHEN job_id = ANY($2) THEN 1 ELSE 0 END \
-                  WHERE job_id = ANY($1)",
-            )
-            .bind(&requested)
-            .bind(&due_ids)
             .execute(&mut *conn)
             .await?;
         }

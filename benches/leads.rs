@@ -13,7 +13,9 @@
 //! default 0), BENCH_OUTREACH (`during`, the default: outreach runs while the posts arrive; or
 //! `after`: the projector and workers start once every post has been answered, which measures the
 //! form endpoint alone), BENCH_WORKER_CONCURRENCY (jobs each worker runs at once, default 32),
-//! BENCH_KEEP_DB=1.
+//! BENCH_INTAKE_BURST_RATE (`INTAKE_BURST_RATE` of every process: posts per second from which the
+//! leads worker and the read-model projectors give way to the server; default: the product's
+//! default, 50; 0 turns it off), BENCH_KEEP_DB=1.
 
 mod support;
 
@@ -129,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
         ("DATABASE_MAX_CONNECTIONS", "24".into()),
         ("WORKER_CONCURRENCY", worker_concurrency.to_string()),
     ];
+    let mut env = env;
+    if let Ok(rate) = std::env::var("BENCH_INTAKE_BURST_RATE") {
+        env.push(("INTAKE_BURST_RATE", rate));
+    }
     let server = Aisales::spawn("server", &["serve"], &env)?;
     // Each background process gets its own metrics port (one shared port would stop all but the
     // first to bind it).
@@ -200,8 +206,9 @@ async fn main() -> anyhow::Result<()> {
     report(
         "posts offered",
         format!(
-            "{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured); outreach {}, background niceness {niceness}, worker concurrency {worker_concurrency}",
-            if outreach_after { "after the posts" } else { "during the posts" }
+            "{total} at {rate}/s ({warmup} s warm-up, {seconds} s measured); outreach {}, background niceness {niceness}, worker concurrency {worker_concurrency}, intake burst rate {}",
+            if outreach_after { "after the posts" } else { "during the posts" },
+            std::env::var("BENCH_INTAKE_BURST_RATE").unwrap_or_else(|_| "default".into())
         ),
     );
     report(

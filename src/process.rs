@@ -107,11 +107,15 @@ pub fn spawn_projectors(
     pool: sqlx::PgPool,
     redis: crate::infra::redis::Redis,
 ) -> anyhow::Result<()> {
+    let options = crate::projection::runtime::RuntimeOptions {
+        burst: crate::infra::intake::BurstSignal::watch(redis.clone(), settings.intake_burst_max_defer, sup.token()),
+        ..crate::projection::registry::runtime_options(settings)
+    };
     let runtime = crate::projection::runtime::ProjectorRuntime::new(
         pool.clone(),
         crate::infra::db::connect_options(settings)?,
         crate::projection::registry::all(settings, &pool, &redis),
-        crate::projection::registry::runtime_options(settings),
+        options,
     );
     let token = sup.token();
     sup.spawn("projectors", runtime.run(token));
@@ -153,9 +157,14 @@ pub fn spawn_workers(
         Some(k) => vec![k],
         None => crate::bus::Kind::ALL.to_vec(),
     };
+    // Lead outreach can wait out a burst of intake; replies, lookups and drafts cannot.
+    let burst = crate::infra::intake::BurstSignal::watch(redis.clone(), settings.intake_burst_max_defer, sup.token());
     for kind in kinds {
         let handler = crate::workers::handler(kind, &services)?;
-        let options = worker_options(settings, kind);
+        let mut options = worker_options(settings, kind);
+        if kind == crate::bus::Kind::Leads {
+            options.burst = burst.clone();
+        }
         let token = sup.token();
         let name: &'static str = Box::leak(format!("{kind} worker").into_boxed_str());
         sup.spawn(name, crate::bus::worker::run(redis.clone(), handler, options, token));
@@ -173,6 +182,7 @@ pub fn worker_options(settings: &Settings, kind: crate::bus::Kind) -> crate::bus
         max_deliveries: settings.bus.max_deliveries,
         job_timeout: settings.bus.job_timeout,
         shutdown_grace: settings.shutdown_grace,
+        burst: crate::infra::intake::BurstSignal::off(),
     }
 }
 

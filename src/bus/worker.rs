@@ -86,6 +86,8 @@ pub struct WorkerOptions {
     pub max_deliveries: u64,
     pub job_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// While it reports an intake burst, no new jobs are read (`crate::infra::intake`).
+    pub burst: crate::infra::intake::BurstSignal,
 }
 
 fn job_of(entry: &redis::streams::StreamId) -> Result<(Job, String), String> {
@@ -146,6 +148,14 @@ pub async fn run(
                 _ = cancel.cancelled() => break,
                 _ = tasks.join_next() => {},
             }
+            continue;
+        }
+        // Give way to the server while it takes in a burst of forms or messages (bounded).
+        if options.burst.is_on() {
+            tracing::debug!(kind = kind.as_str(), "intake burst: new jobs wait");
+            let waited = options.burst.wait_out(&cancel).await;
+            metrics::counter!("aisales_worker_gave_way_ms_total", "kind" => kind.as_str())
+                .increment(waited.as_millis() as u64);
             continue;
         }
 

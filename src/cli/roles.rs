@@ -19,8 +19,15 @@ pub(super) async fn serve(settings: Arc<Settings>, all: bool) -> anyhow::Result<
     let pool = crate::infra::db::pool(&settings)?;
     let redis = crate::infra::redis::Redis::new(&settings)?;
     let state = crate::http::AppState::new(settings.clone(), pool.clone(), redis.clone());
+    let intake = state.intake.clone();
     let app = crate::http::server::Application::build(state).await?;
     let mut sup = Supervisor::new();
+    let token = sup.token();
+    let (rate, redis_for_intake) = (settings.intake_burst_rate, redis.clone());
+    sup.spawn("intake burst signal", async move {
+        crate::infra::intake::report(intake, redis_for_intake, rate, token).await;
+        Ok(())
+    });
     let grace = settings.shutdown_grace;
     let token = sup.token();
     sup.spawn("http server", app.run_until_stopped(token, grace));

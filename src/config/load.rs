@@ -176,6 +176,10 @@ impl Settings {
             }
             n => n.unwrap_or(0),
         };
+        let intake_burst_rate = r.parse::<u32>("INTAKE_BURST_RATE", "a number of requests per second").unwrap_or(50);
+        let intake_burst_max_defer = Duration::from_secs(
+            r.parse::<u64>("INTAKE_BURST_MAX_DEFER_SECS", "a number of seconds").unwrap_or(30).min(600),
+        );
 
         let redis_prefix = r.string("REDIS_PREFIX");
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
@@ -349,6 +353,8 @@ impl Settings {
             sentry_dsn: secret(sentry_dsn),
             metrics_port,
             background_niceness,
+            intake_burst_rate,
+            intake_burst_max_defer,
             bus,
             projector_batch_size,
             projector_poll_interval,

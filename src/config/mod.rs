@@ -162,6 +162,11 @@ pub struct Settings {
     /// so that on a shared machine the HTTP server answering webhooks, forms and operators keeps
     /// the CPU while background work catches up.
     pub background_niceness: i32,
+    /// Intake requests (form and messenger webhooks) per second from which the server signals a
+    /// burst and background work gives way (`crate::infra::intake`); 0: never.
+    pub intake_burst_rate: u32,
+    /// Longest that background work gives way in one burst; zero: it never does.
+    pub intake_burst_max_defer: Duration,
 
     pub bus: BusSettings,
     pub projector_batch_size: Option<i64>,
@@ -237,6 +242,8 @@ impl fmt::Debug for Settings {
             .field("sentry_dsn", &opt(&self.sentry_dsn))
             .field("metrics_port", &self.metrics_port)
             .field("background_niceness", &self.background_niceness)
+            .field("intake_burst_rate", &self.intake_burst_rate)
+            .field("intake_burst_max_defer", &self.intake_burst_max_defer)
             .field("openai_api_key", &opt(&self.openai_api_key))
             .field("openai_base_url", &self.openai_base_url)
             .field("ai_model", &self.ai_model)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -39,6 +39,8 @@ pub struct AppState {
     pub ctx: Context,
     pub changes: api::live::ChangeFeed,
     pub started: Instant,
+    /// Counts form and messenger webhooks (see `crate::infra::intake`).
+    pub intake: Arc<crate::infra::intake::IntakeMeter>,
 }
 
 impl AppState {
@@ -47,7 +49,7 @@ impl AppState {
     }
 
     pub fn with_context(ctx: Context) -> Self {
-        AppState { ctx, changes: api::live::ChangeFeed::default(), started: Instant::now() }
+        AppState { ctx, changes: api::live::ChangeFeed::default(), started: Instant::now(), intake: Arc::default() }
     }
 }
 
@@ -78,8 +80,12 @@ pub fn router(state: AppState) -> Router {
     let timed = Router::new()
         .merge(probes)
         .merge(auth)
-        .merge(webhooks::router())
-        .merge(lead_webhooks::router())
+        .merge(
+            Router::new()
+                .merge(webhooks::router())
+                .merge(lead_webhooks::router())
+                .layer(middleware::from_fn_with_state(state.intake.clone(), count_intake)),
+        )
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout));
     let api = api::routes_with_timeout(settings.request_timeout).into_router(state.clone());
 
@@ -116,6 +122,16 @@ pub fn router(state: AppState) -> Router {
             .layer(middleware::from_fn(track_metrics))
             .layer(RequestBodyLimitLayer::new(settings.body_limit)),
     )
+}
+
+/// Counts an intake request (a form or messenger webhook) for the burst signal.
+async fn count_intake(
+    State(meter): State<Arc<crate::infra::intake::IntakeMeter>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    meter.hit();
+    next.run(req).await
 }
 
 /// Records request count, latency and in-flight requests by method and matched route.

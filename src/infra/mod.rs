@@ -5,6 +5,7 @@ pub mod cache;
 pub mod clock;
 pub mod crypto;
 pub mod db;
+pub mod intake;
 pub mod process_metrics;
 pub mod ratelimit;
 pub mod redact;

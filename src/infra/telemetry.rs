@@ -156,6 +156,15 @@ fn describe_metrics() {
         "Age of the newest event applied when the last batch ran (0 when caught up)"
     );
     describe_gauge!("aisales_projector_owned", "1 when this process owns the projector");
+    describe_gauge!(
+        "aisales_intake_burst",
+        "1 while the server takes in more form and messenger webhooks per second than INTAKE_BURST_RATE"
+    );
+    describe_gauge!("aisales_intake_burst_seen", "1 while this background process sees an intake burst signalled");
+    describe_counter!(
+        "aisales_worker_gave_way_ms_total",
+        "Milliseconds a worker read no new jobs, giving way to an intake burst, by kind"
+    );
     describe_counter!("aisales_projector_events_applied_total", "Events applied by a projector in this process");
     describe_counter!("aisales_projector_batch_failures_total", "Projector batches that failed and were rolled back");
     describe_counter!(

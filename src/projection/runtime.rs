@@ -46,6 +46,9 @@ pub struct RuntimeOptions {
     pub batch_size: Option<i64>,
     /// Name shown as the owner in `projections status` (application_name of the lease connection).
     pub instance: String,
+    /// While it reports an intake burst, the projectors that are not eager gather for
+    /// [`BURST_GATHER`] (`crate::infra::intake`).
+    pub burst: crate::infra::intake::BurstSignal,
 }
 
 impl Default for RuntimeOptions {
@@ -56,6 +59,7 @@ impl Default for RuntimeOptions {
             lease_interval: Duration::from_millis(1000),
             batch_size: None,
             instance: instance_name("projector"),
+            burst: crate::infra::intake::BurstSignal::off(),
         }
     }
 }
@@ -283,7 +287,12 @@ async fn drive(
                 if !eager {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
-                        _ = wake.changed() => sleep_or_cancel(options.gather, &cancel).await,
+                        _ = wake.changed() => {
+                            // Under an intake burst, fewer and larger batches leave the cores
+                            // to the server; the read models are at most this much later.
+                            let gather = if options.burst.is_on() { options.gather.max(BURST_GATHER) } else { options.gather };
+                            sleep_or_cancel(gather, &cancel).await
+                        }
                         _ = tokio::time::sleep(options.poll_interval) => {},
                     }
                     continue;
@@ -323,6 +332,9 @@ async fn drive(
     }
     tracing::info!(projector = name, "projector stopped");
 }
+
+/// How long the projectors that are not eager let events gather during an intake burst.
+pub const BURST_GATHER: Duration = Duration::from_millis(500);
 
 /// How soon an eager projector looks again after a batch that applied events, without a
 /// notification (doubling up to the poll interval while nothing new is read).

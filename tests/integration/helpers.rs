@@ -230,6 +230,7 @@ impl TestApp {
             lease_interval: Duration::from_millis(200),
             batch_size: None,
             instance: format!("test-{}", uuid::Uuid::now_v7()),
+            ..Default::default()
         };
         let runtime = aisales::projection::runtime::ProjectorRuntime::new(
             pool.clone(),

@@ -576,3 +576,75 @@ async fn an_escalated_conversation_reaches_the_team_once_through_the_bot_and_wit
     assert_eq!(failed[0].1["error"], "no escalation chat is configured");
     assert!(tg.sent_messages().iter().all(|(_, text, _)| !text.contains("Нужен человек")));
 }
+
+/// A distinct customer's phone for the `i`-th post of a flood.
+fn flood_phone(i: usize) -> String {
+    format!("+7 999 200 {:02} {:02}", i / 100, i % 100)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn during_a_burst_of_form_posts_outreach_waits_and_then_reaches_every_lead_once() {
+    use aisales::bus::Kind;
+    use aisales::infra::intake;
+
+    let app = app_with(&fast(&[])).await;
+    app.start_background_except(&[Kind::Leads]);
+    let s = shop(&app).await;
+    let redis = app.state.redis.clone();
+    // The server's burst signal from 5 intake requests a second, and a leads worker that gives way.
+    tokio::spawn(intake::report(app.state.intake.clone(), redis.clone(), 5, app.cancel.clone()));
+    let settings = app.state.settings.clone();
+    let services = aisales::workers::Services::new(settings.clone(), app.pool.clone(), redis.clone());
+    let options = aisales::bus::worker::WorkerOptions {
+        shutdown_grace: Duration::from_secs(1),
+        burst: intake::BurstSignal::watch(redis.clone(), Duration::from_secs(30), app.cancel.clone()),
+        ..aisales::process::worker_options(&settings, Kind::Leads)
+    };
+    let handler = aisales::workers::handler(Kind::Leads, &services).unwrap();
+    tokio::spawn(aisales::bus::worker::run(redis.clone(), handler, options, app.cancel.clone()));
+    let flag = intake::flag_key(redis.prefix());
+    let flag_up = || async {
+        let mut c = redis.conn();
+        redis::AsyncCommands::exists::<_, bool>(&mut c, &flag).await.unwrap()
+    };
+
+    // A flood of posts, 20 a second, from distinct customers.
+    let mut posted = 0;
+    let post = async |n: usize| {
+        let r = post_form(&app, &s.form_path, &marquiz(&flood_phone(n))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    };
+    let mut seen_up = None;
+    // The burst is signalled within a second or so; whatever the worker had started by then ends.
+    while seen_up.is_none_or(|at: std::time::Instant| at.elapsed() < Duration::from_millis(1500)) {
+        post(posted).await;
+        posted += 1;
+        if seen_up.is_none() && flag_up().await {
+            seen_up = Some(std::time::Instant::now());
+        }
+        assert!(posted < 200, "no burst was signalled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = s.green.sent_messages().len();
+    assert!(before < posted, "{before} of {posted} leads written to already");
+    // Two more seconds of flood: nobody new is written to.
+    for _ in 0..40 {
+        post(posted).await;
+        posted += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flag_up().await, "the burst goes on");
+    assert_eq!(s.green.sent_messages().len(), before, "outreach went on during the burst");
+
+    // The flood ends: the flag expires and every lead is contacted, each exactly once.
+    eventually(Duration::from_secs(10), "the burst over", || async { (!flag_up().await).then_some(()) }).await;
+    app.drain().await;
+    eventually(Duration::from_secs(60), "every lead contacted", || async {
+        (s.green.sent_messages().len() >= posted).then_some(())
+    })
+    .await;
+    app.drain().await;
+    let sent = s.green.sent_messages();
+    let chats: std::collections::HashSet<&str> = sent.iter().map(|(chat, _, _)| chat.as_str()).collect();
+    assert_eq!((sent.len(), chats.len()), (posted, posted), "one message per lead");
+}

@@ -181,18 +181,24 @@ async fn load<'c>(db: impl sqlx::PgExecutor<'c>, subjects: &[Uuid]) -> anyhow::R
 
 /// The subject's key, made on first use.
 async fn key_for(pool: &PgPool, subject: &Subject) -> anyhow::Result<Key> {
-    // Cached, or stored already (the usual case once a cached key has grown stale): no new key
-    // is made and nothing is written.
-    if let Some(k) = load(pool, &[subject.id]).await?.remove(&subject.id) {
+    if let Some(k) = cached(subject.id) {
         return Ok(k);
     }
+    // Not held by this process: one statement stores a new key unless the subject has one (or
+    // was erased), and returns whichever is stored. A key made here and not stored is dropped.
     let wrap = WRAP.get().ok_or_else(|| anyhow!("no master key is installed"))?;
     let mut raw = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut raw);
     let (key_id, nonce, wrapped) = wrap.wrap(subject.tenant_id, subject.id, &raw);
-    sqlx::query(
-        "INSERT INTO data_keys (subject_id, tenant_id, kind, key_id, nonce, wrapped) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (subject_id) DO NOTHING",
+    let row: Option<KeyRow> = sqlx::query_as(
+        "WITH made AS ( \
+            INSERT INTO data_keys (subject_id, tenant_id, kind, key_id, nonce, wrapped) \
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id) DO NOTHING \
+            RETURNING subject_id, tenant_id, key_id, nonce, wrapped) \
+         SELECT subject_id, tenant_id, key_id, nonce, wrapped FROM made \
+         UNION ALL \
+         SELECT subject_id, tenant_id, key_id, nonce, wrapped FROM data_keys \
+          WHERE subject_id = $1 AND NOT EXISTS (SELECT 1 FROM made)",
     )
     .bind(subject.id)
     .bind(subject.tenant_id)
@@ -200,13 +206,18 @@ async fn key_for(pool: &PgPool, subject: &Subject) -> anyhow::Result<Key> {
     .bind(&key_id)
     .bind(&nonce)
     .bind(&wrapped)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    let row: KeyRow =
-        sqlx::query_as("SELECT subject_id, tenant_id, key_id, nonce, wrapped FROM data_keys WHERE subject_id = $1")
-            .bind(subject.id)
-            .fetch_one(pool)
-            .await?;
+    let row = match row {
+        Some(row) => row,
+        // Stored by another transaction that committed after this statement began: read it.
+        None => {
+            sqlx::query_as("SELECT subject_id, tenant_id, key_id, nonce, wrapped FROM data_keys WHERE subject_id = $1")
+                .bind(subject.id)
+                .fetch_one(pool)
+                .await?
+        }
+    };
     let (_, key) = key_of(row)?;
     remember(subject.id, key.clone());
     Ok(key)

@@ -14,7 +14,7 @@
 //! `after`: the projector and workers start once every post has been answered, which measures the
 //! form endpoint alone), BENCH_WORKER_CONCURRENCY (jobs each worker runs at once, default 32),
 //! BENCH_INTAKE_BURST_RATE (`INTAKE_BURST_RATE` of every process: posts per second from which the
-//! leads worker and the read-model projectors give way to the server; default: the product's
+//! leads worker and the projectors give way to the server; default: the product's
 //! default, 50; 0 turns it off), BENCH_KEEP_DB=1.
 
 mod support;

@@ -65,7 +65,7 @@ pub const VARS: &[VarSpec] = vars![
         ("REDIS_PREFIX", "aisales", "prefix of every Redis key (streams, rate limits): lets several deployments share one Redis"),
         ("WORKER_CONCURRENCY", "4", "jobs one worker process runs at once, per kind"),
         ("BACKGROUND_NICENESS", "0", "CPU priority (nice, 0-19) the projector and worker processes lower themselves to, so the HTTP server keeps the CPU under bursts; 0 leaves it"),
-        ("INTAKE_BURST_RATE", "50", "form and messenger webhooks per second from which the server signals a burst: the leads worker and the read-model projectors give way to it until it ends; 0 never signals"),
+        ("INTAKE_BURST_RATE", "50", "form and messenger webhooks per second from which the server signals a burst: the leads worker and the projectors give way to it until it ends; 0 never signals"),
         ("INTAKE_BURST_MAX_DEFER_SECS", "30", "longest background work gives way in one burst (0: never)"),
         ("WORKER_VISIBILITY_TIMEOUT_SECS", "60", "after this long a job left by a dead consumer is taken over"),
         ("WORKER_MAX_DELIVERIES", "5", "deliveries of one stream entry before it goes to the dead-letter stream"),

@@ -11,8 +11,8 @@
 //!   arrive per second (over the last second), [`report`] keeps the Redis key
 //!   `<prefix>:intake:burst` set, expiring a second after its last refresh.
 //! * Background processes watch that key ([`BurstSignal`], one read every 200 ms). While it is
-//!   set, the leads worker reads no new outreach jobs and the read-model projectors gather events
-//!   for longer (fewer, larger transactions). Neither waits more than `INTAKE_BURST_MAX_DEFER_SECS`
+//!   set, the leads worker reads no new jobs and the projectors (the dispatcher too) gather events
+//!   for half a second (fewer, larger transactions). Neither waits more than `INTAKE_BURST_MAX_DEFER_SECS`
 //!   in one burst: a flood that does not end does not stop the outreach.
 //! * Nothing depends on the signal for correctness: without Redis, or with the rate at 0, work runs
 //!   as usual.

@@ -46,7 +46,7 @@ pub struct RuntimeOptions {
     pub batch_size: Option<i64>,
     /// Name shown as the owner in `projections status` (application_name of the lease connection).
     pub instance: String,
-    /// While it reports an intake burst, the projectors that are not eager gather for
+    /// While it reports an intake burst, every projector (the dispatcher too) gathers for
     /// [`BURST_GATHER`] (`crate::infra::intake`).
     pub burst: crate::infra::intake::BurstSignal,
 }
@@ -297,6 +297,12 @@ async fn drive(
                     }
                     continue;
                 }
+                // Under an intake burst the dispatcher gathers too: jobs start up to this much
+                // later, and the cores go to the server's answers.
+                if options.burst.is_on() {
+                    sleep_or_cancel(BURST_GATHER, &cancel).await;
+                    continue;
+                }
                 // Eager: the next batch starts on the next notification, at once. There is no
                 // pause between batches: what arrived during one batch is the next, so batches
                 // are small while the queue is short and grow with the load by themselves (a
@@ -333,7 +339,7 @@ async fn drive(
     tracing::info!(projector = name, "projector stopped");
 }
 
-/// How long the projectors that are not eager let events gather during an intake burst.
+/// How long projectors let events gather during an intake burst.
 pub const BURST_GATHER: Duration = Duration::from_millis(500);
 
 /// How soon an eager projector looks again after a batch that applied events, without a

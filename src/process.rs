@@ -158,7 +158,11 @@ pub fn spawn_workers(
         None => crate::bus::Kind::ALL.to_vec(),
     };
     // Lead outreach can wait out a burst of intake; replies, lookups and drafts cannot.
-    let burst = crate::infra::intake::BurstSignal::watch(redis.clone(), settings.intake_burst_max_defer, sup.token());
+    let burst = if kinds.contains(&crate::bus::Kind::Leads) {
+        crate::infra::intake::BurstSignal::watch(redis.clone(), settings.intake_burst_max_defer, sup.token())
+    } else {
+        crate::infra::intake::BurstSignal::off()
+    };
     for kind in kinds {
         let handler = crate::workers::handler(kind, &services)?;
         let mut options = worker_options(settings, kind);

@@ -16,8 +16,6 @@
 //! connection dropped, a deadlock, a timeout) are never parked: the batch fails and is retried, as
 //! before.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -39,20 +37,6 @@ pub struct Parked {
     pub attempts: i32,
     pub parked_at: DateTime<Utc>,
     pub retried_at: Option<DateTime<Utc>>,
-}
-
-/// The aggregates `projector` has parked, as `(aggregate_type, aggregate_id)`, each with the
-/// position of its first event not applied: that event and every later one of the aggregate are
-/// skipped.
-pub async fn parked_set(conn: &mut PgConnection, projector: &str) -> sqlx::Result<HashMap<(String, String), Position>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT aggregate_type, aggregate_id, tx_id::text::bigint, global_position FROM projector_parked \
-          WHERE projector = $1",
-    )
-    .bind(projector)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(t, id, tx, g)| ((t, id), Position::new(tx, g))).collect())
 }
 
 /// Parks for `to` what `from` has parked, from the same first events (a verification generation

@@ -289,8 +289,10 @@ async fn apply_or_park(
     Ok((Batch::owned(done), newly))
 }
 
-/// The projector's checkpoint and the aggregates it parked (as [`parking::parked_set`]), read in
-/// one round trip; `None` when the checkpoint does not exist yet.
+/// The projector's checkpoint and the aggregates it parked, read in one round trip; `None` when the
+/// checkpoint does not exist yet. Each parked aggregate, `(aggregate_type, aggregate_id)`, comes
+/// with the position of its first event not applied: that event and every later one of the
+/// aggregate are skipped.
 async fn start(
     conn: &mut PgConnection,
     name: &str,

@@ -124,14 +124,19 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
-/// Counts an intake request (a form or messenger webhook) for the burst signal.
+/// Counts an intake request (a form or messenger webhook) for the burst signal. Only those taken
+/// (2xx) count: a flood of refused posts (wrong secrets, unreadable bodies, over the rate limit) is
+/// answered cheaply and must not hold every tenant's outreach back.
 async fn count_intake(
     State(meter): State<Arc<crate::infra::intake::IntakeMeter>>,
     req: Request,
     next: Next,
 ) -> Response {
-    meter.hit();
-    next.run(req).await
+    let resp = next.run(req).await;
+    if resp.status().is_success() {
+        meter.hit();
+    }
+    resp
 }
 
 /// Records request count, latency and in-flight requests by method and matched route.

@@ -7,13 +7,14 @@
 //! database, so under a flood (an advertising campaign sending a thousand quiz answers a second)
 //! the intake's answers queue behind them.
 //!
-//! * The server counts intake requests ([`IntakeMeter`]). While more than `INTAKE_BURST_RATE`
-//!   arrive per second (over the last second), [`report`] keeps the Redis key
+//! * The server counts the intake requests it takes (answered 2xx; [`IntakeMeter`]). While more
+//!   than `INTAKE_BURST_RATE` are taken per second (over the last second), [`report`] keeps the Redis key
 //!   `<prefix>:intake:burst` set, expiring a second after its last refresh.
 //! * Background processes watch that key ([`BurstSignal`], one read every 200 ms). While it is
 //!   set, the leads worker reads no new jobs and the projectors (the dispatcher too) gather events
 //!   for half a second (fewer, larger transactions). Neither waits more than `INTAKE_BURST_MAX_DEFER_SECS`
-//!   in one burst: a flood that does not end does not stop the outreach.
+//!   in one burst: a flood that does not end does not stop the outreach, and one that comes back
+//!   within that time continues the previous burst.
 //! * Nothing depends on the signal for correctness: without Redis, or with the rate at 0, work runs
 //!   as usual.
 
@@ -132,10 +133,18 @@ pub struct BurstSignal {
 #[derive(Debug)]
 struct Inner {
     on: AtomicBool,
-    /// When the current burst was first seen.
-    since: std::sync::Mutex<Option<Instant>>,
+    bursts: std::sync::Mutex<Bursts>,
     changed: tokio::sync::Notify,
     max_defer: Duration,
+}
+
+/// When the current burst began, and when the flag last went down. A burst that comes back within
+/// the longest deferral continues the previous one, so floods in pulses cannot hold work back for
+/// longer than one deferral in every quiet spell of the same length.
+#[derive(Debug, Default)]
+struct Bursts {
+    since: Option<Instant>,
+    down_at: Option<Instant>,
 }
 
 impl BurstSignal {
@@ -148,7 +157,7 @@ impl BurstSignal {
         BurstSignal {
             inner: Arc::new(Inner {
                 on: AtomicBool::new(false),
-                since: std::sync::Mutex::new(None),
+                bursts: std::sync::Mutex::new(Bursts::default()),
                 changed: tokio::sync::Notify::new(),
                 max_defer,
             }),
@@ -187,17 +196,18 @@ impl BurstSignal {
         if was == on {
             return;
         }
-        let mut since = self.inner.since.lock().unwrap_or_else(|e| e.into_inner());
-        *since = on.then(Instant::now);
-        drop(since);
+        let mut bursts = self.inner.bursts.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            let continues = bursts.down_at.is_some_and(|down| down.elapsed() < self.inner.max_defer);
+            if bursts.since.is_none() || !continues {
+                bursts.since = Some(Instant::now());
+            }
+        } else {
+            bursts.down_at = Some(Instant::now());
+        }
+        drop(bursts);
         metrics::gauge!("aisales_intake_burst_seen").set(if on { 1.0 } else { 0.0 });
         self.inner.changed.notify_waiters();
-    }
-
-    /// Raises or clears the flag as read from Redis (tests).
-    #[doc(hidden)]
-    pub fn set_for_test(&self, on: bool) {
-        self.set(on);
     }
 
     /// Time left for background work to give way: `None` when there is no burst, or when the
@@ -206,7 +216,7 @@ impl BurstSignal {
         if !self.inner.on.load(Ordering::SeqCst) {
             return None;
         }
-        let since = (*self.inner.since.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let since = self.inner.bursts.lock().unwrap_or_else(|e| e.into_inner()).since?;
         self.inner.max_defer.checked_sub(since.elapsed()).filter(|left| !left.is_zero())
     }
 
@@ -282,6 +292,24 @@ mod tests {
             .expect("the deferral is bounded");
         assert!(waited >= Duration::from_millis(90), "{waited:?}");
         assert!(!signal.is_on(), "the flag is still up, but its deferral is used up");
+    }
+
+    #[tokio::test]
+    async fn a_flood_in_pulses_is_one_burst_until_a_quiet_spell_as_long_as_the_deferral() {
+        let signal = BurstSignal::new(Duration::from_millis(300));
+        signal.set(true);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        signal.set(false);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Back after a short pause: the same burst, with what is left of its deferral.
+        signal.set(true);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(!signal.is_on(), "a pulse got a new deferral");
+        // After a quiet spell as long as the deferral, a new burst is held back again.
+        signal.set(false);
+        tokio::time::sleep(Duration::from_millis(320)).await;
+        signal.set(true);
+        assert!(signal.is_on());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const VARS: &[VarSpec] = vars![
         ("REQUEST_BODY_LIMIT_BYTES", "2097152", "largest accepted request body"),
     ],
     "Storage" => [
-        ("DATABASE_URL", "postgres://aisales:aisales@127.0.0.1:5432/aisales", "PostgreSQL connection URL (required in production)"),
+        ("DATABASE_URL", "postgres://aisales:aisales@127.0.0.1:5432/aisales", "PostgreSQL connection URL (required in production); a loopback host (127.0.0.1, ::1, localhost) is reached without TLS unless the URL sets sslmode, other hosts keep the default sslmode=prefer"),
         ("DATABASE_MAX_CONNECTIONS", "20", "connection pool size per process"),
         ("DATABASE_ACQUIRE_TIMEOUT_SECS", "5", "how long a request waits for a pooled connection"),
         ("REDIS_URL", "redis://127.0.0.1:6379/", "Redis connection URL for worker streams and rate limits (required in production)"),

@@ -16,12 +16,38 @@ pub const LEASE_SPACE: i32 = 0x4149_534C; // "AISL"
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options from the settings (statement logging off: statements can carry customer data).
+///
+/// A database on this machine (a loopback address) is reached without TLS unless the URL asks for
+/// a mode (`sslmode`): encryption there protects nothing and costs both sides CPU on every
+/// statement. Any other host keeps the driver's default (`prefer`).
 pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> {
-    let opts = PgConnectOptions::from_str(settings.database_url.expose_secret())
+    let url = settings.database_url.expose_secret();
+    let mut opts = PgConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("DATABASE_URL cannot be used: {e}"))?
         .application_name("aisales")
         .disable_statement_logging();
+    if !ssl_mode_given(url) && is_loopback(opts.get_host()) {
+        opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    }
     Ok(opts)
+}
+
+/// Whether the URL chooses the TLS mode.
+fn ssl_mode_given(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode")
+        })
+    })
+}
+
+/// Whether `host` is this machine: `localhost`, a loopback address, or a Unix socket directory.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A pool sized by `DATABASE_MAX_CONNECTIONS`. Connects lazily, so a process can start (and
@@ -200,5 +226,28 @@ impl Drop for HeldConnection {
             let mut idle = self.owner.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.push((conn, std::time::Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_loopback, ssl_mode_given};
+
+    #[test]
+    fn loopback_hosts_are_this_machine() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.1.1", "::1", "[::1]", "/var/run/postgresql"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["db.example.com", "10.0.0.5", "192.168.1.2", "::ffff:10.0.0.1", "localhost.example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_tls_mode_is_kept() {
+        assert!(!ssl_mode_given("postgres://a:b@127.0.0.1/db"));
+        assert!(!ssl_mode_given("postgres://a:b@127.0.0.1/db?application_name=x"));
+        assert!(ssl_mode_given("postgres://a:b@127.0.0.1/db?sslmode=require"));
+        assert!(ssl_mode_given("postgres://a:b@127.0.0.1/db?x=1&SSL-MODE=verify-full"));
     }
 }

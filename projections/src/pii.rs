@@ -286,11 +286,72 @@ pub async fn seal(
         }
         None | Some(Key::Erased) => None,
     };
-    for_each_pii(event, paths, &mut |path, s| match &cipher {
+    seal_fields(cipher.as_deref(), subject, event_type, paths, event);
+    Ok(())
+}
+
+/// Replaces the strings at `paths` by envelopes under `cipher`, or by [`ERASED`] without one.
+fn seal_fields(cipher: Option<&LessSafeKey>, subject: &Subject, event_type: &str, paths: &[&str], event: &mut Value) {
+    for_each_pii(event, paths, &mut |path, s| match cipher {
         None => *s = ERASED.to_string(),
         Some(cipher) => *s = envelope_of(cipher, subject.tenant_id, subject.id, event_type, path, s),
     });
-    Ok(())
+}
+
+/// A data key made by this process and not stored yet: it is stored by the same statement that
+/// appends the first events sealed with it ([`NewKey::row`]), so a subject that is new together
+/// with its aggregate (a lead) costs no statement of its own. When that statement fails because
+/// the subject has a key already, the events sealed with this one are not written either; they
+/// are sealed again with the stored key ([`seal`]).
+#[derive(Clone)]
+pub struct NewKey {
+    subject: Subject,
+    key_id: String,
+    nonce: Vec<u8>,
+    wrapped: Vec<u8>,
+    cipher: Arc<LessSafeKey>,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey").field("subject", &self.subject.id).field("key_id", &self.key_id).finish()
+    }
+}
+
+/// A row of `data_keys`: (subject, tenant, kind, master key id, nonce, wrapped key).
+pub type NewKeyRow<'a> = (Uuid, Uuid, &'static str, &'a str, &'a [u8], &'a [u8]);
+
+impl NewKey {
+    /// A fresh key for `subject`, or `None` when nothing is sealed for it (sealing is off, or the
+    /// subject is erased) or when this process holds its stored key already.
+    pub fn make(subject: &Subject) -> anyhow::Result<Option<NewKey>> {
+        if subject.erased || !installed() || cached(subject.id).is_some() {
+            return Ok(None);
+        }
+        let wrap = WRAP.get().ok_or_else(|| anyhow!("no master key is installed"))?;
+        let mut raw = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut raw);
+        let (key_id, nonce, wrapped) = wrap.wrap(subject.tenant_id, subject.id, &raw);
+        Ok(Some(NewKey { subject: *subject, key_id, nonce, wrapped, cipher: Arc::new(cipher(&raw)) }))
+    }
+
+    /// Seals the customer-data strings (`paths`) of a serialized event with this key.
+    pub fn seal(&self, event_type: &str, paths: &[&str], event: &mut Value) {
+        seal_fields(Some(&self.cipher), &self.subject, event_type, paths, event);
+    }
+
+    /// The row to insert into `data_keys`.
+    pub fn row(&self) -> NewKeyRow<'_> {
+        (self.subject.id, self.subject.tenant_id, self.subject.kind, &self.key_id, &self.nonce, &self.wrapped)
+    }
+
+    /// Records that the key is stored (its statement committed): this process uses it from now on.
+    pub fn stored(&self) {
+        remember(
+            self.subject.id,
+            Key::Live { tenant: self.subject.tenant_id, cipher: self.cipher.clone(), read: Instant::now() },
+        );
+    }
 }
 
 /// One sealed string in a payload's JSON text: the byte range of its literal (quotes included),

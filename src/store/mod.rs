@@ -52,9 +52,11 @@ use aisales_projections::Position;
 pub use aisales_projections::pii::Subject;
 use cqrs_es::{Aggregate, EventEnvelope};
 
+use chrono::{DateTime, Utc};
 pub use error::{ExecuteError, StoreError};
 pub use metadata::{Cause, EventMetadata, EventRef};
 use sqlx::PgPool;
+use uuid::Uuid;
 pub use writer::Append;
 use writer::{Queued, Sink, Writers, connection, write_alone, write_batch};
 
@@ -163,27 +165,60 @@ impl EventStore {
     /// Loads the aggregate: its latest snapshot (if of the current state version) plus the events
     /// after it, in one round trip.
     pub async fn load<A: StoredAggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
-        let mut conn = connection(&self.sink).await?;
-        let rows: sqlx::Result<Vec<LoadRow>> = sqlx::query_as(
-            "SELECT NULL::bigint, NULL::text, NULL::text, s.payload::text, s.last_sequence \
+        Ok(self.load_rows::<A>(aggregate_id, None).await?.0)
+    }
+
+    /// [`EventStore::load`] of `aggregate_id` and, in the same round trip, when the aggregate
+    /// `other` of the same type recorded its first event (`None` when it has none).
+    pub async fn load_noting_first<A: StoredAggregate>(
+        &self,
+        aggregate_id: &str,
+        other: &str,
+    ) -> Result<(Loaded<A>, Option<DateTime<Utc>>), StoreError> {
+        self.load_rows::<A>(aggregate_id, Some(other)).await
+    }
+
+    async fn load_rows<A: StoredAggregate>(
+        &self,
+        aggregate_id: &str,
+        other: Option<&str>,
+    ) -> Result<(Loaded<A>, Option<DateTime<Utc>>), StoreError> {
+        // The other aggregate's first event comes as sequence -1 (no event has a negative one),
+        // its time in microseconds since the epoch in the payload column; without another
+        // aggregate (`$4` NULL) that branch finds nothing.
+        const LOAD: &str = "SELECT NULL::bigint, NULL::text, NULL::text, s.payload::text, s.last_sequence \
                FROM aggregate_snapshots s \
               WHERE s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.state_version = $3 \
+             UNION ALL \
+             SELECT -1, NULL, NULL, (extract(epoch FROM o.recorded_at) * 1000000)::bigint::text, NULL \
+               FROM events o \
+              WHERE o.aggregate_type = $1 AND o.aggregate_id = $4 AND o.sequence = 1 \
              UNION ALL \
              SELECT e.sequence, e.event_type, e.event_version, e.payload::text, NULL \
                FROM events e \
               WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
                 AND e.sequence > COALESCE((SELECT last_sequence FROM aggregate_snapshots \
                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3), 0) \
-             ORDER BY 1 NULLS FIRST",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(A::STATE_VERSION)
-        .fetch_all(&mut *conn)
-        .await;
+             ORDER BY 1 NULLS FIRST";
+        let mut conn = connection(&self.sink).await?;
+        let rows: sqlx::Result<Vec<LoadRow>> = sqlx::query_as(LOAD)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(A::STATE_VERSION)
+            .bind(other)
+            .fetch_all(&mut *conn)
+            .await;
         conn.finished(&rows);
         drop(conn);
         let mut rows = rows?;
+        let mut other_first = None;
+        if other.is_some()
+            && let Some(i) = rows.iter().position(|r| r.0 == Some(-1))
+        {
+            let row = rows.remove(i);
+            let micros: i64 = row.3.parse().map_err(|_| StoreError::Corrupt(format!("recorded_at {}", row.3)))?;
+            other_first = DateTime::from_timestamp_micros(micros);
+        }
         for row in rows.iter_mut() {
             if let (Some(event_type), true) = (&row.1, aisales_projections::pii::is_sealed(&row.3)) {
                 let opened = aisales_projections::pii::open_payload(&self.sink.pool, event_type, &row.3)
@@ -217,7 +252,7 @@ impl EventStore {
                 (None, None) => return Err(StoreError::Corrupt("row without sequence".into())),
             }
         }
-        Ok(Loaded { state, sequence })
+        Ok((Loaded { state, sequence }, other_first))
     }
 
     /// All events of one aggregate as envelopes (upcast to current versions), in sequence order.
@@ -257,12 +292,30 @@ impl EventStore {
         metadata: &EventMetadata,
         subject: Option<Subject>,
     ) -> Result<Option<Committed>, StoreError> {
+        self.append_sealed::<A>(aggregate_id, expected_sequence, events, metadata, subject, false).await
+    }
+
+    /// [`EventStore::append`]; with `new_key`, the first events of an aggregate that is its own
+    /// data subject (a lead) are sealed with a key made here and stored by the same statement,
+    /// instead of one statement (and commit) of its own before them. A subject that turns out
+    /// to have a key already fails the append as a conflict, which the caller retries without.
+    async fn append_sealed<A: StoredAggregate>(
+        &self,
+        aggregate_id: &str,
+        expected_sequence: i64,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+        subject: Option<Subject>,
+        new_key: bool,
+    ) -> Result<Option<Committed>, StoreError> {
         if events.is_empty() {
             return Ok(None);
         }
         let mut append = Append::of::<A>(aggregate_id, expected_sequence, events, metadata)?;
         if let Some(subject) = subject {
-            append.seal::<A>(&self.sink.pool, &subject, events).await?;
+            let new_key =
+                new_key && expected_sequence == 0 && Uuid::try_parse(aggregate_id).is_ok_and(|id| id == subject.id);
+            append.seal::<A>(&self.sink.pool, &subject, events, new_key).await?;
         }
         let append = Arc::new(append);
         let sink = &self.sink;
@@ -340,15 +393,40 @@ impl EventStore {
         A: StoredAggregate,
         A::Command: Clone,
     {
+        self.execute_loaded(aggregate_id, None, command, services, metadata).await
+    }
+
+    /// [`EventStore::execute`] starting from `loaded`, the aggregate as just read from the store
+    /// (by [`EventStore::load_noting_first`]), instead of reading it again. A retry reads it.
+    pub async fn execute_loaded<A>(
+        &self,
+        aggregate_id: &str,
+        mut loaded: Option<Loaded<A>>,
+        command: A::Command,
+        services: &A::Services,
+        metadata: &EventMetadata,
+    ) -> Result<Outcome<A>, ExecuteError<A::Error>>
+    where
+        A: StoredAggregate,
+        A::Command: Clone,
+    {
         let started = Instant::now();
         let mut attempt = 0;
         let mut trust_cache = true;
+        // A new data key goes in with the first append only: after a conflict, the stored one
+        // (if any) is used.
+        let mut new_key = true;
         let result = loop {
-            let cached = if trust_cache { self.cached::<A>(aggregate_id) } else { None };
+            let given = loaded.take();
+            let cached = if trust_cache && given.is_none() { self.cached::<A>(aggregate_id) } else { None };
             let from_cache = cached.is_some();
-            let Loaded { mut state, sequence } = match cached {
-                Some(c) => c,
-                None => {
+            let Loaded { mut state, sequence } = match (given, cached) {
+                (Some(given), _) => {
+                    attempt += 1;
+                    given
+                }
+                (None, Some(c)) => c,
+                (None, None) => {
                     attempt += 1;
                     self.load::<A>(aggregate_id).await?
                 }
@@ -365,7 +443,9 @@ impl EventStore {
                 break Err(ExecuteError::Rejected(e));
             }
             let subject = state.data_subject(aggregate_id);
-            match self.append::<A>(aggregate_id, sequence, &events, metadata, subject).await {
+            let appended = self.append_sealed::<A>(aggregate_id, sequence, &events, metadata, subject, new_key).await;
+            new_key = false;
+            match appended {
                 Ok(committed) => {
                     if let Some(c) = committed
                         && c.last_sequence / A::SNAPSHOT_EVERY > sequence / A::SNAPSHOT_EVERY

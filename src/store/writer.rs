@@ -31,6 +31,8 @@ pub struct Append {
     payloads: Vec<String>,
     metadata: String,
     tenant_id: Option<Uuid>,
+    /// The data key the events were sealed with when it is new: stored with them.
+    new_key: Option<aisales_projections::pii::NewKey>,
 }
 
 impl Append {
@@ -58,17 +60,24 @@ impl Append {
             payloads,
             metadata: serde_json::to_string(&metadata.to_map()).expect("string map serializes"),
             tenant_id: metadata.tenant_id,
+            new_key: None,
         })
     }
 
     /// Seals the customer-data fields of the events (`events`, the ones this append was made of)
-    /// with the subject's data key ([`aisales_projections::pii`]).
+    /// with the subject's data key ([`aisales_projections::pii`]). With `new_key`, a subject
+    /// whose key this process does not hold gets a new key, stored by the statement that writes
+    /// these events (which then fails as a conflict if the subject has a key already); without
+    /// it, the subject's key is read, or made and stored, first.
     pub(super) async fn seal<A: StoredAggregate>(
         &mut self,
         pool: &sqlx::PgPool,
         subject: &aisales_projections::pii::Subject,
         events: &[A::Event],
+        new_key: bool,
     ) -> Result<(), StoreError> {
+        let corrupt = |e: anyhow::Error| StoreError::Corrupt(format!("customer data cannot be sealed: {e:#}"));
+        let mut key = None;
         for (i, event) in events.iter().enumerate() {
             let paths = <A::Event as aisales_domain::codec::EventSchema>::pii_paths(&self.event_types[i]);
             if paths.is_empty() {
@@ -76,11 +85,18 @@ impl Append {
             }
             let mut value = serde_json::to_value(event)
                 .map_err(|err| StoreError::Corrupt(format!("event cannot be serialized: {err}")))?;
-            aisales_projections::pii::seal(pool, subject, &self.event_types[i], paths, &mut value)
-                .await
-                .map_err(|e| StoreError::Corrupt(format!("customer data cannot be sealed: {e:#}")))?;
+            if new_key && key.is_none() {
+                key = Some(aisales_projections::pii::NewKey::make(subject).map_err(corrupt)?);
+            }
+            match key.as_ref().and_then(Option::as_ref) {
+                Some(key) => key.seal(&self.event_types[i], paths, &mut value),
+                None => aisales_projections::pii::seal(pool, subject, &self.event_types[i], paths, &mut value)
+                    .await
+                    .map_err(corrupt)?,
+            }
             self.payloads[i] = value.to_string();
         }
+        self.new_key = key.flatten();
         Ok(())
     }
 
@@ -248,6 +264,9 @@ pub(super) async fn write_alone(sink: &Sink, append: Arc<Append>) -> Result<Comm
 fn recorded(sink: &Sink, a: &Append, result: &Result<Committed, StoreError>) {
     match result {
         Ok(_) => {
+            if let Some(key) = &a.new_key {
+                key.stored();
+            }
             sink.waker.poke(&sink.pool);
             metrics::counter!("aisales_event_store_appends_total", "aggregate" => a.aggregate_type).increment(1);
             metrics::counter!("aisales_event_store_events_appended_total", "aggregate" => a.aggregate_type)
@@ -317,24 +336,44 @@ async fn insert(sink: &Sink, appends: &[&Append]) -> Result<Vec<Committed>, Stor
             tenants.push(a.tenant_id);
         }
     }
-    let mut conn = connection(sink).await?;
-    let result: sqlx::Result<Vec<WrittenRow>> = sqlx::query_as(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+    let keys: Vec<_> = appends.iter().filter_map(|a| a.new_key.as_ref().map(|k| k.row())).collect();
+    // New data keys go in with the events, in the same statement: a subject that has a key
+    // already fails it as a conflict (nothing written), and its events are sealed again.
+    const EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
          SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
            FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
                 AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
-         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&seqs)
-    .bind(&event_types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(&metadata)
-    .bind(&tenants)
-    .fetch_all(&mut *conn)
-    .await;
+         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position";
+    const KEYS_AND_EVENTS: &str = "WITH keys AS ( \
+           INSERT INTO data_keys (subject_id, tenant_id, kind, key_id, nonce, wrapped) \
+           SELECT * FROM UNNEST($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])) \
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+         SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
+                AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
+         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position";
+    let query = sqlx::query_as(if keys.is_empty() { EVENTS } else { KEYS_AND_EVENTS })
+        .bind(&types)
+        .bind(&ids)
+        .bind(&seqs)
+        .bind(&event_types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(&tenants);
+    let query = if keys.is_empty() {
+        query
+    } else {
+        query
+            .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.3).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.4).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.5).collect::<Vec<_>>())
+    };
+    let mut conn = connection(sink).await?;
+    let result: sqlx::Result<Vec<WrittenRow>> = query.fetch_all(&mut *conn).await;
     conn.finished(&result);
     drop(conn);
     let written = match result {

@@ -648,3 +648,68 @@ async fn during_a_burst_of_form_posts_outreach_waits_and_then_reaches_every_lead
     let chats: std::collections::HashSet<&str> = sent.iter().map(|(chat, _, _)| chat.as_str()).collect();
     assert_eq!((sent.len(), chats.len()), (posted, posted), "one message per lead");
 }
+
+/// The data keys of a lead's subject in `data_keys`: (wrapped key) per row.
+async fn lead_keys(app: &crate::helpers::TestApp, lead: uuid::Uuid) -> Vec<Vec<u8>> {
+    sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject_id = $1")
+        .bind(lead)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_lead_is_sealed_with_a_key_stored_with_its_events_or_with_the_key_it_already_has() {
+    use aisales_projections::pii::KeyWrap;
+    let app = app_with(&fast(&[])).await;
+    let s = shop(&app).await;
+    // Half past noon: far from the edges of the duplicate window, which the lead id depends on.
+    let at = Utc::now().date_naive().and_hms_opt(12, 30, 0).unwrap().and_utc();
+    aisales::application::leads::clock::set(s.t.id, at);
+
+    // A new lead: one key, stored with its first events, and its fields open with it.
+    let r = post_form(&app, &s.form_path, &marquiz(PHONE)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let lead: uuid::Uuid = r.json::<Value>().await.unwrap()["lead_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(lead_keys(&app, lead).await.len(), 1);
+    let received = crate::helpers::opened_events(&app.pool, Some(&lead.to_string()), "LeadReceived").await;
+    assert_eq!(received[0].2["fields"]["car"], "Kia Rio 2015");
+    let stored: String =
+        sqlx::query_scalar("SELECT payload::text FROM events WHERE aggregate_id = $1 AND sequence = 1")
+            .bind(lead.to_string())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!stored.contains("Kia Rio"), "the stored event is sealed: {stored}");
+
+    // A key stored for a lead before its first event (an earlier attempt that stopped between
+    // the two): the lead's events are sealed with that key, and no second key is made.
+    let body = marquiz("+7 (999) 111-22-33");
+    let Ok(aisales_domain::lead::FormBody::Submission(submission)) = aisales_domain::lead::parse_json(&body) else {
+        panic!("a submission")
+    };
+    let form: uuid::Uuid = s.form_id.parse().unwrap();
+    let expected = aisales_domain::lead::lead_id(s.t.id, form, &submission.fingerprint(), at);
+    let (key_id, nonce, wrapped) = app.state.keys.wrap(s.t.id, expected, &[7u8; 32]);
+    sqlx::query(
+        "INSERT INTO data_keys (subject_id, tenant_id, kind, key_id, nonce, wrapped) VALUES ($1, $2, 'lead', $3, $4, $5)",
+    )
+    .bind(expected)
+    .bind(s.t.id)
+    .bind(&key_id)
+    .bind(&nonce)
+    .bind(&wrapped)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let r = post_form(&app, &s.form_path, &body).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["lead_id"], expected.to_string());
+    assert_eq!(lead_keys(&app, expected).await, [wrapped], "the key that was there is kept");
+    let received = crate::helpers::opened_events(&app.pool, Some(&expected.to_string()), "LeadReceived").await;
+    assert_eq!(received[0].2["fields"]["client_name"], "Иван", "{}", received[0].2);
+    assert_eq!(received[0].2["fields"]["car"], "Kia Rio 2015", "{}", received[0].2);
+}

@@ -9,7 +9,7 @@ use aisales_domain::lead::{
     self as dl, FormBody, Lead, LeadCommand, LeadError, LeadFields, LeadStatus, NewSubmission, SubmissionError,
 };
 use aisales_domain::tenant::WorkingHours;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -149,10 +149,18 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
     };
     // The same submission a moment ago, across the window boundary, is the lead of the previous
     // window.
+    // Both are read in one round trip: the lead of this window (usually new) and when the
+    // previous window's was received.
     let previous = dl::previous_window_lead_id(form.tenant_id, form_id, &fingerprint, now);
-    let lead_id = match received_at(ctx, previous).await? {
-        Some(at) if now - at < chrono::Duration::seconds(dl::DUPLICATE_WINDOW_SECS) => previous,
-        _ => dl::lead_id(form.tenant_id, form_id, &fingerprint, now),
+    let current = dl::lead_id(form.tenant_id, form_id, &fingerprint, now);
+    let (loaded, previous_at) = ctx
+        .store
+        .load_noting_first::<Lead>(&current.to_string(), &previous.to_string())
+        .await
+        .map_err(|e| PostError::Unexpected(anyhow::anyhow!("the lead could not be read: {e}")))?;
+    let (lead_id, loaded) = match previous_at {
+        Some(at) if now - at < chrono::Duration::seconds(dl::DUPLICATE_WINDOW_SECS) => (previous, None),
+        _ => (current, Some(loaded)),
     };
     let meta = EventMetadata {
         tenant_id: Some(form.tenant_id),
@@ -164,7 +172,7 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
     };
     let out = ctx
         .store
-        .execute::<Lead>(&lead_id.to_string(), LeadCommand::Receive(Box::new(new)), &(), &meta)
+        .execute_loaded::<Lead>(&lead_id.to_string(), loaded, LeadCommand::Receive(Box::new(new)), &(), &meta)
         .await
         .map_err(|e| PostError::Unexpected(anyhow::anyhow!("the lead could not be stored: {e}")))?;
     let repeated = out.state.submissions > 1;
@@ -174,16 +182,6 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
     metrics::counter!("aisales_lead_posts_total", "source" => form.kind.as_str(), "outcome" => metric_outcome)
         .increment(1);
     Ok(Posted { outcome, lead_id: Some(lead_id), status })
-}
-
-/// When a lead was received, or `None` when there is no such lead.
-async fn received_at(ctx: &Context, lead: Uuid) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
-        "SELECT recorded_at FROM events WHERE aggregate_type = 'lead' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(lead.to_string())
-    .fetch_optional(&ctx.pool)
-    .await
 }
 
 /// Runs a command on a lead of `tenant` (another tenant's lead is "not found").

@@ -209,3 +209,20 @@ where
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::database_unreachable;
+    use crate::store::{ExecuteError, StoreError};
+
+    #[test]
+    fn a_store_failure_to_reach_the_database_is_unreachable_through_its_context() {
+        let load =
+            anyhow::Error::new(StoreError::Database(sqlx::Error::PoolTimedOut)).context("the lead could not be read");
+        assert!(database_unreachable(&load));
+        let execute: ExecuteError<std::fmt::Error> = ExecuteError::Store(StoreError::Database(sqlx::Error::PoolClosed));
+        assert!(database_unreachable(&anyhow::Error::new(execute).context("the lead could not be stored")));
+        let conflict: ExecuteError<std::fmt::Error> = ExecuteError::Conflict;
+        assert!(!database_unreachable(&anyhow::Error::new(conflict)));
+    }
+}

@@ -157,7 +157,7 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
         .store
         .load_noting_first::<Lead>(&current.to_string(), &previous.to_string())
         .await
-        .map_err(|e| PostError::Unexpected(anyhow::anyhow!("the lead could not be read: {e}")))?;
+        .map_err(|e| PostError::Unexpected(anyhow::Error::new(e).context("the lead could not be read")))?;
     let (lead_id, loaded) = match previous_at {
         Some(at) if now - at < chrono::Duration::seconds(dl::DUPLICATE_WINDOW_SECS) => (previous, None),
         _ => (current, Some(loaded)),
@@ -174,7 +174,7 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
         .store
         .execute_loaded::<Lead>(&lead_id.to_string(), loaded, LeadCommand::Receive(Box::new(new)), &(), &meta)
         .await
-        .map_err(|e| PostError::Unexpected(anyhow::anyhow!("the lead could not be stored: {e}")))?;
+        .map_err(|e| PostError::Unexpected(anyhow::Error::new(e).context("the lead could not be stored")))?;
     let repeated = out.state.submissions > 1;
     let status = out.state.status.map(LeadStatus::as_str);
     let outcome = if repeated { "repeated" } else { "received" };

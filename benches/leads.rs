@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Open loop: one post every 1/rate s; each in its own task.
     let measuring = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let latencies = Arc::new(Mutex::new(Vec::<(u64, f64)>::new()));
     let errors = Arc::new(AtomicU64::new(0));
     let total = (warmup + seconds) * rate;
     let mut tasks = tokio::task::JoinSet::new();
@@ -191,14 +191,28 @@ async fn main() -> anyhow::Result<()> {
                 errors.fetch_add(1, Ordering::Relaxed);
             }
             if measured {
-                latencies.lock().unwrap().push(ms);
+                latencies.lock().unwrap().push((n, ms));
             }
         });
     }
     let offered = measure_start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(1.0);
     while tasks.join_next().await.is_some() {}
     let posted_in = started.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+    let timed = std::mem::take(&mut *latencies.lock().unwrap());
+    // The p99 of each second of the measured window (by when the post was sent), to tell a
+    // steady tail from a stall.
+    let mut by_second: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    for (n, ms) in &timed {
+        by_second.entry(n / rate - warmup).or_default().push(*ms);
+    }
+    let per_second: Vec<String> = by_second
+        .into_values()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            format!("{:.0}", v[(v.len() * 99 / 100).min(v.len() - 1)])
+        })
+        .collect();
+    let mut lat: Vec<f64> = timed.into_iter().map(|(_, ms)| ms).collect();
     let measured = lat.len();
     if background_processes.is_none() {
         background_processes = Some(start_background()?);
@@ -216,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
         format!("{:.0} posts/s, {} errors in all", measured as f64 / offered, errors.load(Ordering::Relaxed)),
     );
     report("form post latency", Summary::of(&mut lat));
+    report("form post p99 per second (ms)", per_second.join(" "));
 
     // Every lead contacted, each customer written to once.
     let waiting = Instant::now();

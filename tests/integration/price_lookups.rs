@@ -685,7 +685,13 @@ async fn a_customer_vin_ends_as_a_price_suggestion_and_replay_shows_the_chain() 
     // Market 60 000 … 80 000, the default margin −25 %: 45 000 … 60 000.
     let text = plain(price["text"].as_str().unwrap());
     assert!(text.contains("от 45 000 до 60 000 ₽"), "{text}");
-    let list = env.app.get_json(&format!("/api/price-lookups?conversation_id={conversation}"), env.op()).await;
+    // The lookups' read model has its own projector: it may be a moment behind the suggestions'.
+    let path = format!("/api/price-lookups?conversation_id={conversation}");
+    let list = eventually(Duration::from_secs(20), "the conversation's price lookup is listed as priced", || async {
+        let list = env.app.get_json(&path, env.op()).await;
+        (list["items"][0]["status"] == "priced").then_some(list)
+    })
+    .await;
     let lookup = &list["items"][0];
     assert_eq!(lookup["status"], "priced", "{list:#}");
     assert_eq!(lookup["subject"]["oem"], "30500-33570");

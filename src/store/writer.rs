@@ -339,19 +339,22 @@ async fn insert(sink: &Sink, appends: &[&Append]) -> Result<Vec<Committed>, Stor
     let keys: Vec<_> = appends.iter().filter_map(|a| a.new_key.as_ref().map(|k| k.row())).collect();
     // New data keys go in with the events, in the same statement: a subject that has a key
     // already fails it as a conflict (nothing written), and its events are sealed again.
-    const EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
-         SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
-           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
-                AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
-         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position";
-    const KEYS_AND_EVENTS: &str = "WITH keys AS ( \
+    macro_rules! insert_events {
+        () => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
+             SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
+                    AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
+             RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position"
+        };
+    }
+    const EVENTS: &str = insert_events!();
+    const KEYS_AND_EVENTS: &str = concat!(
+        "WITH keys AS ( \
            INSERT INTO data_keys (subject_id, tenant_id, kind, key_id, nonce, wrapped) \
-           SELECT * FROM UNNEST($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])) \
-         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tenant_id) \
-         SELECT x.agg, x.id, x.seq, x.typ, x.ver, x.payload::json, x.meta::json, x.tenant \
-           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[]) \
-                AS x(agg, id, seq, typ, ver, payload, meta, tenant) \
-         RETURNING aggregate_type, aggregate_id, sequence, tx_id::text::bigint, global_position";
+           SELECT * FROM UNNEST($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])) ",
+        insert_events!()
+    );
     let query = sqlx::query_as(if keys.is_empty() { EVENTS } else { KEYS_AND_EVENTS })
         .bind(&types)
         .bind(&ids)

@@ -148,9 +148,8 @@ pub async fn post(ctx: &Context, form: &Form, body: FormPost) -> Result<Posted, 
         received_at: now,
     };
     // The same submission a moment ago, across the window boundary, is the lead of the previous
-    // window.
-    // Both are read in one round trip: the lead of this window (usually new) and when the
-    // previous window's was received.
+    // window. One round trip reads the lead of this window (usually new) and when the previous
+    // window's was received.
     let previous = dl::previous_window_lead_id(form.tenant_id, form_id, &fingerprint, now);
     let current = dl::lead_id(form.tenant_id, form_id, &fingerprint, now);
     let (loaded, previous_at) = ctx
